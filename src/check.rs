@@ -1,0 +1,98 @@
+//! `integrity_check` and `foreign_key_check`, collected in full.
+
+use anyhow::Result;
+use rusqlite::Connection;
+use serde::Serialize;
+
+/// One row that violates a foreign key.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FkViolation {
+    pub table: String,
+    pub rowid: Option<i64>,
+    pub parent: String,
+}
+
+/// What SQLite's own checks found.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct Health {
+    /// Messages of `integrity_check` (empty when it said `ok`).
+    pub integrity: Vec<String>,
+    pub foreign_keys: Vec<FkViolation>,
+}
+
+impl Health {
+    pub fn is_clean(&self) -> bool {
+        self.integrity.is_empty() && self.foreign_keys.is_empty()
+    }
+
+    /// A readable report, one problem per line.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if self.integrity.is_empty() {
+            out.push_str("integrity_check: ok\n");
+        } else {
+            out.push_str(&format!(
+                "integrity_check: {} problem(s)\n",
+                self.integrity.len()
+            ));
+            for m in &self.integrity {
+                out.push_str(&format!("  {m}\n"));
+            }
+        }
+        if self.foreign_keys.is_empty() {
+            out.push_str("foreign_key_check: ok\n");
+        } else {
+            out.push_str(&format!(
+                "foreign_key_check: {} row(s) reference missing parents\n",
+                self.foreign_keys.len()
+            ));
+            for v in self.foreign_keys.iter().take(20) {
+                let row = v
+                    .rowid
+                    .map_or("(no rowid)".to_string(), |r| format!("rowid {r}"));
+                out.push_str(&format!("  {} {row} -> {}\n", v.table, v.parent));
+            }
+            if self.foreign_keys.len() > 20 {
+                out.push_str(&format!("  … and {} more\n", self.foreign_keys.len() - 20));
+            }
+        }
+        out
+    }
+}
+
+/// Runs `integrity_check` (or `quick_check` when `quick`) and
+/// `foreign_key_check` on the `main` database of a connection.
+pub fn health(conn: &Connection, quick: bool) -> Result<Health> {
+    let pragma = if quick {
+        "quick_check"
+    } else {
+        "integrity_check"
+    };
+    let mut stmt = conn.prepare(&format!("PRAGMA {pragma}"))?;
+    let integrity: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|m| m != "ok")
+        .collect();
+    Ok(Health {
+        integrity,
+        foreign_keys: foreign_key_violations(conn)?,
+    })
+}
+
+/// Every row of `main` that violates a foreign key.
+pub fn foreign_key_violations(conn: &Connection) -> Result<Vec<FkViolation>> {
+    let mut stmt = conn.prepare("PRAGMA main.foreign_key_check")?;
+    let mut v: Vec<FkViolation> = stmt
+        .query_map([], |r| {
+            Ok(FkViolation {
+                table: r.get(0)?,
+                rowid: r.get(1)?,
+                parent: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    v.sort();
+    Ok(v)
+}

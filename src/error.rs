@@ -1,0 +1,69 @@
+//! Errors that decide the exit code.
+//!
+//! Everything else travels as `anyhow::Error` with context naming the file or
+//! object; an [`Exit`] anywhere in the chain sets the exit code that scripts
+//! rely on (see the README's table).
+
+use std::fmt;
+
+/// Why a command stopped, as a process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitKind {
+    /// 2: bad usage or bad input (missing file, not SQLite, syntax error).
+    Input = 2,
+    /// 3: aborted before production changed (declined, not allowed,
+    /// validation failed, production changed meanwhile).
+    Aborted = 3,
+    /// 4: the deploy failed and production was rolled back.
+    DeployFailed = 4,
+}
+
+/// An error that carries its exit code.
+#[derive(Debug)]
+pub struct Exit {
+    pub kind: ExitKind,
+    pub message: String,
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// Bad input: exit 2.
+pub fn input(message: impl Into<String>) -> anyhow::Error {
+    Exit {
+        kind: ExitKind::Input,
+        message: message.into(),
+    }
+    .into()
+}
+
+/// Aborted before anything changed: exit 3.
+pub fn aborted(message: impl Into<String>) -> anyhow::Error {
+    Exit {
+        kind: ExitKind::Aborted,
+        message: message.into(),
+    }
+    .into()
+}
+
+/// Deploy failed and was rolled back: exit 4.
+pub fn deploy_failed(message: impl Into<String>) -> anyhow::Error {
+    Exit {
+        kind: ExitKind::DeployFailed,
+        message: message.into(),
+    }
+    .into()
+}
+
+/// The exit code for an error: the first [`Exit`] in its chain decides; any
+/// other failure is reported as an input/usage error (2).
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<Exit>())
+        .map_or(ExitKind::Input as u8, |e| e.kind as u8)
+}
