@@ -553,15 +553,12 @@ pub fn render_text(d: &SchemaDiff, style: Style) -> String {
             _ => style.yellow(&head),
         };
         out.push_str(&head);
-        match c.kind {
-            ChangeKind::TableAdded | ChangeKind::TableRemoved => {}
-            _ if c.details.len() == 1 && (indent || c.before.is_none()) => {
-                out.push_str(&format!(": {}", c.details[0]));
-            }
-            _ => {}
+        let inline = indent || (c.before.is_none() || c.after.is_none()) && !c.details.is_empty();
+        if inline && !c.details.is_empty() {
+            out.push_str(&format!(": {}", c.details.join("; ")));
         }
         out.push('\n');
-        if !(indent || c.details.len() == 1 && c.before.is_none()) {
+        if !inline {
             for d in &c.details {
                 out.push_str(&format!("    {d}\n"));
             }

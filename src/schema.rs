@@ -590,7 +590,7 @@ fn parse_create_table(sql: &str) -> ParsedTable {
 /// Orders views so that a view comes after the views it reads from, and by
 /// name otherwise.
 fn order_views(mut views: Vec<View>) -> Vec<View> {
-    views.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    views.sort_by_key(|v| v.name.to_lowercase());
     let names: Vec<String> = views.iter().map(|v| v.name.to_lowercase()).collect();
     let deps: Vec<Vec<usize>> = views
         .iter()

@@ -1,0 +1,9 @@
+//! One integration-test binary (one link step): every module drives the real
+//! `sqlmorph` binary against real SQLite files made in temporary directories.
+
+mod support;
+
+mod check_cmd;
+mod diff_cmd;
+mod input_errors;
+mod schema_cmd;

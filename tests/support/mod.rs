@@ -1,0 +1,114 @@
+//! Test helpers: temporary workspaces, databases built from SQL, the binary.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use rusqlite::Connection;
+use sha2::{Digest, Sha256};
+
+/// A temporary directory that tests put files in.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        Workspace {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a text file.
+    pub fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Creates a SQLite database by executing `sql`.
+    pub fn db(&self, name: &str, sql: &str) -> PathBuf {
+        let p = self.path(name);
+        let conn = Connection::open(&p).unwrap();
+        conn.execute_batch(sql).unwrap();
+        p
+    }
+
+    /// Every file below the workspace with its SHA-256: a fingerprint of the
+    /// whole tree, to prove a command changed nothing.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, String> {
+        tree_hashes(self.dir.path())
+    }
+
+    /// A command for the binary, run inside the workspace.
+    pub fn cmd(&self) -> Command {
+        let mut c = sqlmorph();
+        c.current_dir(self.dir.path());
+        c
+    }
+}
+
+/// The `sqlmorph` binary, with colour and terminal detection neutralized.
+pub fn sqlmorph() -> Command {
+    let mut c = Command::cargo_bin("sqlmorph").unwrap();
+    c.env_remove("NO_COLOR").env("TERM", "xterm");
+    c
+}
+
+pub fn sha256_file(p: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+pub fn tree_hashes(dir: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), "dir".into());
+                stack.push(p);
+            } else {
+                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), sha256_file(&p));
+            }
+        }
+    }
+    out
+}
+
+/// Output of a finished command as text.
+pub fn stdout_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs a query and returns the first column of every row as text.
+pub fn column(db: &Path, sql: &str) -> Vec<String> {
+    let conn = Connection::open(db).unwrap();
+    let mut stmt = conn.prepare(sql).unwrap();
+    stmt.query_map([], |r| {
+        let v: rusqlite::types::Value = r.get(0)?;
+        Ok(match v {
+            rusqlite::types::Value::Null => "NULL".to_string(),
+            rusqlite::types::Value::Integer(i) => i.to_string(),
+            rusqlite::types::Value::Real(f) => f.to_string(),
+            rusqlite::types::Value::Text(t) => t,
+            rusqlite::types::Value::Blob(b) => format!("x'{}'", hex::encode(b)),
+        })
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
