@@ -7,9 +7,86 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::config::Config;
 use crate::diff;
+use crate::error::input;
+use crate::host;
+use crate::prompt::Prompter;
+use crate::recipe;
+use crate::run::Options;
 use crate::schema::Schema;
 use crate::style::Style;
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Paths of a run from flags, then the configuration, then the defaults.
+fn resolve_paths(
+    config: &Config,
+    target: &Target,
+    backup_dir: Option<PathBuf>,
+    work_dir: Option<PathBuf>,
+) -> Result<Options> {
+    let production = target
+        .production
+        .clone()
+        .or_else(|| {
+            config
+                .production
+                .as_ref()
+                .and_then(|p| p.targets().first().cloned())
+        })
+        .ok_or_else(|| {
+            input("no production database: give --production or set `production` in sqlmorph.toml")
+        })?;
+    if production.starts_with("ssh://") {
+        return Err(input(format!(
+            "{production}: SSH targets are not supported by this build yet; use a local path"
+        )));
+    }
+    Ok(Options {
+        source: target
+            .source
+            .clone()
+            .or_else(|| config.source.clone())
+            .unwrap_or_default(),
+        production: PathBuf::from(production),
+        backup_dir: backup_dir
+            .or_else(|| config.backup_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("backups")),
+        work_dir: work_dir
+            .or_else(|| config.work_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(".sqlmorph")),
+        dry_run: false,
+        yes: false,
+        allow_destructive: false,
+        json: false,
+        stop: config.stop.clone(),
+        restart: config.restart.clone(),
+        health_check: config.health_check.clone(),
+        recipe_name: String::new(),
+        recipe_hash: String::new(),
+    })
+}
+
+fn resolve(
+    config: &Config,
+    target: &Target,
+    backup_dir: Option<PathBuf>,
+    work_dir: Option<PathBuf>,
+    set: impl FnOnce(&mut Options),
+) -> Result<Options> {
+    let mut opts = resolve_paths(config, target, backup_dir, work_dir)?;
+    if opts.source.as_os_str().is_empty() {
+        return Err(input(
+            "no source schema: give --source or set `source` in sqlmorph.toml",
+        ));
+    }
+    set(&mut opts);
+    Ok(opts)
+}
 
 /// Database-first SQLite migrations, scripted in Rhai.
 ///
@@ -30,6 +107,75 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Migrate production to the source schema by running a recipe.
+    ///
+    /// Without RECIPE the built-in stock recipe runs (recipes/default.rhai):
+    /// backup, snapshot, diff, review, build, copy, validate, confirm, swap.
+    /// Every step before the swap works on copies in the run directory
+    /// (<work_dir>/runs/<YYYYMMDD_HHMMSS>/).
+    ///
+    /// With no terminal and no --yes, the first confirmation stops the run
+    /// (exit 3). Changes that lose data also need --allow-destructive.
+    Run {
+        /// A Rhai recipe; the stock recipe when omitted.
+        recipe: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, value_name = "D")]
+        backup_dir: Option<PathBuf>,
+        #[arg(long, value_name = "W")]
+        work_dir: Option<PathBuf>,
+        /// Run every step on copies and print the report; production and the
+        /// backup directory are not touched.
+        #[arg(long)]
+        dry_run: bool,
+        /// Answer yes to confirmations that lose no data.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Also accept changes that drop or change data (with --yes, or at a
+        /// terminal).
+        #[arg(long)]
+        allow_destructive: bool,
+        /// text: the log on standard output; json: the log on standard error
+        /// and a summary object on standard output.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Show what a migration would do (schema changes and data impact)
+    /// without writing anything.
+    Plan {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// List the backups of production, newest first.
+    Backups {
+        #[arg(long, value_name = "D")]
+        backup_dir: Option<PathBuf>,
+        #[arg(long, value_name = "F")]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Restore production from a backup (the newest unless --backup), with
+    /// the same atomic swap, after backing up the current production.
+    Rollback {
+        #[arg(long, value_name = "P")]
+        production: Option<String>,
+        /// The backup file to restore.
+        #[arg(long, value_name = "FILE")]
+        backup: Option<PathBuf>,
+        #[arg(long, value_name = "D")]
+        backup_dir: Option<PathBuf>,
+        #[arg(long, value_name = "F")]
+        config: Option<PathBuf>,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Write a commented sqlmorph.toml and a recipe template here.
+    Init,
     /// Print the normalized schema of a database or .sql file.
     ///
     /// The SQL form is deterministic and re-executable into an empty database.
@@ -60,6 +206,20 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+}
+
+/// Where the schemas and production are (flags override sqlmorph.toml).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// The target schema: a SQLite file or a .sql file.
+    #[arg(long, value_name = "S")]
+    pub source: Option<PathBuf>,
+    /// The production database (a local path).
+    #[arg(long, value_name = "P")]
+    pub production: Option<String>,
+    /// The configuration file (default: ./sqlmorph.toml if present).
+    #[arg(long, value_name = "F")]
+    pub config: Option<PathBuf>,
 }
 
 /// Output format of reports.
@@ -106,6 +266,123 @@ pub fn run(cli: Cli) -> Result<u8> {
             };
             print(&text)?;
             Ok(u8::from(!d.is_empty()))
+        }
+        Command::Run {
+            recipe,
+            target,
+            backup_dir,
+            work_dir,
+            dry_run,
+            yes,
+            allow_destructive,
+            format,
+        } => {
+            let config = Config::load(target.config.as_deref())?;
+            let (recipe_name, recipe_text) = match &recipe {
+                Some(path) => (
+                    path.display().to_string(),
+                    std::fs::read_to_string(path).map_err(|e| {
+                        input(format!("{}: cannot read the recipe: {e}", path.display()))
+                    })?,
+                ),
+                None => ("default".to_string(), host::DEFAULT_RECIPE.to_string()),
+            };
+            let opts = resolve(&config, &target, backup_dir, work_dir, |o| {
+                o.dry_run = dry_run;
+                o.yes = yes;
+                o.allow_destructive = allow_destructive;
+                o.json = format == Format::Json;
+                o.recipe_hash = sha256_hex(recipe_text.as_bytes());
+                o.recipe_name = recipe_name.clone();
+            })?;
+            let prompter = Prompter::new(yes, allow_destructive, dry_run);
+            let summary = recipe::run(
+                opts,
+                prompter,
+                &config.limits,
+                &recipe_name,
+                &recipe_text,
+                recipe.as_deref(),
+            )?;
+            if format == Format::Json {
+                print(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
+            }
+            Ok(0)
+        }
+        Command::Plan { target, format } => {
+            let config = Config::load(target.config.as_deref())?;
+            let opts = resolve(&config, &target, None, None, |_| {})?;
+            let source = Schema::load(&opts.source)?;
+            let prod = Schema::load(&opts.production)?;
+            let d = diff::diff(&prod, &source);
+            let conn = crate::db::open_readonly(&opts.production)?;
+            let plan =
+                crate::plan::build(&prod, &source, &crate::plan::Mappings::default(), &conn)?;
+            let text = match format {
+                Format::Text if d.is_empty() => {
+                    "No migration needed: production already matches the source.\n".to_string()
+                }
+                Format::Text => crate::run::render_review(&plan, &d, Style::stdout()),
+                Format::Json => {
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "identical": d.is_empty(),
+                        "changes": d.changes,
+                        "plan": plan,
+                    }))? + "\n"
+                }
+            };
+            print(&text)?;
+            Ok(0)
+        }
+        Command::Backups {
+            backup_dir,
+            config,
+            format,
+        } => {
+            let config = Config::load(config.as_deref())?;
+            let dir = backup_dir
+                .or(config.backup_dir)
+                .unwrap_or_else(|| PathBuf::from("backups"));
+            let list = crate::backup::list(&dir)?;
+            let text = match format {
+                Format::Json => serde_json::to_string_pretty(&list)? + "\n",
+                Format::Text if list.is_empty() => format!("No backups in {}\n", dir.display()),
+                Format::Text => list
+                    .iter()
+                    .map(|b| {
+                        format!(
+                            "{}  {:>12} bytes  schema {}  {}\n",
+                            b.time,
+                            b.bytes,
+                            b.schema_hash.as_deref().unwrap_or("(unreadable)"),
+                            b.path.display()
+                        )
+                    })
+                    .collect(),
+            };
+            print(&text)?;
+            Ok(0)
+        }
+        Command::Rollback {
+            production,
+            backup,
+            backup_dir,
+            config,
+            yes,
+        } => {
+            let config_file = Config::load(config.as_deref())?;
+            let target = Target {
+                source: None,
+                production,
+                config,
+            };
+            let opts = resolve_paths(&config_file, &target, backup_dir, None)?;
+            crate::rollback::rollback(&opts, backup.as_deref(), Prompter::new(yes, false, false))?;
+            Ok(0)
+        }
+        Command::Init => {
+            crate::recipe::init(std::path::Path::new("."))?;
+            Ok(0)
         }
         Command::Check { db, format } => {
             let conn = crate::db::open_readonly(&db)?;

@@ -1,0 +1,131 @@
+//! `sqlmorph.toml`: every option of a run, overridden by command-line flags.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::error::input;
+
+/// The configuration file, as written by the user. Unknown keys are errors.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub source: Option<PathBuf>,
+    pub production: Option<Production>,
+    pub backup_dir: Option<PathBuf>,
+    pub work_dir: Option<PathBuf>,
+    /// Run on the production host before the swap.
+    pub stop: Option<String>,
+    /// Run after the swap (locally for a local path).
+    pub restart: Option<String>,
+    /// Run after the restart; a non-zero exit means failure.
+    pub health_check: Option<String>,
+    #[serde(default)]
+    pub ssh: SshConfig,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// One production target or a fleet.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Production {
+    One(String),
+    Fleet(Vec<String>),
+}
+
+impl Production {
+    /// The targets, in order.
+    pub fn targets(&self) -> Vec<String> {
+        match self {
+            Production::One(p) => vec![p.clone()],
+            Production::Fleet(v) => v.clone(),
+        }
+    }
+}
+
+/// `[ssh]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshConfig {
+    pub identity: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+}
+
+/// `[limits]`: how far a recipe may go before it is stopped.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_operations: u64,
+    pub max_call_levels: usize,
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_operations: 50_000_000,
+            max_call_levels: 64,
+            max_string_size: 16 << 20,
+            max_array_size: 1_000_000,
+        }
+    }
+}
+
+/// The file name looked for in the current directory.
+pub const FILE_NAME: &str = "sqlmorph.toml";
+
+impl Config {
+    /// Loads `--config FILE`, or `sqlmorph.toml` in the current directory if
+    /// it exists, or the defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        let path = match explicit {
+            Some(p) => p.to_path_buf(),
+            None if Path::new(FILE_NAME).exists() => PathBuf::from(FILE_NAME),
+            None => return Ok(Config::default()),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            input(format!(
+                "{}: cannot read the configuration: {e}",
+                path.display()
+            ))
+        })?;
+        let config: Config = toml::from_str(&text)
+            .map_err(|e| input(format!("{}: {e}", path.display())))
+            .with_context(|| "reading the configuration".to_string())?;
+        Ok(config)
+    }
+}
+
+/// A commented configuration file, written by `sqlmorph init`.
+pub const TEMPLATE: &str = r#"# sqlmorph configuration. Command-line flags override every key.
+
+# The target schema: a SQLite "schema database" or a .sql file of DDL.
+source = "schema.sqlite3"
+
+# The live database: a local path, or "ssh://user@host:22/srv/app/app.sqlite3",
+# or a list of them (a fleet).
+production = "prod.sqlite3"
+
+# Timestamped backups of production (<stem>_backup_<YYYYMMDD_HHMMSS>.sqlite3).
+backup_dir = "backups"
+
+# Run directories (<work_dir>/runs/<YYYYMMDD_HHMMSS>/): log, diff, plan, report.
+work_dir = ".sqlmorph"
+
+# Commands run on the production host (locally for a local path).
+stop = ""            # before the swap, optional
+restart = ""         # after the swap, e.g. "systemctl restart myapp"
+health_check = ""    # after the restart; a non-zero exit rolls the deploy back
+
+[ssh]
+# identity = "~/.ssh/id_ed25519"
+# known_hosts = "~/.ssh/known_hosts"
+
+[limits]
+# How much a recipe may do before it is stopped (Rhai operations).
+# max_operations = 50000000
+# max_call_levels = 64
+"#;

@@ -1,0 +1,454 @@
+//! Build a fresh database from the source schema and copy production's data
+//! into it, inside SQLite: the snapshot is ATTACHed read-only and every table
+//! is filled by one `INSERT … SELECT`, with journal and fsync off on the
+//! scratch file and foreign keys off (no cascade can fire). Tables come
+//! first, then the data, then indexes, views and triggers, so that indexes
+//! are built once from sorted data and no trigger fires during the copy.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OpenFlags};
+use serde::Serialize;
+
+use crate::error::aborted;
+use crate::plan::{Plan, TablePlan, render_value};
+use crate::schema::{Schema, Table};
+use crate::sqltext::{self, Token, display_ident, quote_ident};
+
+/// The schema name the snapshot is attached under while copying (and in
+/// recipes' `sql`/`query` on the migrated database).
+pub const SNAPSHOT_SCHEMA: &str = "snapshot";
+
+/// What the copy did.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct CopyStats {
+    /// (table, rows copied, seconds)
+    pub tables: Vec<(String, i64, f64)>,
+    pub seconds: f64,
+}
+
+/// Settings carried over from production to the new file.
+#[derive(Debug, Clone, Copy)]
+pub struct FileSettings {
+    pub page_size: i64,
+    pub auto_vacuum: i64,
+    pub wal: bool,
+}
+
+impl FileSettings {
+    /// Reads the settings of a database (`main` of `conn`).
+    pub fn of(conn: &Connection) -> Result<FileSettings> {
+        let page_size = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let auto_vacuum = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        Ok(FileSettings {
+            page_size,
+            auto_vacuum,
+            wal: mode.eq_ignore_ascii_case("wal"),
+        })
+    }
+}
+
+/// A URI for opening a file read-only through ATTACH.
+pub fn readonly_uri(path: &Path) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = String::from("file:");
+    for b in abs.to_string_lossy().bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out.push_str("?mode=ro");
+    out
+}
+
+/// Opens the migrated database being built, with the snapshot attached
+/// read-only under [`SNAPSHOT_SCHEMA`].
+pub fn open_scratch(out: &Path, snapshot: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        out,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("creating {}", out.display()))?;
+    conn.execute_batch(
+        "PRAGMA foreign_keys = OFF; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;",
+    )?;
+    conn.execute(
+        &format!("ATTACH DATABASE ?1 AS {}", quote_ident(SNAPSHOT_SCHEMA)),
+        [readonly_uri(snapshot)],
+    )
+    .with_context(|| format!("attaching the snapshot {}", snapshot.display()))?;
+    Ok(conn)
+}
+
+/// Creates the tables of `source` in a new file at `out` (replacing any
+/// leftover) and returns the connection with the snapshot attached.
+pub fn create_tables(
+    source: &Schema,
+    settings: FileSettings,
+    out: &Path,
+    snapshot: &Path,
+) -> Result<Connection> {
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let p = format!("{}{suffix}", out.display());
+        let _ = std::fs::remove_file(p);
+    }
+    let conn = open_scratch(out, snapshot)?;
+    conn.execute_batch(&format!(
+        "PRAGMA page_size = {}; PRAGMA auto_vacuum = {};",
+        settings.page_size, settings.auto_vacuum
+    ))?;
+    conn.execute_batch("BEGIN")?;
+    for t in &source.tables {
+        conn.execute_batch(&t.raw_sql)
+            .with_context(|| format!("creating table {} from the source schema", t.name))?;
+    }
+    // Keep the tool's own history with production.
+    let history: Option<String> = conn
+        .query_row(
+            &format!(
+                "SELECT sql FROM {}.sqlite_schema WHERE type = 'table' AND name = '_sqlmorph_history'",
+                quote_ident(SNAPSHOT_SCHEMA)
+            ),
+            [],
+            |r| r.get(0),
+        )
+        .ok();
+    if let Some(sql) = history {
+        conn.execute_batch(&sql)?;
+        conn.execute_batch(&format!(
+            "INSERT INTO main._sqlmorph_history SELECT * FROM {}._sqlmorph_history",
+            quote_ident(SNAPSHOT_SCHEMA)
+        ))?;
+    }
+    conn.execute_batch("COMMIT")?;
+    Ok(conn)
+}
+
+/// Copies every planned table. A table whose rows the new schema rejects
+/// stops the copy with the rejected rows named (exit 3).
+pub fn copy_data(
+    conn: &mut Connection,
+    plan: &Plan,
+    prod: &Schema,
+    source: &Schema,
+    snapshot: &Path,
+    scratch_dir: &Path,
+    progress: bool,
+) -> Result<CopyStats> {
+    let start = Instant::now();
+    let mut stats = CopyStats::default();
+    conn.execute_batch("BEGIN")?;
+    for tp in &plan.tables {
+        let Some(sql) = tp.insert_sql(SNAPSHOT_SCHEMA) else {
+            continue;
+        };
+        let t0 = Instant::now();
+        let bar = crate::progress::rows_bar(progress, &tp.table, tp.rows);
+        let ncols = tp.columns.len().max(1) as u64;
+        let mut counter = bar.clone();
+        conn.progress_handler(
+            1000,
+            Some(move || {
+                counter.tick_ops(1000, 12 + 4 * ncols);
+                false
+            }),
+        )?;
+        let result = conn.execute(&sql, []);
+        conn.progress_handler(1000, None::<fn() -> bool>)?;
+        bar.finish();
+        if let Err(e) = result {
+            let _ = conn.execute_batch("ROLLBACK");
+            let target = source
+                .table(&tp.table)
+                .context("planned table missing from source")?;
+            let rejected = rejected_rows(tp, target, prod, snapshot, scratch_dir)
+                .unwrap_or_else(|probe| vec![format!("(could not list the rows: {probe:#})")]);
+            return Err(aborted(format!(
+                "copying table {} failed: {e}\n  rejected rows:\n    {}\n  \
+                 fix these rows in a recipe (map_column, or sql on the migrated database), or change the source schema",
+                display_ident(&tp.table),
+                rejected.join("\n    ")
+            )));
+        }
+        #[allow(clippy::cast_possible_wrap)]
+        let rows = conn.changes() as i64;
+        stats
+            .tables
+            .push((tp.table.clone(), rows, t0.elapsed().as_secs_f64()));
+    }
+    restore_sequences(conn, plan, source)?;
+    conn.execute_batch("COMMIT")?;
+    stats.seconds = start.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+/// AUTOINCREMENT counters: the larger of production's counter and the
+/// highest copied id, so that a deleted highest id is never reused.
+fn restore_sequences(conn: &Connection, plan: &Plan, source: &Schema) -> Result<()> {
+    let snap = quote_ident(SNAPSHOT_SCHEMA);
+    let snapshot_has_seq: bool = conn.query_row(
+        &format!("SELECT count(*) FROM {snap}.sqlite_schema WHERE name = 'sqlite_sequence'"),
+        [],
+        |r| r.get(0),
+    )?;
+    for t in source.tables.iter().filter(|t| t.autoincrement) {
+        let Some(from) = plan.table(&t.name).and_then(|tp| tp.from.clone()) else {
+            continue;
+        };
+        let old: Option<i64> = if snapshot_has_seq {
+            conn.query_row(
+                &format!("SELECT seq FROM {snap}.sqlite_sequence WHERE name = ?1"),
+                [&from],
+                |r| r.get(0),
+            )
+            .ok()
+        } else {
+            None
+        };
+        let Some(old) = old else { continue };
+        let updated = conn.execute(
+            "UPDATE main.sqlite_sequence SET seq = max(seq, ?2) WHERE name = ?1",
+            rusqlite::params![t.name, old],
+        )?;
+        if updated == 0 {
+            conn.execute(
+                "INSERT INTO main.sqlite_sequence(name, seq) VALUES (?1, ?2)",
+                rusqlite::params![t.name, old],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates indexes, views and triggers (after the data), then sets the
+/// header values from the source. A UNIQUE index that the data violates is
+/// refused with the duplicate keys.
+pub fn finish_schema(conn: &Connection, source: &Schema, settings: FileSettings) -> Result<()> {
+    conn.execute_batch("BEGIN")?;
+    for i in source.indexes.iter().filter(|i| i.is_explicit()) {
+        let Some(sql) = &i.raw_sql else { continue };
+        if let Err(e) = conn.execute_batch(sql) {
+            let _ = conn.execute_batch("ROLLBACK");
+            let dups = duplicate_keys(conn, sql, &i.table).unwrap_or_default();
+            return Err(aborted(format!(
+                "creating index {} failed: {e}{}\n  fix the duplicates in a recipe, or change the index in the source schema",
+                display_ident(&i.name),
+                if dups.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n  duplicate keys: {}", dups.join("; "))
+                }
+            )));
+        }
+    }
+    for v in &source.views {
+        conn.execute_batch(&v.raw_sql)
+            .with_context(|| format!("creating view {}", v.name))?;
+    }
+    for t in &source.triggers {
+        conn.execute_batch(&t.raw_sql)
+            .with_context(|| format!("creating trigger {}", t.name))?;
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA main.user_version = {}; PRAGMA main.application_id = {};",
+        source.user_version, source.application_id
+    ))?;
+    conn.execute_batch("COMMIT")?;
+    for v in &source.views {
+        conn.prepare(&format!(
+            "SELECT * FROM main.{} LIMIT 0",
+            quote_ident(&v.name)
+        ))
+        .with_context(|| format!("view {} does not work on the new schema", v.name))?;
+    }
+    if settings.wal {
+        conn.query_row("PRAGMA main.journal_mode = WAL", [], |r| {
+            r.get::<_, String>(0)
+        })?;
+    }
+    Ok(())
+}
+
+/// Closes the migrated database and makes it durable.
+pub fn close_durably(conn: Connection, path: &Path) -> Result<()> {
+    conn.execute(
+        &format!("DETACH DATABASE {}", quote_ident(SNAPSHOT_SCHEMA)),
+        [],
+    )
+    .ok();
+    conn.close().map_err(|(_, e)| e)?;
+    std::fs::File::open(path)?.sync_all()?;
+    Ok(())
+}
+
+/// Keys that appear more than once for a UNIQUE index's key expressions.
+fn duplicate_keys(conn: &Connection, index_sql: &str, table: &str) -> Result<Vec<String>> {
+    let tokens = sqltext::tokenize(index_sql);
+    let on = tokens
+        .iter()
+        .position(|t| t.token.is_kw("ON"))
+        .context("no ON")?;
+    let open = tokens[on..]
+        .iter()
+        .position(|t| matches!(&t.token, Token::Punct(p) if p == "("))
+        .context("no (")?
+        + on;
+    let (items, close) = sqltext::split_parenthesized(&tokens, open);
+    let keys: Vec<String> = items
+        .iter()
+        .map(|item| {
+            let end = item.len()
+                - usize::from(
+                    item.last()
+                        .is_some_and(|t| t.token.is_kw("ASC") || t.token.is_kw("DESC")),
+                );
+            sqltext::render(&item[..end])
+        })
+        .collect();
+    let filter = tokens[close..]
+        .iter()
+        .position(|t| t.token.is_kw("WHERE"))
+        .map(|w| format!(" WHERE {}", sqltext::render(&tokens[close + w + 1..])))
+        .unwrap_or_default();
+    let key = keys.join(", ");
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {}, count(*) FROM main.{}{filter} GROUP BY {key} HAVING count(*) > 1 LIMIT 5",
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| format!("{k} AS k{i}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        quote_ident(table)
+    ))?;
+    let n = keys.len();
+    let rows = stmt
+        .query_map([], |r| {
+            let vals: Vec<String> = (0..n)
+                .map(|i| {
+                    r.get::<_, rusqlite::types::Value>(i)
+                        .map(|v| render_value(&v))
+                })
+                .collect::<rusqlite::Result<_>>()?;
+            let count: i64 = r.get(n)?;
+            Ok(format!("({}) x{count}", vals.join(", ")))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// Finds the first few production rows that the new table refuses, by
+/// loading the rows in order into a scratch copy of the table and bisecting
+/// each chunk that fails. Every kind of refusal (NOT NULL, CHECK, UNIQUE,
+/// STRICT types) is found the same way: by SQLite itself.
+fn rejected_rows(
+    tp: &TablePlan,
+    target: &Table,
+    prod: &Schema,
+    snapshot: &Path,
+    dir: &Path,
+) -> Result<Vec<String>> {
+    let probe_path = dir.join("probe.sqlite3");
+    let _ = std::fs::remove_file(&probe_path);
+    let conn = open_scratch(&probe_path, snapshot)?;
+    conn.execute_batch("PRAGMA journal_mode = MEMORY")?;
+    conn.execute_batch(&target.raw_sql)?;
+    let from = tp.from.clone().unwrap_or_default();
+    let origin = prod.table(&from).context("origin table")?;
+    let order = if origin.without_rowid {
+        origin
+            .primary_key
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    } else {
+        "rowid".to_string()
+    };
+    let ident = if origin.without_rowid {
+        origin
+            .primary_key
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(" || ',' || ")
+    } else {
+        "rowid".to_string()
+    };
+    let insert = format!(
+        "{} ORDER BY {order} LIMIT ?1 OFFSET ?2",
+        tp.insert_sql(SNAPSHOT_SCHEMA)
+            .context("nothing to insert")?
+    );
+    let total = tp.rows;
+    let try_range = |offset: i64, len: i64, keep: bool| -> std::result::Result<(), String> {
+        conn.execute_batch("SAVEPOINT probe")
+            .map_err(|e| e.to_string())?;
+        let r = conn.execute(&insert, [len, offset]);
+        match r {
+            Ok(_) if keep => conn
+                .execute_batch("RELEASE probe")
+                .map_err(|e| e.to_string()),
+            Ok(_) => conn
+                .execute_batch("ROLLBACK TO probe; RELEASE probe")
+                .map_err(|e| e.to_string()),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK TO probe; RELEASE probe");
+                Err(e.to_string())
+            }
+        }
+    };
+    let mut found = Vec::new();
+    let mut offset = 0;
+    let chunk = 4096;
+    while offset < total && found.len() < 5 {
+        let len = chunk.min(total - offset);
+        if try_range(offset, len, true).is_ok() {
+            offset += len;
+            continue;
+        }
+        // The smallest prefix of this chunk that fails ends at the bad row.
+        let (mut lo, mut hi) = (1, len);
+        let mut error = String::new();
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match try_range(offset, mid, false) {
+                Ok(()) => lo = mid + 1,
+                Err(e) => {
+                    error = e;
+                    hi = mid;
+                }
+            }
+        }
+        if error.is_empty() {
+            error = try_range(offset, lo, false).err().unwrap_or_default();
+        }
+        let bad = offset + lo - 1;
+        if lo > 1 {
+            let _ = try_range(offset, lo - 1, true);
+        }
+        let id: rusqlite::types::Value = conn.query_row(
+            &format!(
+                "SELECT {ident} FROM {}.{} ORDER BY {order} LIMIT 1 OFFSET ?1",
+                quote_ident(SNAPSHOT_SCHEMA),
+                quote_ident(&from)
+            ),
+            [bad],
+            |r| r.get(0),
+        )?;
+        let label = if origin.without_rowid { "key" } else { "rowid" };
+        found.push(format!("{label} {}: {error}", render_value(&id)));
+        offset = bad + 1;
+    }
+    drop(conn);
+    let _ = std::fs::remove_file(&probe_path);
+    Ok(found)
+}

@@ -1,0 +1,132 @@
+//! Confirmations. On a terminal the user answers; without one, nothing is
+//! ever assumed: `--yes` confirms what loses no data, `--allow-destructive`
+//! (with `--yes`) what does, and anything else stops the run with exit 3
+//! naming the flag that would allow it.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::Result;
+
+use crate::error::aborted;
+
+/// How questions get answered.
+#[derive(Debug, Clone, Copy)]
+pub struct Prompter {
+    /// Standard input is a terminal: ask.
+    pub interactive: bool,
+    /// `--yes`
+    pub yes: bool,
+    /// `--allow-destructive`
+    pub allow_destructive: bool,
+    /// `--dry-run`: nothing will change, so confirmations pass.
+    pub dry_run: bool,
+}
+
+impl Prompter {
+    /// Detects the terminal; flags as given.
+    pub fn new(yes: bool, allow_destructive: bool, dry_run: bool) -> Prompter {
+        Prompter {
+            interactive: std::io::stdin().is_terminal(),
+            yes,
+            allow_destructive,
+            dry_run,
+        }
+    }
+
+    fn ask(question: &str) -> Result<String> {
+        eprint!("{question} ");
+        std::io::stderr().flush()?;
+        let mut line = String::new();
+        let n = std::io::stdin().lock().read_line(&mut line)?;
+        if n == 0 {
+            return Err(aborted(format!(
+                "{question}: no answer (end of input); nothing was changed"
+            )));
+        }
+        Ok(line.trim().to_string())
+    }
+
+    /// A yes/no question that loses no data. Declining aborts (exit 3).
+    pub fn confirm(&self, question: &str) -> Result<()> {
+        if self.yes || self.dry_run {
+            return Ok(());
+        }
+        if !self.interactive {
+            return Err(aborted(format!(
+                "{question} — needs confirmation, and there is no terminal to ask: rerun with --yes"
+            )));
+        }
+        let answer = Self::ask(&format!("{question} [y/N]"))?;
+        if matches!(answer.to_lowercase().as_str(), "y" | "yes") {
+            Ok(())
+        } else {
+            Err(aborted("declined; nothing was changed"))
+        }
+    }
+
+    /// The deployment question: the user must type `yes` in full.
+    pub fn confirm_typed(&self, question: &str) -> Result<()> {
+        if self.yes || self.dry_run {
+            return Ok(());
+        }
+        if !self.interactive {
+            return Err(aborted(format!(
+                "{question} — needs confirmation, and there is no terminal to ask: rerun with --yes"
+            )));
+        }
+        let answer = Self::ask(&format!("{question} Type 'yes' to go on:"))?;
+        if answer == "yes" {
+            Ok(())
+        } else {
+            Err(aborted(format!(
+                "answer was {answer:?}, not 'yes'; nothing was changed"
+            )))
+        }
+    }
+
+    /// Approval of changes that lose data (listed one per line).
+    pub fn approve_loss(&self, losses: &[String]) -> Result<()> {
+        if losses.is_empty() || self.allow_destructive || self.dry_run {
+            return Ok(());
+        }
+        let list = losses
+            .iter()
+            .map(|l| format!("  - {l}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if !self.interactive {
+            return Err(aborted(format!(
+                "this migration loses data:\n{list}\nrerun with --yes --allow-destructive to accept, \
+                 or declare each loss in a recipe (drop_table / drop_column), or keep the data with a mapping"
+            )));
+        }
+        eprintln!("This migration loses data:\n{list}");
+        let answer = Self::ask("Lose this data? Type 'yes' to accept:")?;
+        if answer == "yes" {
+            Ok(())
+        } else {
+            Err(aborted("data loss declined; nothing was changed"))
+        }
+    }
+
+    /// A choice among single-letter options (e.g. `y`, `n`, `s`). Without a
+    /// terminal this is an error naming `how_to_decide`.
+    pub fn choose(&self, question: &str, options: &[char], how_to_decide: &str) -> Result<char> {
+        if !self.interactive {
+            return Err(aborted(format!("{question}\n{how_to_decide}")));
+        }
+        let letters: String = options
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join("/");
+        loop {
+            let answer = Self::ask(&format!("{question} [{letters}]"))?;
+            if let Some(c) = answer.chars().next().map(|c| c.to_ascii_lowercase()) {
+                if options.contains(&c) {
+                    return Ok(c);
+                }
+            }
+        }
+    }
+}

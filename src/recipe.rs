@@ -1,0 +1,94 @@
+//! Running a recipe: start the run, build the engine, compile (a syntax
+//! error names file:line:column), evaluate, and turn the outcome into the
+//! run's summary or an error with the right exit code.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::rc::Rc;
+
+use anyhow::{Context, Result};
+use rhai::EvalAltResult;
+
+use crate::config::Limits;
+use crate::error::{Exit, ExitKind, input};
+use crate::host;
+use crate::prompt::Prompter;
+use crate::run::{Options, Run, Summary};
+
+/// Runs a recipe to the end.
+pub fn run(
+    opts: Options,
+    prompter: Prompter,
+    limits: &Limits,
+    name: &str,
+    text: &str,
+    path: Option<&Path>,
+) -> Result<Summary> {
+    let run = Rc::new(RefCell::new(Run::start(opts, prompter)?));
+    let dir = path
+        .and_then(Path::parent)
+        .filter(|p| !p.as_os_str().is_empty());
+    let engine = host::engine(&run, limits, dir);
+    let sources = host::sources(name, text);
+    let mut ast = engine.compile(text).map_err(|e| {
+        let err: EvalAltResult = e.into();
+        input(format!(
+            "recipe error: {}",
+            host::render_error(&err, &sources, name)
+        ))
+    })?;
+    ast.set_source(name.to_string());
+    let outcome = engine.run_ast(&ast);
+    let mut state = run.borrow_mut();
+    match outcome {
+        Ok(()) => {}
+        Err(e) if matches!(*e, EvalAltResult::Exit(..)) => {}
+        Err(e) => {
+            let kind = state.exit.take().unwrap_or(ExitKind::Input);
+            let rendered = host::render_error(&e, &sources, name);
+            let message = match kind {
+                ExitKind::Input => format!("recipe error: {rendered}"),
+                _ => rendered,
+            };
+            state.log.quiet(&format!("error: {message}"));
+            let dir = state.dir.display().to_string();
+            return Err(anyhow::Error::new(Exit { kind, message }))
+                .with_context(|| format!("run {dir}"));
+        }
+    }
+    if state.summary.outcome.is_empty() {
+        state.summary.outcome = "finished".into();
+    }
+    let summary = state.summary.clone();
+    state.log.quiet(&format!("finished: {}", summary.outcome));
+    Ok(summary)
+}
+
+/// The recipe template written by `init` (and `new`).
+pub const TEMPLATE: &str = r#"// A per-migration recipe: declare what the stock workflow cannot guess,
+// then run the stock workflow. See the README's "Writing a recipe".
+//
+//   rename_column("practice", "played", "practiced");   // keep the values
+//   map_column("practice", "tempo", "CAST(tempo AS INTEGER)");
+//   fill("users", "timezone", "'UTC'");                 // a new NOT NULL column
+//   drop_column("users", "legacy");                    // approve the loss
+
+import "std/default";
+"#;
+
+/// `sqlmorph init`: a commented sqlmorph.toml and a recipe template.
+pub fn init(dir: &Path) -> Result<()> {
+    for (name, text) in [
+        (crate::config::FILE_NAME, crate::config::TEMPLATE),
+        ("recipe.rhai", TEMPLATE),
+    ] {
+        let path = dir.join(name);
+        if path.exists() {
+            println!("kept {} (it exists)", path.display());
+            continue;
+        }
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}

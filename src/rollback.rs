@@ -1,0 +1,77 @@
+//! `sqlmorph rollback`: put a backup back into production with the same
+//! compare-and-swap as a deploy, after backing up the current production.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::backup;
+use crate::deploy::{self, Commands};
+use crate::error::input;
+use crate::prompt::Prompter;
+use crate::run::{Log, Options, stamp_now};
+
+/// Restores `chosen` (or the newest backup of production) into production.
+pub fn rollback(opts: &Options, chosen: Option<&Path>, prompter: Prompter) -> Result<PathBuf> {
+    let stem = opts
+        .production
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let source = match chosen {
+        Some(p) => p.to_path_buf(),
+        None => backup::list(&opts.backup_dir)?
+            .into_iter()
+            .find(|b| {
+                b.path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{stem}_backup_")))
+            })
+            .map(|b| b.path)
+            .ok_or_else(|| {
+                input(format!(
+                    "no backup of {} in {}",
+                    opts.production.display(),
+                    opts.backup_dir.display()
+                ))
+            })?,
+    };
+    backup::quick_check(&source)
+        .with_context(|| format!("checking the backup {}", source.display()))?;
+    let mut log = Log::console(false);
+    prompter.confirm_typed(&format!(
+        "Restore {} from {}?",
+        opts.production.display(),
+        source.display()
+    ))?;
+    backup::checkpoint(&opts.production)?;
+    let fingerprint = backup::fingerprint(&opts.production)?;
+    let current = backup::backup(&opts.production, &opts.backup_dir, &stamp_now())?;
+    log.line(&format!(
+        "backed up the current production to {}",
+        current.display()
+    ));
+    // The swap consumes its input: restore from a copy, keep the backup.
+    let staged =
+        std::env::temp_dir().join(format!("sqlmorph-rollback-{}.sqlite3", std::process::id()));
+    std::fs::copy(&source, &staged).with_context(|| format!("copying {}", source.display()))?;
+    let result = deploy::swap_local(
+        &opts.production,
+        &staged,
+        &fingerprint,
+        &Commands {
+            stop: opts.stop.clone(),
+            restart: opts.restart.clone(),
+            health_check: opts.health_check.clone(),
+        },
+        &mut log,
+    );
+    let _ = std::fs::remove_file(&staged);
+    let note = result?;
+    log.line(&format!(
+        "restored {} from {}{note}",
+        opts.production.display(),
+        source.display()
+    ));
+    Ok(source)
+}

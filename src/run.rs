@@ -1,0 +1,583 @@
+//! One migration run: its directory, its log, and the state the primitives
+//! share (snapshot, schemas, plan, migrated file, report). Every primitive a
+//! recipe calls is a method here; `host` only exposes them to Rhai.
+//!
+//! Production is read by `backup`, `snapshot` and `production_schema`, and
+//! written only by `deploy`, through the compare-and-swap in `deploy`.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::backup;
+use crate::copy::{self, FileSettings};
+use crate::deploy;
+use crate::diff::{self, SchemaDiff};
+use crate::error::{ExitKind, aborted};
+use crate::plan::{self, ColumnSource, Mappings, Plan};
+use crate::prompt::Prompter;
+use crate::schema::Schema;
+use crate::style::Style;
+use crate::validate::{self, Report};
+
+/// Everything a run needs to know, resolved from flags and `sqlmorph.toml`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub source: PathBuf,
+    pub production: PathBuf,
+    pub backup_dir: PathBuf,
+    pub work_dir: PathBuf,
+    pub dry_run: bool,
+    pub yes: bool,
+    pub allow_destructive: bool,
+    pub json: bool,
+    pub stop: Option<String>,
+    pub restart: Option<String>,
+    pub health_check: Option<String>,
+    /// The recipe's name (file path, or `default` for the built-in one).
+    pub recipe_name: String,
+    pub recipe_hash: String,
+}
+
+/// A run's log: every line goes to `log.txt` with a timestamp and to the
+/// console (standard output, or standard error in JSON mode).
+pub struct Log {
+    file: Option<File>,
+    to_stderr: bool,
+}
+
+impl Log {
+    fn open(path: &Path, to_stderr: bool) -> Result<Log> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        Ok(Log {
+            file: Some(file),
+            to_stderr,
+        })
+    }
+
+    /// A log that only prints (commands that leave no run directory).
+    pub fn console(to_stderr: bool) -> Log {
+        Log {
+            file: None,
+            to_stderr,
+        }
+    }
+
+    /// Writes a line to the console and, timestamped, to the log file.
+    pub fn line(&mut self, text: &str) {
+        let stamp = chrono::Local::now().format("%Y-%m-%d %H:%M:%S");
+        if let Some(file) = &mut self.file {
+            for l in text.lines() {
+                let _ = writeln!(file, "{stamp} {l}");
+            }
+        }
+        if self.to_stderr {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+
+    /// Writes to the log file only.
+    pub fn quiet(&mut self, text: &str) {
+        let stamp = chrono::Local::now().format("%Y-%m-%d %H:%M:%S");
+        if let Some(file) = &mut self.file {
+            for l in text.lines() {
+                let _ = writeln!(file, "{stamp} {l}");
+            }
+        }
+    }
+}
+
+/// A database a recipe holds: the snapshot, the migrated file, or one it
+/// opened by path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Db {
+    pub path: PathBuf,
+    /// `snapshot`, `migrated`, `production`, `source` or `file`.
+    pub role: String,
+}
+
+/// What a finished run reports (`--format json`).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Summary {
+    pub run_dir: PathBuf,
+    pub outcome: String,
+    pub backup: Option<PathBuf>,
+    pub changes: usize,
+    pub dry_run: bool,
+    pub deployed: bool,
+    pub report: Option<Report>,
+}
+
+/// The state of one run.
+pub struct Run {
+    pub opts: Options,
+    pub dir: PathBuf,
+    pub log: Log,
+    pub prompter: Prompter,
+    pub mappings: Mappings,
+    pub stamp: String,
+    pub snapshot: Option<(PathBuf, String)>,
+    pub plan: Option<Plan>,
+    pub migrated: Option<PathBuf>,
+    pub summary: Summary,
+    /// The exit code of the error a primitive raised last.
+    pub exit: Option<ExitKind>,
+    settings: Option<FileSettings>,
+}
+
+/// A timestamp for file names.
+pub fn stamp_now() -> String {
+    chrono::Local::now().format("%Y%m%d_%H%M%S").to_string()
+}
+
+impl Run {
+    /// Creates the run directory and its log.
+    pub fn start(opts: Options, prompter: Prompter) -> Result<Run> {
+        let stamp = stamp_now();
+        let runs = opts.work_dir.join("runs");
+        std::fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
+        let mut dir = runs.join(&stamp);
+        let mut n = 2;
+        while dir.exists() {
+            dir = runs.join(format!("{stamp}_{n}"));
+            n += 1;
+        }
+        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut log = Log::open(&dir.join("log.txt"), opts.json)?;
+        log.quiet(&format!(
+            "sqlmorph {} run: recipe {} (sha256 {}), source {}, production {}{}",
+            env!("CARGO_PKG_VERSION"),
+            opts.recipe_name,
+            opts.recipe_hash,
+            opts.source.display(),
+            opts.production.display(),
+            if opts.dry_run { ", dry run" } else { "" }
+        ));
+        let summary = Summary {
+            run_dir: dir.clone(),
+            dry_run: opts.dry_run,
+            ..Summary::default()
+        };
+        Ok(Run {
+            opts,
+            dir,
+            log,
+            prompter,
+            mappings: Mappings::default(),
+            stamp,
+            snapshot: None,
+            plan: None,
+            migrated: None,
+            summary,
+            exit: None,
+            settings: None,
+        })
+    }
+
+    /// Logs the start of a step.
+    pub fn step(&mut self, name: &str) {
+        self.log.line(&format!(
+            "[{}] {name}",
+            chrono::Local::now().format("%H:%M:%S")
+        ));
+    }
+
+    /// A database handle for the production file (read through primitives).
+    pub fn production(&self) -> Db {
+        Db {
+            path: self.opts.production.clone(),
+            role: "production".into(),
+        }
+    }
+
+    /// The source schema.
+    pub fn source_schema(&self) -> Result<Schema> {
+        Schema::load(&self.opts.source)
+    }
+
+    /// Step 1: a timestamped backup of production (skipped in a dry run).
+    pub fn backup(&mut self) -> Result<Option<PathBuf>> {
+        if self.opts.dry_run {
+            self.log.line("  dry run: no backup written");
+            return Ok(None);
+        }
+        crate::db::check_sqlite_file(&self.opts.production)?;
+        let path = backup::backup(&self.opts.production, &self.opts.backup_dir, &self.stamp)?;
+        self.log
+            .line(&format!("  backup: {} (quick_check ok)", path.display()));
+        self.summary.backup = Some(path.clone());
+        Ok(Some(path))
+    }
+
+    /// Step 2: a consistent snapshot of production in the run directory,
+    /// with its fingerprint.
+    pub fn snapshot(&mut self) -> Result<Db> {
+        crate::db::check_sqlite_file(&self.opts.production)?;
+        let dest = self.dir.join("production.sqlite3");
+        let fingerprint = if self.opts.dry_run {
+            // A dry run must not even checkpoint production.
+            let before = backup::fingerprint(&self.opts.production)?;
+            backup::copy_consistent(&self.opts.production, &dest)?;
+            before
+        } else {
+            backup::copy_with_fingerprint(&self.opts.production, &dest)?
+        };
+        let conn = crate::db::open_readonly(&dest)?;
+        self.settings = Some(FileSettings::of(&conn)?);
+        if backup::wal_path(&self.opts.production).exists() {
+            if let Some(s) = &mut self.settings {
+                s.wal = true;
+            }
+        }
+        self.log.line(&format!(
+            "  snapshot: {} (fingerprint {})",
+            dest.display(),
+            &fingerprint[..16]
+        ));
+        self.snapshot = Some((dest.clone(), fingerprint));
+        Ok(Db {
+            path: dest,
+            role: "snapshot".into(),
+        })
+    }
+
+    /// The schema of a database handle.
+    pub fn schema_of(&self, db: &Db) -> Result<Schema> {
+        Schema::load(&db.path)
+    }
+
+    /// Step 5 input: the plan from the snapshot to the source schema. Writes
+    /// `source.sql`, `production.sql`, `schema.diff` and `plan.json`.
+    pub fn plan(&mut self, snapshot: &Db, source: &Schema) -> Result<(Plan, SchemaDiff)> {
+        let prod = Schema::load(&snapshot.path)?;
+        let d = diff::diff(&prod, source);
+        let conn = crate::db::open_readonly(&snapshot.path)?;
+        let plan = plan::build(&prod, source, &self.mappings, &conn)?;
+        std::fs::write(self.dir.join("source.sql"), source.to_sql())?;
+        std::fs::write(self.dir.join("production.sql"), prod.to_sql())?;
+        std::fs::write(
+            self.dir.join("schema.diff"),
+            diff::render_text(&d, Style::PLAIN),
+        )?;
+        std::fs::write(
+            self.dir.join("plan.json"),
+            serde_json::to_string_pretty(&plan)?,
+        )?;
+        self.summary.changes = d.changes.len();
+        self.plan = Some(plan.clone());
+        Ok((plan, d))
+    }
+
+    /// Asks for the review's approval: refusals stop the run, data loss
+    /// needs explicit approval, then a yes/no.
+    pub fn approve(&mut self, plan: &Plan) -> Result<()> {
+        if !plan.refusals.is_empty() {
+            let list = plan
+                .refusals
+                .iter()
+                .map(|r| format!("  - {r}"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            return Err(aborted(format!(
+                "the migration cannot copy the data as it is:\n{list}"
+            )));
+        }
+        self.prompter.approve_loss(&plan.unapproved_loss())?;
+        if !plan.data_loss.is_empty() {
+            self.log.line(&format!(
+                "  data loss approved (--allow-destructive{}):",
+                if self.opts.dry_run {
+                    " not needed for a dry run"
+                } else {
+                    ""
+                }
+            ));
+            for l in &plan.data_loss {
+                self.log.line(&format!("    - {l}"));
+            }
+        }
+        self.prompter.confirm("Build the migrated database?")
+    }
+
+    /// Steps 6–7: a fresh database from the source schema with the
+    /// production data copied in.
+    pub fn copy(&mut self, plan: &Plan, snapshot: &Db, source: &Schema) -> Result<Db> {
+        let out = self.dir.join("migrated.sqlite3");
+        let prod = Schema::load(&snapshot.path)?;
+        let settings = match self.settings {
+            Some(s) => s,
+            None => FileSettings::of(&crate::db::open_readonly(&snapshot.path)?)?,
+        };
+        let mut conn = copy::create_tables(source, settings, &out, &snapshot.path)?;
+        let stats = copy::copy_data(
+            &mut conn,
+            plan,
+            &prod,
+            source,
+            &snapshot.path,
+            &self.dir,
+            crate::progress::enabled(),
+        )?;
+        copy::finish_schema(&conn, source, settings)?;
+        copy::close_durably(conn, &out)?;
+        let rows: i64 = stats.tables.iter().map(|(_, r, _)| r).sum();
+        self.log.line(&format!(
+            "  copied {rows} row(s) in {} table(s) in {:.2}s",
+            stats.tables.len(),
+            stats.seconds
+        ));
+        for (t, r, s) in &stats.tables {
+            self.log.quiet(&format!("    {t}: {r} row(s) in {s:.2}s"));
+        }
+        self.migrated = Some(out.clone());
+        Ok(Db {
+            path: out,
+            role: "migrated".into(),
+        })
+    }
+
+    /// Step 8: validation, printed and saved as `report.json`.
+    pub fn validate(
+        &mut self,
+        plan: &Plan,
+        snapshot: &Db,
+        migrated: &Db,
+        source: &Schema,
+    ) -> Result<Report> {
+        let report = validate::validate(plan, source, &snapshot.path, &migrated.path)?;
+        std::fs::write(
+            self.dir.join("report.json"),
+            serde_json::to_string_pretty(&report)?,
+        )?;
+        self.log.line(report.render().trim_end());
+        self.summary.report = Some(report.clone());
+        Ok(report)
+    }
+
+    /// Stops the run unless the report passed.
+    pub fn require(&mut self, report: &Report) -> Result<()> {
+        if report.ok {
+            Ok(())
+        } else {
+            Err(aborted(format!(
+                "validation failed; production was not touched:\n{}",
+                report
+                    .problems
+                    .iter()
+                    .map(|p| format!("  - {p}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )))
+        }
+    }
+
+    /// Step 9: the deployment question (typed `yes`).
+    pub fn confirm_deploy(&mut self) -> Result<()> {
+        self.prompter.confirm_typed(&format!(
+            "Deploy the migrated database to {}?",
+            self.opts.production.display()
+        ))
+    }
+
+    /// Step 10: compare-and-swap into production, history, restart.
+    pub fn deploy(&mut self, migrated: &Db) -> Result<()> {
+        if self.opts.dry_run {
+            self.log.line("  dry run: production not changed");
+            self.summary.outcome = "dry run".into();
+            return Ok(());
+        }
+        let (_, fingerprint) = self
+            .snapshot
+            .clone()
+            .context("deploy needs a snapshot first")?;
+        let source = self.source_schema()?;
+        let before = self
+            .snapshot
+            .as_ref()
+            .map(|(p, _)| Schema::load(p).map(|s| s.hash()))
+            .transpose()?
+            .unwrap_or_default();
+        let plan = self.plan.clone();
+        deploy::record_history(
+            &migrated.path,
+            &self.opts,
+            &before,
+            &source.hash(),
+            plan.as_ref(),
+        )?;
+        let outcome = deploy::swap_local(
+            &self.opts.production,
+            &migrated.path,
+            &fingerprint,
+            &deploy::Commands {
+                stop: self.opts.stop.clone(),
+                restart: self.opts.restart.clone(),
+                health_check: self.opts.health_check.clone(),
+            },
+            &mut self.log,
+        )?;
+        self.log.line(&format!(
+            "  deployed to {}{outcome}",
+            self.opts.production.display()
+        ));
+        self.migrated = None;
+        self.summary.deployed = true;
+        self.summary.outcome = "deployed".into();
+        Ok(())
+    }
+
+    /// Runs SQL on a database handle; the migrated file has the snapshot
+    /// attached as `snapshot`.
+    pub fn connect(&self, db: &Db) -> Result<Connection> {
+        match db.role.as_str() {
+            "migrated" => {
+                let snap = self
+                    .snapshot
+                    .as_ref()
+                    .map(|(p, _)| p.clone())
+                    .context("no snapshot")?;
+                copy::open_scratch(&db.path, &snap)
+            }
+            "snapshot" | "source" => crate::db::open_readonly(&db.path),
+            _ => crate::db::open_rw(&db.path),
+        }
+    }
+
+    /// The review: the schema diff and the data impact per table.
+    pub fn review(&self, plan: &Plan, d: &SchemaDiff) -> String {
+        render_review(plan, d, Style::stdout())
+    }
+}
+
+/// The review text of a plan.
+pub fn render_review(plan: &Plan, d: &SchemaDiff, style: Style) -> String {
+    let mut out = String::new();
+    out.push_str(&style.bold("Schema changes (production -> source):"));
+    out.push('\n');
+    out.push_str(&diff::render_text(d, style));
+    out.push('\n');
+    out.push_str(&style.bold("Data:"));
+    out.push('\n');
+    for tp in &plan.tables {
+        let mut parts = Vec::new();
+        match &tp.from {
+            None => parts.push("new table".to_string()),
+            Some(from) => {
+                let verb = if tp.is_identity() {
+                    "copied as is"
+                } else {
+                    "copied"
+                };
+                if from.eq_ignore_ascii_case(&tp.table) {
+                    parts.push(format!("{} row(s) {verb}", tp.rows));
+                } else {
+                    parts.push(format!("{} row(s) from {from}", tp.rows));
+                }
+                for c in &tp.columns {
+                    match &c.source {
+                        ColumnSource::Default { default } => parts.push(format!(
+                            "+ {} ({})",
+                            c.name,
+                            default
+                                .as_deref()
+                                .map_or("NULL".to_string(), |d| format!("DEFAULT {d}"))
+                        )),
+                        ColumnSource::Fill { sql } => parts.push(format!("+ {} = {sql}", c.name)),
+                        ColumnSource::Expr { sql } => {
+                            parts.push(format!("~ {} = {sql}{}", c.name, conv_text(c)))
+                        }
+                        ColumnSource::Convert {
+                            from,
+                            from_type,
+                            to_type,
+                        } => parts.push(format!(
+                            "~ {}{} {from_type} -> {to_type}{}",
+                            c.name,
+                            if from.eq_ignore_ascii_case(&c.name) {
+                                String::new()
+                            } else {
+                                format!(" (from {from})")
+                            },
+                            conv_text(c)
+                        )),
+                        ColumnSource::Copy { from } if !from.eq_ignore_ascii_case(&c.name) => {
+                            parts.push(format!("{} <- {from}", c.name));
+                        }
+                        _ => {}
+                    }
+                }
+                for dcol in &tp.dropped {
+                    parts.push(format!(
+                        "- {} ({} value(s) lost{})",
+                        dcol.name,
+                        dcol.values,
+                        if dcol.approved {
+                            ", approved by recipe"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            }
+        }
+        out.push_str(&format!("  {:<24} {}\n", tp.table, parts.join("; ")));
+    }
+    for t in &plan.dropped_tables {
+        out.push_str(&format!(
+            "  {:<24} {}\n",
+            t.table,
+            style.red(&format!(
+                "DROPPED: {} row(s) lost{}",
+                t.rows,
+                if t.approved {
+                    " (approved by recipe)"
+                } else {
+                    ""
+                }
+            ))
+        ));
+    }
+    for (title, list) in [
+        ("Refused:", &plan.refusals),
+        ("Loses data:", &plan.data_loss),
+        ("Notes:", &plan.notes),
+    ] {
+        if !list.is_empty() {
+            out.push_str(&style.bold(title));
+            out.push('\n');
+            for l in list {
+                out.push_str(&format!("  - {l}\n"));
+            }
+        }
+    }
+    out
+}
+
+fn conv_text(c: &plan::ColumnPlan) -> String {
+    c.conversion.as_ref().map_or(String::new(), |v| {
+        let mut s = format!(": {} value(s), {} converted", v.values, v.converted);
+        if v.lossy > 0 {
+            s.push_str(&format!(", {} changed", v.lossy));
+        }
+        if v.nulled > 0 {
+            s.push_str(&format!(", {} become NULL", v.nulled));
+        }
+        if v.unfit > 0 {
+            s.push_str(&format!(", {} kept as they are", v.unfit));
+        }
+        if v.rejected > 0 {
+            s.push_str(&format!(", {} rejected", v.rejected));
+        }
+        s
+    })
+}
