@@ -6,4 +6,5 @@ mod support;
 mod check_cmd;
 mod diff_cmd;
 mod input_errors;
+mod migrate;
 mod schema_cmd;

@@ -1,0 +1,832 @@
+//! The stock migration end to end on local files: every mapping case, the
+//! refusals, the compare-and-swap, validation, dry runs, confirmations and
+//! rollback.
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use crate::support::{Workspace, column, sha256_file, stderr_of, stdout_of};
+
+/// A workspace with `prod.sqlite3` built from `prod_sql` and `schema.sql`.
+fn setup(prod_sql: &str, source_sql: &str) -> (Workspace, PathBuf) {
+    let ws = Workspace::new();
+    let prod = ws.db("prod.sqlite3", prod_sql);
+    ws.file("schema.sql", source_sql);
+    (ws, prod)
+}
+
+fn run(ws: &Workspace, extra: &[&str]) -> Output {
+    ws.cmd()
+        .args([
+            "run",
+            "--source",
+            "schema.sql",
+            "--production",
+            "prod.sqlite3",
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn assert_code(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout_of(out),
+        stderr_of(out)
+    );
+}
+
+fn run_dirs(ws: &Workspace) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(ws.path(".sqlmorph/runs"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn backups(ws: &Workspace) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(ws.path("backups"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The schema of production equals the source (diff exit 0).
+fn assert_schema_is_source(ws: &Workspace) {
+    let out = ws
+        .cmd()
+        .args(["diff", "prod.sqlite3", "schema.sql"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let out = ws.cmd().args(["check", "prod.sqlite3"]).output().unwrap();
+    assert_code(&out, 0);
+}
+
+const USERS: &str = "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT);
+INSERT INTO users VALUES (1, 'ann', 31), (2, 'bob', NULL), (3, 'cy', 7);";
+
+#[test]
+fn identical_schemas_need_no_migration_and_write_only_the_log() {
+    let (ws, prod) = setup(
+        USERS,
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT);",
+    );
+    let before = sha256_file(&prod);
+    let out = run(&ws, &[]);
+    assert_code(&out, 0);
+    assert!(
+        stdout_of(&out).contains("No migration needed"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert_eq!(sha256_file(&prod), before);
+    assert!(backups(&ws).is_empty(), "no backup for nothing");
+    let dirs = run_dirs(&ws);
+    assert_eq!(dirs.len(), 1);
+    let files: Vec<String> = std::fs::read_dir(&dirs[0])
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, vec!["log.txt"]);
+}
+
+#[test]
+fn added_column_with_default_and_without() {
+    let (ws, prod) = setup(
+        USERS,
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT NOT NULL DEFAULT 'UTC', nick TEXT);",
+    );
+    let out = run(&ws, &["--yes"]);
+    assert_code(&out, 0);
+    assert_eq!(
+        column(
+            &prod,
+            "SELECT id || ':' || name || ':' || ifnull(age, 'NULL') || ':' || tz || ':' || ifnull(nick, 'NULL') FROM users ORDER BY id"
+        ),
+        vec![
+            "1:ann:31:UTC:NULL",
+            "2:bob:NULL:UTC:NULL",
+            "3:cy:7:UTC:NULL"
+        ]
+    );
+    assert_schema_is_source(&ws);
+    // The run left its files, and one backup with mode 0600.
+    let dir = &run_dirs(&ws)[0];
+    for f in [
+        "log.txt",
+        "source.sql",
+        "production.sql",
+        "schema.diff",
+        "plan.json",
+        "report.json",
+        "production.sqlite3",
+    ] {
+        assert!(dir.join(f).exists(), "{f} missing in {}", dir.display());
+    }
+    assert!(
+        !dir.join("migrated.sqlite3").exists(),
+        "moved into production"
+    );
+    let b = backups(&ws);
+    assert_eq!(b.len(), 1);
+    let name = b[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("prod_backup_")
+            && name.ends_with(".sqlite3")
+            && name.len() == "prod_backup_20260101_120000.sqlite3".len(),
+        "{name}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&b[0]).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(column(&b[0], "SELECT count(*) FROM users"), vec!["3"]);
+    assert_eq!(
+        column(&b[0], "PRAGMA table_info(users)").len(),
+        3,
+        "backup holds the old schema"
+    );
+    // History: one row naming the stock recipe.
+    assert_eq!(
+        column(&prod, "SELECT recipe FROM _sqlmorph_history"),
+        vec!["default"]
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["tables"][0]["rows_found"], 3);
+}
+
+#[test]
+fn added_not_null_column_without_default_is_refused() {
+    let (ws, prod) = setup(
+        USERS,
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, email TEXT NOT NULL);",
+    );
+    let before = sha256_file(&prod);
+    let out = run(&ws, &["--yes", "--allow-destructive"]);
+    assert_code(&out, 3);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("users.email is new, NOT NULL and has no DEFAULT") && err.contains("3 row(s)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("fill(\"users\", \"email\""),
+        "says how to fix it: {err}"
+    );
+    assert_eq!(sha256_file(&prod), before);
+}
+
+#[test]
+fn dropped_column_needs_allow_destructive() {
+    let (ws, prod) = setup(
+        USERS,
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL);",
+    );
+    let before = sha256_file(&prod);
+    let out = run(&ws, &["--yes"]);
+    assert_code(&out, 3);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("column users.age is dropped: 2 non-NULL value(s) lost"),
+        "{err}"
+    );
+    assert!(err.contains("--allow-destructive"), "{err}");
+    assert_eq!(sha256_file(&prod), before);
+
+    let out = run(&ws, &["--yes", "--allow-destructive"]);
+    assert_code(&out, 0);
+    assert_eq!(
+        column(&prod, "SELECT id || name FROM users ORDER BY id"),
+        vec!["1ann", "2bob", "3cy"]
+    );
+    assert_schema_is_source(&ws);
+}
+
+#[test]
+fn convertible_type_change_converts_every_value() {
+    let (ws, prod) = setup(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, tempo TEXT); INSERT INTO t VALUES (1, '120'), (2, NULL), (3, '96');",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, tempo INTEGER);",
+    );
+    let out = run(&ws, &["--yes"]);
+    assert_code(&out, 0);
+    assert!(
+        stdout_of(&out).contains("tempo TEXT -> INTEGER: 2 value(s), 2 converted"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert_eq!(
+        column(
+            &prod,
+            "SELECT typeof(tempo) || ':' || ifnull(tempo, '') FROM t ORDER BY id"
+        ),
+        vec!["integer:120", "null:", "integer:96"]
+    );
+    assert_schema_is_source(&ws);
+}
+
+#[test]
+fn type_change_that_changes_meaning_needs_approval() {
+    let (ws, prod) = setup(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, code TEXT); INSERT INTO t VALUES (1, '007'), (2, '12');",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, code INTEGER);",
+    );
+    let before = sha256_file(&prod);
+    let out = run(&ws, &["--yes"]);
+    assert_code(&out, 3);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("t.code: 1 value(s) change meaning") && err.contains("'007' -> 7"),
+        "{err}"
+    );
+    assert_eq!(sha256_file(&prod), before);
+}
+
+#[test]
+fn type_change_that_strict_rejects_is_refused_with_samples() {
+    let (ws, prod) = setup(
+        "CREATE TABLE metric(id INTEGER PRIMARY KEY, value INTEGER); INSERT INTO metric VALUES (1, 12), (2, 'n/a'), (3, '7');",
+        "CREATE TABLE metric(id INTEGER PRIMARY KEY, value INTEGER) STRICT;",
+    );
+    let before = sha256_file(&prod);
+    let out = run(&ws, &["--yes", "--allow-destructive"]);
+    assert_code(&out, 3);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("metric.value: 1 value(s) cannot be stored in STRICT INTEGER column")
+            && err.contains("row 2: 'n/a'"),
+        "{err}"
+    );
+    assert_eq!(sha256_file(&prod), before);
+}
+
+#[test]
+fn table_added_and_table_dropped() {
+    let (ws, prod) = setup(
+        &format!(
+            "{USERS} CREATE TABLE old_log(id INTEGER PRIMARY KEY, msg TEXT); INSERT INTO old_log VALUES (1, 'x'), (2, 'y');"
+        ),
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT); CREATE TABLE goals(id INTEGER PRIMARY KEY, user_id INT REFERENCES users(id));",
+    );
+    let out = run(&ws, &["--yes"]);
+    assert_code(&out, 3);
+    assert!(
+        stderr_of(&out).contains("table old_log is dropped: 2 row(s) lost"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = run(&ws, &["--yes", "--allow-destructive"]);
+    assert_code(&out, 0);
+    assert!(
+        stdout_of(&out).contains("DROPPED: 2 row(s) lost"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert_eq!(column(&prod, "SELECT count(*) FROM users"), vec!["3"]);
+    assert_eq!(column(&prod, "SELECT count(*) FROM goals"), vec!["0"]);
+    assert_schema_is_source(&ws);
+}
+
+#[test]
+fn cascading_foreign_keys_and_triggers_keep_every_row_and_fire_nothing() {
+    let (ws, prod) = setup(
+        "CREATE TABLE author(id INTEGER PRIMARY KEY, name TEXT);
+         CREATE TABLE book(id INTEGER PRIMARY KEY, author_id INT NOT NULL REFERENCES author(id) ON DELETE CASCADE, title TEXT);
+         CREATE TABLE audit(n INTEGER);
+         CREATE TRIGGER book_ai AFTER INSERT ON book BEGIN INSERT INTO audit VALUES (new.id); END;
+         CREATE TRIGGER author_ai AFTER INSERT ON author BEGIN INSERT INTO audit VALUES (-new.id); END;
+         INSERT INTO author VALUES (1, 'Le Guin'), (2, 'Banks');
+         INSERT INTO book VALUES (10, 1, 'The Dispossessed'), (11, 1, 'Lathe of Heaven'), (12, 2, 'Excession');",
+        "CREATE TABLE author(id INTEGER PRIMARY KEY, name TEXT, born INTEGER);
+         CREATE TABLE book(id INTEGER PRIMARY KEY, author_id INT NOT NULL REFERENCES author(id) ON DELETE CASCADE, title TEXT);
+         CREATE TABLE audit(n INTEGER);
+         CREATE TRIGGER book_ai AFTER INSERT ON book BEGIN INSERT INTO audit VALUES (new.id); END;
+         CREATE TRIGGER author_ai AFTER INSERT ON author BEGIN INSERT INTO audit VALUES (-new.id); END;",
+    );
+    assert_eq!(column(&prod, "SELECT count(*) FROM audit"), vec!["5"]);
+    let out = run(&ws, &["--yes"]);
+    assert_code(&out, 0);
+    assert_eq!(
+        column(&prod, "SELECT id FROM book ORDER BY id"),
+        vec!["10", "11", "12"]
+    );
+    assert_eq!(
+        column(&prod, "SELECT count(*) FROM audit"),
+        vec!["5"],
+        "no trigger fired during the copy"
+    );
+    assert_eq!(
+        column(
+            &prod,
+            "SELECT name FROM sqlite_schema WHERE type = 'trigger' ORDER BY name"
+        ),
+        vec!["author_ai", "book_ai"]
+    );
+    assert_schema_is_source(&ws);
+}
+
+/// The default recipe's steps with a hook line inserted before `validate`
+/// or after `snapshot`.
+fn recipe_with(after_snapshot: &str, before_validate: &str) -> String {
+    format!(
+        r#"let target = source();
+backup();
+let snap = snapshot();
+{after_snapshot}
+let p = plan(snap, target);
+approve(p);
+let migrated = copy(p);
+{before_validate}
+let report = validate(p, migrated);
+require(report);
+confirm_deploy();
+deploy(migrated);
+"#
+    )
+}
+
+#[test]
+fn a_write_after_the_snapshot_aborts_the_swap() {
+    let (ws, prod) = setup(
+        USERS,
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC');",
+    );
+    ws.file(
+        "race.rhai",
+        &recipe_with(
+            r#"sql(open("prod.sqlite3"), "INSERT INTO users VALUES (4, 'late', 1)");"#,
+            "",
+        ),
+    );
+    let out = ws
+        .cmd()
+        .args([
+            "run",
+            "race.rhai",
+            "--source",
+            "schema.sql",
+            "--production",
+            "prod.sqlite3",
+            "--yes",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 3);
+    assert!(
+        stderr_of(&out).contains("changed after the snapshot"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(
+        column(&prod, "SELECT name FROM users WHERE id = 4"),
+        vec!["late"],
+        "the late write survives"
+    );
+    assert_eq!(
+        column(&prod, "PRAGMA table_info(users)").len(),
+        3,
+        "old schema kept"
+    );
+}
+
+#[test]
+fn validation_catches_a_lost_row_before_deploy() {
+    let (ws, prod) = setup(
+        USERS,
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC');",
+    );
+    let before = sha256_file(&prod);
+    ws.file(
+        "lossy.rhai",
+        &recipe_with("", r#"sql(migrated, "DELETE FROM users WHERE id = 2");"#),
+    );
+    let out = ws
+        .cmd()
+        .args([
+            "run",
+            "lossy.rhai",
+            "--source",
+            "schema.sql",
+            "--production",
+            "prod.sqlite3",
+            "--yes",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 3);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("validation failed")
+            && err.contains("3 row(s) in the snapshot, 2 in the migrated database"),
+        "{err}"
+    );
+    assert_eq!(sha256_file(&prod), before);
+}
+
+#[test]
+fn validation_catches_a_changed_value() {
+    let (ws, prod) = setup(
+        USERS,
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC');",
+    );
+    let before = sha256_file(&prod);
+    ws.file(
+        "edit.rhai",
+        &recipe_with(
+            "",
+            r#"sql(migrated, "UPDATE users SET name = 'ANN' WHERE id = 1");"#,
+        ),
+    );
+    let out = ws
+        .cmd()
+        .args([
+            "run",
+            "edit.rhai",
+            "--source",
+            "schema.sql",
+            "--production",
+            "prod.sqlite3",
+            "--yes",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 3);
+    assert!(
+        stderr_of(&out).contains("values differ from the snapshot in column(s) name"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(sha256_file(&prod), before);
+}
+
+#[test]
+fn dry_run_writes_nothing_outside_the_run_directory() {
+    let (ws, prod) = setup(
+        USERS,
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL);",
+    );
+    std::fs::create_dir(ws.path("backups")).unwrap();
+    let mut before = ws.snapshot();
+    let out = run(&ws, &["--dry-run"]);
+    assert_code(&out, 0);
+    let text = stdout_of(&out);
+    assert!(
+        text.contains("Validation passed") && text.contains("dry run: production not changed"),
+        "{text}"
+    );
+    let mut after = ws.snapshot();
+    after.retain(|p, _| !p.starts_with(".sqlmorph"));
+    before.retain(|p, _| !p.starts_with(".sqlmorph"));
+    assert_eq!(after, before, "only .sqlmorph/ changed");
+    assert!(backups(&ws).is_empty());
+    assert_eq!(sha256_file(&prod), before[&PathBuf::from("prod.sqlite3")]);
+}
+
+#[test]
+fn without_a_terminal_or_yes_the_first_confirmation_stops_the_run() {
+    let (ws, prod) = setup(
+        USERS,
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC');",
+    );
+    let before = sha256_file(&prod);
+    let out = run(&ws, &[]);
+    assert_code(&out, 3);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("Build the migrated database?") && err.contains("--yes"),
+        "{err}"
+    );
+    assert_eq!(sha256_file(&prod), before);
+    assert!(
+        !run_dirs(&ws)[0].join("migrated.sqlite3").exists(),
+        "stopped before building"
+    );
+}
+
+#[test]
+fn rollback_restores_the_backup_content() {
+    let (ws, prod) = setup(
+        USERS,
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC');",
+    );
+    let original = ws
+        .cmd()
+        .args(["schema", "prod.sqlite3"])
+        .output()
+        .unwrap()
+        .stdout;
+    let rows = column(
+        &prod,
+        "SELECT id || name || ifnull(age, '') FROM users ORDER BY id",
+    );
+    assert_code(&run(&ws, &["--yes"]), 0);
+    assert_eq!(column(&prod, "PRAGMA table_info(users)").len(), 4);
+
+    let out = ws.cmd().args(["backups"]).output().unwrap();
+    assert_code(&out, 0);
+    assert!(
+        stdout_of(&out).contains("prod_backup_"),
+        "{}",
+        stdout_of(&out)
+    );
+
+    let out = ws
+        .cmd()
+        .args(["rollback", "--production", "prod.sqlite3"])
+        .output()
+        .unwrap();
+    assert_code(&out, 3);
+    let out = ws
+        .cmd()
+        .args(["rollback", "--production", "prod.sqlite3", "--yes"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert_eq!(
+        ws.cmd()
+            .args(["schema", "prod.sqlite3"])
+            .output()
+            .unwrap()
+            .stdout,
+        original
+    );
+    assert_eq!(
+        column(
+            &prod,
+            "SELECT id || name || ifnull(age, '') FROM users ORDER BY id"
+        ),
+        rows
+    );
+    assert_eq!(
+        backups(&ws).len(),
+        2,
+        "the migrated production was backed up first"
+    );
+}
+
+#[test]
+fn wal_production_is_migrated_with_its_uncheckpointed_writes() {
+    let ws = Workspace::new();
+    let prod = ws.path("prod.sqlite3");
+    let conn = rusqlite::Connection::open(&prod).unwrap();
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);").unwrap();
+    conn.execute_batch("INSERT INTO t VALUES (1, 'in wal'), (2, 'also');")
+        .unwrap();
+    assert!(ws.path("prod.sqlite3-wal").metadata().unwrap().len() > 0);
+    ws.file(
+        "schema.sql",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, w INT DEFAULT 5);",
+    );
+    let out = run(&ws, &["--yes"]);
+    drop(conn);
+    assert_code(&out, 0);
+    assert_eq!(
+        column(&prod, "SELECT v || w FROM t ORDER BY id"),
+        vec!["in wal5", "also5"]
+    );
+    assert_eq!(column(&prod, "PRAGMA journal_mode"), vec!["wal"]);
+    assert_schema_is_source(&ws);
+}
+
+#[test]
+fn json_summary_for_ci() {
+    let (ws, _) = setup(
+        USERS,
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC');",
+    );
+    let out = run(&ws, &["--yes", "--format", "json"]);
+    assert_code(&out, 0);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["deployed"], true);
+    assert_eq!(v["report"]["ok"], true);
+    assert!(
+        stderr_of(&out).contains("1/10 back up production"),
+        "log on stderr"
+    );
+}
+
+#[test]
+fn recipe_errors_name_file_line_and_column() {
+    let (ws, prod) = setup(
+        USERS,
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT);",
+    );
+    let before = sha256_file(&prod);
+    ws.file("syntax.rhai", "let x = 1;\nlet y = ;\n");
+    let out = ws
+        .cmd()
+        .args([
+            "run",
+            "syntax.rhai",
+            "--source",
+            "schema.sql",
+            "--production",
+            "prod.sqlite3",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    assert!(
+        stderr_of(&out).contains("syntax.rhai:2:9"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    ws.file(
+        "unknown.rhai",
+        "backup();\nlet s = snapshot();\nfrobnicate(s);\n",
+    );
+    let out = ws
+        .cmd()
+        .args([
+            "run",
+            "unknown.rhai",
+            "--source",
+            "schema.sql",
+            "--production",
+            "prod.sqlite3",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("frobnicate")
+            && err.contains("unknown.rhai:3:1")
+            && err.contains("3 | frobnicate(s);"),
+        "{err}"
+    );
+    assert_eq!(sha256_file(&prod), before);
+
+    // A small, configured limit keeps the test fast (and tests [limits]).
+    ws.file("sqlmorph.toml", "[limits]\nmax_operations = 100000\n");
+    ws.file("forever.rhai", "let n = 0;\nloop { n += 1; }\n");
+    let out = ws
+        .cmd()
+        .args([
+            "run",
+            "forever.rhai",
+            "--source",
+            "schema.sql",
+            "--production",
+            "prod.sqlite3",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    assert!(
+        stderr_of(&out).contains("too many operations"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn sqlmorph_toml_supplies_options_and_flags_override() {
+    let (ws, prod) = setup(
+        USERS,
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC');",
+    );
+    ws.file("sqlmorph.toml", "source = \"schema.sql\"\nproduction = \"prod.sqlite3\"\nbackup_dir = \"bk\"\nrestart = \"touch restarted.flag\"\n");
+    let out = ws.cmd().args(["run", "--yes"]).output().unwrap();
+    assert_code(&out, 0);
+    assert!(ws.path("restarted.flag").exists(), "restart command ran");
+    assert_eq!(std::fs::read_dir(ws.path("bk")).unwrap().count(), 1);
+    assert_eq!(column(&prod, "PRAGMA table_info(users)").len(), 4);
+
+    ws.file(
+        "sqlmorph.toml",
+        "source = \"schema.sql\"\nproduction = \"prod.sqlite3\"\nbogus = 1\n",
+    );
+    let out = ws.cmd().args(["run", "--yes"]).output().unwrap();
+    assert_code(&out, 2);
+    assert!(
+        stderr_of(&out).contains("unknown field `bogus`"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn a_failing_health_check_restores_the_previous_file() {
+    let (ws, prod) = setup(
+        USERS,
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC');",
+    );
+    let before = sha256_file(&prod);
+    ws.file(
+        "sqlmorph.toml",
+        "health_check = \"exit 1\"\nrestart = \"echo restarted >> restarts.txt\"\n",
+    );
+    let out = run(&ws, &["--yes"]);
+    assert_code(&out, 4);
+    assert!(
+        stderr_of(&out).contains("health_check command `exit 1` failed"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(sha256_file(&prod), before);
+    assert_eq!(
+        std::fs::read_to_string(ws.path("restarts.txt"))
+            .unwrap()
+            .lines()
+            .count(),
+        2,
+        "restarted after the swap and after the restore"
+    );
+}
+
+#[test]
+fn plan_and_init_write_nothing_unexpected() {
+    let (ws, _) = setup(
+        USERS,
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, tz TEXT DEFAULT 'UTC');",
+    );
+    let before = ws.snapshot();
+    let out = ws
+        .cmd()
+        .args([
+            "plan",
+            "--source",
+            "schema.sql",
+            "--production",
+            "prod.sqlite3",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let text = stdout_of(&out);
+    assert!(
+        text.contains("- age (2 value(s) lost)") && text.contains("+ tz (DEFAULT 'UTC')"),
+        "{text}"
+    );
+    let out = ws
+        .cmd()
+        .args([
+            "plan",
+            "--source",
+            "schema.sql",
+            "--production",
+            "prod.sqlite3",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["plan"]["tables"][0]["dropped"][0]["values"], 2);
+    assert_eq!(ws.snapshot(), before, "plan wrote nothing");
+
+    assert_code(&ws.cmd().arg("init").output().unwrap(), 0);
+    let toml = std::fs::read_to_string(ws.path("sqlmorph.toml")).unwrap();
+    assert!(toml.contains("backup_dir = \"backups\""));
+    assert!(
+        std::fs::read_to_string(ws.path("recipe.rhai"))
+            .unwrap()
+            .contains("import \"std/default\"")
+    );
+}
+
+#[test]
+fn the_demo_migrates_end_to_end() {
+    let ws = Workspace::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let prod = ws.path("prod.sqlite3");
+    let conn = rusqlite::Connection::open(&prod).unwrap();
+    conn.execute_batch(
+        &std::fs::read_to_string(root.join("examples/demo/production.sql")).unwrap(),
+    )
+    .unwrap();
+    drop(conn);
+    std::fs::copy(root.join("examples/demo/schema.sql"), ws.path("schema.sql")).unwrap();
+    let practice = column(
+        &prod,
+        "SELECT id || ':' || ifnull(tempo, '') || ':' || minutes FROM practice ORDER BY id",
+    );
+    let out = run(&ws, &["--yes", "--allow-destructive"]);
+    assert_code(&out, 0);
+    assert_eq!(
+        column(
+            &prod,
+            "SELECT id || ':' || ifnull(tempo, '') || ':' || minutes FROM practice ORDER BY id"
+        ),
+        practice
+    );
+    assert_eq!(
+        column(
+            &prod,
+            "SELECT DISTINCT typeof(tempo) FROM practice WHERE tempo IS NOT NULL"
+        ),
+        vec!["integer"]
+    );
+    assert_eq!(column(&prod, "PRAGMA user_version"), vec!["4"]);
+    assert_schema_is_source(&ws);
+}
