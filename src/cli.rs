@@ -176,6 +176,11 @@ pub enum Command {
     },
     /// Write a commented sqlmorph.toml and a recipe template here.
     Init,
+    /// Create migrations/<YYYYMMDD>_<NAME>.rhai from the recipe template.
+    New {
+        /// A short name for the migration, e.g. rename_practiced.
+        name: String,
+    },
     /// Print the normalized schema of a database or .sql file.
     ///
     /// The SQL form is deterministic and re-executable into an empty database.
@@ -315,7 +320,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             let source = Schema::load(&opts.source)?;
             let prod = Schema::load(&opts.production)?;
             let d = diff::diff(&prod, &source);
-            let conn = crate::db::open_readonly(&opts.production)?;
+            let conn = crate::plan::open_for_plan(&opts.production)?;
             let plan =
                 crate::plan::build(&prod, &source, &crate::plan::Mappings::default(), &conn)?;
             let text = match format {
@@ -378,6 +383,11 @@ pub fn run(cli: Cli) -> Result<u8> {
             };
             let opts = resolve_paths(&config_file, &target, backup_dir, None)?;
             crate::rollback::rollback(&opts, backup.as_deref(), Prompter::new(yes, false, false))?;
+            Ok(0)
+        }
+        Command::New { name } => {
+            let path = crate::recipe::new_migration(std::path::Path::new("migrations"), &name)?;
+            print(&format!("wrote {}\n", path.display()))?;
             Ok(0)
         }
         Command::Init => {

@@ -27,6 +27,7 @@ pub const DEFAULT_RECIPE: &str = include_str!("../recipes/default.rhai");
 /// Modules importable as `std/<name>`.
 pub const STDLIB: &[(&str, &str)] = &[
     ("std/checks", include_str!("../stdlib/checks.rhai")),
+    ("std/steps", include_str!("../stdlib/steps.rhai")),
     ("std/default", DEFAULT_RECIPE),
 ];
 
@@ -85,7 +86,9 @@ impl ModuleResolver for StdResolver {
             .compile(*text)
             .map_err(|e| EvalAltResult::ErrorInModule(path.to_string(), e.into(), pos))?;
         ast.set_source(format!("{name}.rhai"));
-        let module = Module::eval_ast_as_new(Scope::new(), &ast, engine)?;
+        // A resolver may only fail with "not found" or "in module".
+        let module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
+            .map_err(|e| EvalAltResult::ErrorInModule(path.to_string(), e, pos))?;
         Ok(module.into())
     }
 }
@@ -252,7 +255,8 @@ fn register_types(engine: &mut Engine) {
         });
 }
 
-fn sql_value(v: &Dynamic) -> Value {
+/// A Rhai value as an SQL value.
+pub fn sql_value(v: &Dynamic) -> Value {
     if v.is_unit() {
         Value::Null
     } else if let Some(i) = v.clone().try_cast::<i64>() {
@@ -268,7 +272,8 @@ fn sql_value(v: &Dynamic) -> Value {
     }
 }
 
-fn rhai_value(v: Value) -> Dynamic {
+/// An SQL value as a Rhai value.
+pub fn rhai_value(v: Value) -> Dynamic {
     match v {
         Value::Null => Dynamic::UNIT,
         Value::Integer(i) => i.into(),
@@ -410,6 +415,22 @@ fn register_primitives(engine: &mut Engine, run: &Shared<Run>) {
         Ok(())
     });
 
+    let shared = Rc::clone(run);
+    engine.register_fn(
+        "transform",
+        move |ctx: rhai::NativeCallContext, table: &str, f: rhai::FnPtr| -> RhaiResult<i64> {
+            let result = Run::transform(&shared, table, |row| {
+                let out: Dynamic = f.call_within_context(&ctx, (row,)).map_err(|e| {
+                    anyhow::anyhow!("{}", render_error(&e, &BTreeMap::new(), "transform"))
+                })?;
+                out.try_cast::<Map>().ok_or_else(|| {
+                    anyhow::anyhow!("the transform closure must return the row (a map)")
+                })
+            });
+            result.map(|(rows, _)| rows).map_err(|e| fail(&shared, &e))
+        },
+    );
+
     // Mappings, declared before `plan`.
     prim!("rename_table", |r, old: &str, new: &str| {
         r.borrow_mut()
@@ -464,6 +485,38 @@ fn register_primitives(engine: &mut Engine, run: &Shared<Run>) {
             .push((table.into(), column.into()));
         Ok(())
     });
+}
+
+/// The names of every function the engine registers (primitives, getters
+/// and methods), for the reference check.
+pub fn registered_functions() -> Vec<String> {
+    let scratch = std::env::temp_dir();
+    let run = Rc::new(RefCell::new(Run::detached(
+        crate::run::Options::default(),
+        crate::prompt::Prompter::new(false, false, false),
+        scratch,
+        true,
+    )));
+    let engine = engine(&run, &Limits::default(), None);
+    let mut names: Vec<String> = engine
+        .gen_fn_signatures(false)
+        .iter()
+        .filter_map(|s| s.split('(').next())
+        .map(|n| n.trim_start_matches("get$").to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// True when the script ended with `exit()` (possibly inside a module).
+pub fn is_exit(err: &EvalAltResult) -> bool {
+    match err {
+        EvalAltResult::Exit(..) => true,
+        EvalAltResult::ErrorInModule(_, inner, _)
+        | EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => is_exit(inner),
+        _ => false,
+    }
 }
 
 /// A script error, rendered like a compiler diagnostic.

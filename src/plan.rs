@@ -214,6 +214,8 @@ pub struct Plan {
     pub data_loss: Vec<String>,
     /// Facts worth knowing that need no approval.
     pub notes: Vec<String>,
+    /// Renames the schemas suggest; decided by the run before the copy.
+    pub renames: Vec<RenameSuggestion>,
 }
 
 impl Plan {
@@ -240,6 +242,21 @@ fn is_rowid_table(t: &Table) -> bool {
     !t.without_rowid
 }
 
+/// Opens a snapshot (or production, read-only) for planning: `main` is the
+/// database, and it is attached again as `snapshot` so that recipe
+/// expressions written for the copy (`snapshot.users`) work here too.
+pub fn open_for_plan(path: &std::path::Path) -> Result<Connection> {
+    let conn = crate::db::open_readonly(path)?;
+    conn.execute(
+        &format!(
+            "ATTACH DATABASE ?1 AS {}",
+            quote_ident(crate::copy::SNAPSHOT_SCHEMA)
+        ),
+        [path.to_string_lossy()],
+    )?;
+    Ok(conn)
+}
+
 /// Builds the plan for moving `prod`'s data (the snapshot, `main` of
 /// `snapshot`) into the `source` schema.
 pub fn build(
@@ -254,6 +271,7 @@ pub fn build(
         refusals: Vec::new(),
         data_loss: Vec::new(),
         notes: Vec::new(),
+        renames: Vec::new(),
     };
     let mut used_prod_tables = Vec::new();
     for target in &source.tables {
@@ -283,6 +301,7 @@ pub fn build(
             approved,
         });
     }
+    plan.renames = suggest_renames(prod, source, maps, &plan);
     Ok(plan)
 }
 
@@ -623,7 +642,8 @@ fn analyze_conversions(
         let Some(col) = target.column_named(&cp.name) else {
             continue;
         };
-        let stats = Arc::new(Mutex::new(Observed::new(col, target.strict)));
+        let intended = matches!(cp.source, ColumnSource::Expr { .. });
+        let stats = Arc::new(Mutex::new(Observed::new(col, target.strict, intended)));
         let sink = Arc::clone(&stats);
         let nkey = tp.source_key.len();
         snap.create_scalar_function(
@@ -717,14 +737,18 @@ fn analyze_conversions(
 /// Accumulates what happened to each value.
 struct Observed {
     strict_type: Option<String>,
+    /// A recipe's expression: changed values are what it asked for; only
+    /// values that become NULL count as lost.
+    intended: bool,
     affinity: String,
     conv: Conversion,
 }
 
 impl Observed {
-    fn new(col: &Column, strict: bool) -> Observed {
+    fn new(col: &Column, strict: bool, intended: bool) -> Observed {
         Observed {
             strict_type: strict.then(|| col.decl_type.to_ascii_uppercase()),
+            intended,
             affinity: col.affinity.clone(),
             conv: Conversion::default(),
         }
@@ -750,7 +774,7 @@ impl Observed {
             self.conv.nulled += 1;
             sample = Some("NULL");
         } else if !same(old, new) {
-            if lossless(old, new) {
+            if self.intended || lossless(old, new) {
                 self.conv.converted += 1;
             } else {
                 self.conv.lossy += 1;
@@ -848,4 +872,153 @@ fn lossless(old: ValueRef<'_>, new: ValueRef<'_>) -> bool {
         && as_number(old)
             .zip(as_number(new))
             .is_some_and(|(a, b)| a == b)
+}
+
+/// A table or column that looks renamed rather than dropped and added.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RenameSuggestion {
+    /// `table` or `column`.
+    pub kind: String,
+    /// The table (the source table, for a column rename).
+    pub table: String,
+    pub old: String,
+    pub new: String,
+    /// Why it looks like a rename.
+    pub evidence: Vec<String>,
+    /// The recipe line that declares it.
+    pub recipe_line: String,
+}
+
+/// Levenshtein distance turned into a similarity in 0..=1.
+pub fn similarity(a: &str, b: &str) -> f64 {
+    let a: Vec<char> = a.to_lowercase().chars().collect();
+    let b: Vec<char> = b.to_lowercase().chars().collect();
+    if a.is_empty() && b.is_empty() {
+        return 1.0;
+    }
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let score = 1.0 - prev[b.len()] as f64 / a.len().max(b.len()) as f64;
+    score
+}
+
+/// Renames that the schemas suggest and the recipe has not declared (nor
+/// declared as drops).
+pub fn suggest_renames(
+    prod: &Schema,
+    source: &Schema,
+    maps: &Mappings,
+    plan: &Plan,
+) -> Vec<RenameSuggestion> {
+    let mut out = Vec::new();
+    // Columns: a new column and a dropped one in the same table.
+    for tp in &plan.tables {
+        let (Some(from), Some(target)) = (&tp.from, source.table(&tp.table)) else {
+            continue;
+        };
+        let Some(origin) = prod.table(from) else {
+            continue;
+        };
+        let mut taken: Vec<String> = Vec::new();
+        for (pos, col) in target.columns.iter().enumerate() {
+            let is_new = tp.columns.iter().any(|c| {
+                eq(&c.name, &col.name) && matches!(c.source, ColumnSource::Default { .. })
+            });
+            if !is_new {
+                continue;
+            }
+            let best = tp
+                .dropped
+                .iter()
+                .filter(|d| !d.approved && !taken.contains(&d.name))
+                .filter_map(|d| origin.column_named(&d.name).map(|o| (d, o)))
+                .filter(|(_, o)| o.affinity == col.affinity)
+                .map(|(d, o)| {
+                    let sim = similarity(&o.name, &col.name);
+                    let same_pos =
+                        origin.columns.iter().position(|c| eq(&c.name, &o.name)) == Some(pos);
+                    (d, o, sim, same_pos)
+                })
+                .filter(|(_, _, sim, same_pos)| *sim >= 0.5 || *same_pos)
+                .max_by(|a, b| {
+                    (a.2 + f64::from(u8::from(a.3))).total_cmp(&(b.2 + f64::from(u8::from(b.3))))
+                });
+            if let Some((d, o, sim, same_pos)) = best {
+                taken.push(d.name.clone());
+                let mut evidence = vec![
+                    format!("name similarity {:.0}%", sim * 100.0),
+                    format!("same type affinity ({})", col.affinity),
+                ];
+                if same_pos {
+                    evidence.push(format!("same position ({})", pos + 1));
+                }
+                evidence.push(format!(
+                    "{} non-NULL value(s) would be lost otherwise",
+                    d.values
+                ));
+                out.push(RenameSuggestion {
+                    kind: "column".into(),
+                    table: tp.table.clone(),
+                    old: o.name.clone(),
+                    new: col.name.clone(),
+                    evidence,
+                    recipe_line: format!(
+                        "rename_column({:?}, {:?}, {:?});",
+                        tp.table, o.name, col.name
+                    ),
+                });
+            }
+        }
+    }
+    // Tables: a dropped table and a new one with similar columns.
+    let new_tables: Vec<&TablePlan> = plan.tables.iter().filter(|t| t.from.is_none()).collect();
+    let mut taken: Vec<String> = Vec::new();
+    for dropped in plan.dropped_tables.iter().filter(|d| !d.approved) {
+        let Some(old) = prod.table(&dropped.table) else {
+            continue;
+        };
+        let best = new_tables
+            .iter()
+            .filter(|t| !taken.contains(&t.table))
+            .filter_map(|t| source.table(&t.table))
+            .map(|t| {
+                let shared = t
+                    .columns
+                    .iter()
+                    .filter(|c| old.column_named(&c.name).is_some())
+                    .count();
+                let union = t.columns.len() + old.columns.len() - shared;
+                #[allow(clippy::cast_precision_loss)]
+                let overlap = shared as f64 / union.max(1) as f64;
+                (t, overlap, similarity(&old.name, &t.name))
+            })
+            .filter(|(_, overlap, sim)| *overlap >= 0.5 || (*sim >= 0.6 && *overlap > 0.0))
+            .max_by(|a, b| (a.1 + a.2).total_cmp(&(b.1 + b.2)));
+        if let Some((t, overlap, sim)) = best {
+            taken.push(t.name.clone());
+            let _ = maps;
+            out.push(RenameSuggestion {
+                kind: "table".into(),
+                table: t.name.clone(),
+                old: old.name.clone(),
+                new: t.name.clone(),
+                evidence: vec![
+                    format!("{:.0}% of the columns are shared", overlap * 100.0),
+                    format!("name similarity {:.0}%", sim * 100.0),
+                    format!("{} row(s) would be lost otherwise", dropped.rows),
+                ],
+                recipe_line: format!("rename_table({:?}, {:?});", old.name, t.name),
+            });
+        }
+    }
+    out
 }

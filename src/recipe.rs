@@ -42,7 +42,7 @@ pub fn run(
     let mut state = run.borrow_mut();
     match outcome {
         Ok(()) => {}
-        Err(e) if matches!(*e, EvalAltResult::Exit(..)) => {}
+        Err(e) if host::is_exit(&e) => {}
         Err(e) => {
             let kind = state.exit.take().unwrap_or(ExitKind::Input);
             let rendered = host::render_error(&e, &sources, name);
@@ -91,4 +91,34 @@ pub fn init(dir: &Path) -> Result<()> {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// `sqlmorph new NAME`: `migrations/<YYYYMMDD>_<name>.rhai` from the template.
+pub fn new_migration(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean.trim_matches('_').is_empty() {
+        return Err(input(format!(
+            "{name:?} is not a usable migration name (use letters, digits, _ or -)"
+        )));
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!(
+        "{}_{clean}.rhai",
+        chrono::Local::now().format("%Y%m%d")
+    ));
+    if path.exists() {
+        return Err(input(format!("{} exists already", path.display())));
+    }
+    std::fs::write(&path, format!("// Migration: {name}\n{TEMPLATE}"))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }

@@ -25,7 +25,7 @@ use crate::style::Style;
 use crate::validate::{self, Report};
 
 /// Everything a run needs to know, resolved from flags and `sqlmorph.toml`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     pub source: PathBuf,
     pub production: PathBuf,
@@ -132,6 +132,11 @@ pub struct Run {
     pub summary: Summary,
     /// The exit code of the error a primitive raised last.
     pub exit: Option<ExitKind>,
+    /// Databases opened with `open` are read-only (the REPL without --write).
+    pub read_only: bool,
+    /// (table, column) values rewritten by `transform`: validation reports
+    /// them instead of comparing them with the snapshot.
+    pub transformed: Vec<(String, String)>,
     settings: Option<FileSettings>,
 }
 
@@ -180,8 +185,34 @@ impl Run {
             migrated: None,
             summary,
             exit: None,
+            read_only: false,
+            transformed: Vec::new(),
             settings: None,
         })
+    }
+
+    /// A session with no run directory of its own (the REPL): scratch files
+    /// go to `scratch`, the log only to the console.
+    pub fn detached(opts: Options, prompter: Prompter, scratch: PathBuf, read_only: bool) -> Run {
+        Run {
+            summary: Summary {
+                run_dir: scratch.clone(),
+                ..Summary::default()
+            },
+            opts,
+            dir: scratch,
+            log: Log::console(false),
+            prompter,
+            mappings: Mappings::default(),
+            stamp: stamp_now(),
+            snapshot: None,
+            plan: None,
+            migrated: None,
+            exit: None,
+            read_only,
+            transformed: Vec::new(),
+            settings: None,
+        }
     }
 
     /// Logs the start of a step.
@@ -261,8 +292,11 @@ impl Run {
     pub fn plan(&mut self, snapshot: &Db, source: &Schema) -> Result<(Plan, SchemaDiff)> {
         let prod = Schema::load(&snapshot.path)?;
         let d = diff::diff(&prod, source);
-        let conn = crate::db::open_readonly(&snapshot.path)?;
-        let plan = plan::build(&prod, source, &self.mappings, &conn)?;
+        let conn = plan::open_for_plan(&snapshot.path)?;
+        let mut plan = plan::build(&prod, source, &self.mappings, &conn)?;
+        if self.decide_renames(&plan)? {
+            plan = plan::build(&prod, source, &self.mappings, &conn)?;
+        }
         std::fs::write(self.dir.join("source.sql"), source.to_sql())?;
         std::fs::write(self.dir.join("production.sql"), prod.to_sql())?;
         std::fs::write(
@@ -276,6 +310,70 @@ impl Run {
         self.summary.changes = d.changes.len();
         self.plan = Some(plan.clone());
         Ok((plan, d))
+    }
+
+    /// Decides each suggested rename: at a terminal the user answers
+    /// y (apply), n (drop and add), s (skip the rest of that table); without
+    /// one the run stops (exit 3) with the recipe line, unless
+    /// --allow-destructive, which drops and adds and says loudly what was
+    /// lost. Returns true when a rename was applied.
+    fn decide_renames(&mut self, plan: &Plan) -> Result<bool> {
+        let mut applied = false;
+        let mut skipped: Vec<String> = Vec::new();
+        for s in &plan.renames {
+            if skipped.iter().any(|t| t.eq_ignore_ascii_case(&s.table)) {
+                continue;
+            }
+            let question = format!(
+                "Was {} {}{} renamed to {}? ({})",
+                s.kind,
+                if s.kind == "column" {
+                    format!("{}.", s.table)
+                } else {
+                    String::new()
+                },
+                s.old,
+                s.new,
+                s.evidence.join(", ")
+            );
+            if !self.prompter.interactive
+                && (self.prompter.allow_destructive || self.prompter.dry_run)
+            {
+                self.log.line(&format!(
+                    "  WARNING: {} {} is treated as dropped and {} as new; its data is NOT kept. \
+                     To keep it, add this line to a recipe: {}",
+                    s.kind, s.old, s.new, s.recipe_line
+                ));
+                continue;
+            }
+            let how = format!(
+                "Declare it in a recipe to keep the data:\n    {}\nor rerun with --yes --allow-destructive to drop {} and add {} as the schemas say.",
+                s.recipe_line, s.old, s.new
+            );
+            match self.prompter.choose(&question, &['y', 'n', 's'], &how)? {
+                'y' => {
+                    if s.kind == "column" {
+                        self.mappings.column_renames.push((
+                            s.table.clone(),
+                            s.old.clone(),
+                            s.new.clone(),
+                        ));
+                    } else {
+                        self.mappings
+                            .table_renames
+                            .push((s.old.clone(), s.new.clone()));
+                    }
+                    self.log.line(&format!("  applying {}", s.recipe_line));
+                    applied = true;
+                }
+                's' => skipped.push(s.table.clone()),
+                _ => self.log.line(&format!(
+                    "  {} {} dropped, {} added (as the schemas say)",
+                    s.kind, s.old, s.new
+                )),
+            }
+        }
+        Ok(applied)
     }
 
     /// Asks for the review's approval: refusals stop the run, data loss
@@ -354,7 +452,13 @@ impl Run {
         migrated: &Db,
         source: &Schema,
     ) -> Result<Report> {
-        let report = validate::validate(plan, source, &snapshot.path, &migrated.path)?;
+        let report = validate::validate(
+            plan,
+            source,
+            &snapshot.path,
+            &migrated.path,
+            &self.transformed,
+        )?;
         std::fs::write(
             self.dir.join("report.json"),
             serde_json::to_string_pretty(&report)?,
@@ -449,6 +553,7 @@ impl Run {
                 copy::open_scratch(&db.path, &snap)
             }
             "snapshot" | "source" => crate::db::open_readonly(&db.path),
+            _ if self.read_only => crate::db::open_readonly(&db.path),
             _ => crate::db::open_rw(&db.path),
         }
     }
@@ -580,4 +685,150 @@ fn conv_text(c: &plan::ColumnPlan) -> String {
         }
         s
     })
+}
+
+/// Rows a `transform` closure sees and returns.
+pub type Row = rhai::Map;
+
+impl Run {
+    /// Streams every row of a migrated table through `f` in batches and
+    /// writes back the columns it changed. The row holds the migrated
+    /// columns plus, read-only, the production columns the new table no
+    /// longer has. Returns (rows, rows changed).
+    ///
+    /// The run is not borrowed while `f` runs, so the closure may call
+    /// primitives (e.g. `print`).
+    pub fn transform(
+        shared: &std::rc::Rc<std::cell::RefCell<Run>>,
+        table: &str,
+        mut f: impl FnMut(Row) -> Result<Row>,
+    ) -> Result<(i64, i64)> {
+        use rusqlite::types::Value;
+        let (plan, conn) = {
+            let me = shared.borrow();
+            let migrated = me
+                .migrated
+                .clone()
+                .context("transform needs the migrated database: call it after copy")?;
+            let plan = me.plan.clone().context("transform needs a plan")?;
+            let conn = me.connect(&Db {
+                path: migrated,
+                role: "migrated".into(),
+            })?;
+            (plan, conn)
+        };
+        let tp = plan
+            .table(table)
+            .with_context(|| format!("no table {table} in the plan"))?
+            .clone();
+        let q = crate::sqltext::quote_ident;
+        let target = Schema::read(&conn, "main")?;
+        let t = target
+            .table(table)
+            .with_context(|| format!("no table {table} in the migrated database"))?
+            .clone();
+        let own: Vec<String> = t
+            .columns
+            .iter()
+            .filter(|c| c.is_insertable())
+            .map(|c| c.name.clone())
+            .collect();
+        let extra: Vec<String> = if tp.copy_rowid || plan::has_rowid_alias(&t) {
+            tp.dropped.iter().map(|d| d.name.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        let join = match (&tp.from, extra.is_empty()) {
+            (Some(from), false) => format!(
+                " LEFT JOIN {}.{} AS o ON o.rowid = m.rowid",
+                q(copy::SNAPSHOT_SCHEMA),
+                q(from)
+            ),
+            _ => String::new(),
+        };
+        let mut select: Vec<String> = vec!["m.rowid".into()];
+        select.extend(own.iter().map(|c| format!("m.{}", q(c))));
+        select.extend(extra.iter().map(|c| format!("o.{}", q(c))));
+        let sql = format!(
+            "SELECT {} FROM main.{} AS m{join} WHERE m.rowid > ?1 ORDER BY m.rowid LIMIT 10000",
+            select.join(", "),
+            q(table)
+        );
+        let total = tp.rows.max(0);
+        let mut bar = crate::progress::rows_bar(crate::progress::enabled(), table, total);
+        let (mut seen, mut changed_rows) = (0i64, 0i64);
+        let mut changed_cols: Vec<String> = Vec::new();
+        let mut last = i64::MIN;
+        conn.execute_batch("BEGIN")?;
+        loop {
+            let batch: Vec<(i64, Vec<Value>)> = {
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let n = select.len();
+                stmt.query_map([last], |r| {
+                    let id: i64 = r.get(0)?;
+                    let vals = (1..n)
+                        .map(|i| r.get::<_, Value>(i))
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    Ok((id, vals))
+                })?
+                .collect::<rusqlite::Result<_>>()?
+            };
+            if batch.is_empty() {
+                break;
+            }
+            for (id, vals) in batch {
+                last = id;
+                seen += 1;
+                let mut row = Row::new();
+                for (name, v) in own.iter().chain(&extra).zip(&vals) {
+                    row.insert(name.as_str().into(), crate::host::rhai_value(v.clone()));
+                }
+                let out = f(row).with_context(|| format!("transform of {table}, rowid {id}"))?;
+                let mut sets = Vec::new();
+                let mut params = Vec::new();
+                for (i, name) in own.iter().enumerate() {
+                    let Some(new) = out.get(name.as_str()) else {
+                        continue;
+                    };
+                    let new = crate::host::sql_value(new);
+                    if new != vals[i] {
+                        sets.push(format!("{} = ?{}", q(name), params.len() + 1));
+                        params.push(new);
+                        if !changed_cols.contains(name) {
+                            changed_cols.push(name.clone());
+                        }
+                    }
+                }
+                if !sets.is_empty() {
+                    changed_rows += 1;
+                    params.push(Value::Integer(id));
+                    conn.execute(
+                        &format!(
+                            "UPDATE main.{} SET {} WHERE rowid = ?{}",
+                            q(table),
+                            sets.join(", "),
+                            params.len()
+                        ),
+                        rusqlite::params_from_iter(params),
+                    )?;
+                }
+                bar.tick_ops(1, 1);
+            }
+        }
+        conn.execute_batch("COMMIT")?;
+        bar.finish();
+        let mut me = shared.borrow_mut();
+        for c in &changed_cols {
+            me.transformed.push((table.to_string(), c.clone()));
+        }
+        me.log.line(&format!(
+            "  transform {table}: {seen} row(s), {changed_rows} changed (column(s): {})",
+            if changed_cols.is_empty() {
+                "none".to_string()
+            } else {
+                changed_cols.join(", ")
+            }
+        ));
+        Ok((seen, changed_rows))
+    }
 }

@@ -7,4 +7,6 @@ mod check_cmd;
 mod diff_cmd;
 mod input_errors;
 mod migrate;
+mod recipes;
 mod schema_cmd;
+mod ssh_transport;

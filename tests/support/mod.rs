@@ -112,3 +112,4 @@ pub fn column(db: &Path, sql: &str) -> Vec<String> {
     .map(Result::unwrap)
     .collect()
 }
+pub mod sshd;
