@@ -219,3 +219,35 @@ pub fn lock_for_swap(production: &Path) -> Result<Connection> {
     })?;
     Ok(conn)
 }
+
+/// `<db>-shm`.
+pub fn shm_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push("-shm");
+    PathBuf::from(s)
+}
+
+/// SHA-256 of one file (hex).
+pub fn file_sha256(path: &Path) -> Result<String> {
+    let mut h = Sha256::new();
+    hash_file(&mut h, path)?;
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Like [`copy_consistent`], but opens the source read-write so that a WAL
+/// file beside it is applied (a database and WAL downloaded together).
+pub fn copy_consistent_rw(src: &Path, dest: &Path) -> Result<()> {
+    let conn = db::open_rw(src)?;
+    let tmp = dest.with_extension("partial");
+    let _ = std::fs::remove_file(&tmp);
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    conn.backup(MAIN_DB, &tmp, None::<fn(rusqlite::backup::Progress)>)?;
+    drop(conn);
+    File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, dest)?;
+    Ok(())
+}

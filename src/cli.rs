@@ -22,6 +22,14 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
+/// Expands a leading `~/` to the home directory.
+fn expand_home(p: &std::path::Path) -> PathBuf {
+    match (p.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => p.to_path_buf(),
+    }
+}
+
 /// Paths of a run from flags, then the configuration, then the defaults.
 fn resolve_paths(
     config: &Config,
@@ -29,45 +37,64 @@ fn resolve_paths(
     backup_dir: Option<PathBuf>,
     work_dir: Option<PathBuf>,
 ) -> Result<Options> {
-    let production = target
-        .production
-        .clone()
-        .or_else(|| {
-            config
-                .production
-                .as_ref()
-                .and_then(|p| p.targets().first().cloned())
-        })
-        .ok_or_else(|| {
-            input("no production database: give --production or set `production` in sqlmorph.toml")
-        })?;
-    if production.starts_with("ssh://") {
-        return Err(input(format!(
-            "{production}: SSH targets are not supported by this build yet; use a local path"
-        )));
+    let targets: Vec<String> = match &target.production {
+        Some(p) => vec![p.clone()],
+        None => config
+            .production
+            .as_ref()
+            .map(crate::config::Production::targets)
+            .unwrap_or_default(),
+    };
+    let first = targets.first().cloned().ok_or_else(|| {
+        input("no production database: give --production or set `production` in sqlmorph.toml")
+    })?;
+    let remote = targets.iter().filter(|t| t.starts_with("ssh://")).count();
+    let remotes = if remote == 0 {
+        if targets.len() > 1 {
+            return Err(input(
+                "`production` lists several local paths; a fleet is a list of ssh:// targets",
+            ));
+        }
+        Vec::new()
+    } else if remote == targets.len() {
+        targets
+            .iter()
+            .map(|t| {
+                t.parse::<crate::ssh::SshUrl>()
+                    .map_err(|e| input(format!("{t}: {e:#}")))
+            })
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        return Err(input("`production` mixes local paths and ssh:// targets"));
+    };
+    let mut ssh = crate::ssh::SshOptions::default();
+    if let Some(id) = &config.ssh.identity {
+        ssh.identity = Some(expand_home(id));
     }
+    if let Some(kh) = &config.ssh.known_hosts {
+        ssh.known_hosts = expand_home(kh);
+    }
+    ssh.passphrase = std::env::var("SQLMORPH_SSH_PASSPHRASE").ok();
+    ssh.accept_new_host_key = target.accept_new_host_key;
     Ok(Options {
         source: target
             .source
             .clone()
             .or_else(|| config.source.clone())
             .unwrap_or_default(),
-        production: PathBuf::from(production),
+        production: PathBuf::from(first),
         backup_dir: backup_dir
             .or_else(|| config.backup_dir.clone())
             .unwrap_or_else(|| PathBuf::from("backups")),
         work_dir: work_dir
             .or_else(|| config.work_dir.clone())
             .unwrap_or_else(|| PathBuf::from(".sqlmorph")),
-        dry_run: false,
-        yes: false,
-        allow_destructive: false,
-        json: false,
         stop: config.stop.clone(),
         restart: config.restart.clone(),
         health_check: config.health_check.clone(),
-        recipe_name: String::new(),
-        recipe_hash: String::new(),
+        remotes,
+        ssh,
+        ..Options::default()
     })
 }
 
@@ -163,6 +190,9 @@ pub enum Command {
     Rollback {
         #[arg(long, value_name = "P")]
         production: Option<String>,
+        /// Trust an SSH host key that is not in known_hosts yet.
+        #[arg(long)]
+        accept_new_host_key: bool,
         /// The backup file to restore.
         #[arg(long, value_name = "FILE")]
         backup: Option<PathBuf>,
@@ -211,6 +241,25 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// An interactive Rhai session on SQLite files, with the recipe
+    /// primitives.
+    ///
+    /// Each DB is bound to a variable named after its file (`app.sqlite3` ->
+    /// `app`; `db1`, `db2`… when that is not an identifier), opened read-only
+    /// unless --write. `:help` lists the primitives and the commands
+    /// (`:tables`, `:schema`, `:diff`, `:plan`, `:load`, `:quit`).
+    ///
+    /// With standard input not a terminal, the lines are evaluated without
+    /// prompts; the exit code is that of the last entry (0, or 2 when it
+    /// failed). History: $SQLMORPH_HISTORY, else
+    /// $XDG_STATE_HOME/sqlmorph/history (~/.local/state/sqlmorph/history).
+    Repl {
+        /// SQLite files (or .sql schemas) to open.
+        dbs: Vec<PathBuf>,
+        /// Open the databases for writing, so `sql(db, …)` can change them.
+        #[arg(long)]
+        write: bool,
+    },
 }
 
 /// Where the schemas and production are (flags override sqlmorph.toml).
@@ -219,12 +268,17 @@ pub struct Target {
     /// The target schema: a SQLite file or a .sql file.
     #[arg(long, value_name = "S")]
     pub source: Option<PathBuf>,
-    /// The production database (a local path).
+    /// The production database: a local path or
+    /// ssh://user@host[:port]/absolute/path.sqlite3.
     #[arg(long, value_name = "P")]
     pub production: Option<String>,
     /// The configuration file (default: ./sqlmorph.toml if present).
     #[arg(long, value_name = "F")]
     pub config: Option<PathBuf>,
+    /// Trust an SSH host key that is not in known_hosts yet, and add it
+    /// (a changed key is never accepted).
+    #[arg(long)]
+    pub accept_new_host_key: bool,
 }
 
 /// Output format of reports.
@@ -370,6 +424,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Command::Rollback {
             production,
+            accept_new_host_key,
             backup,
             backup_dir,
             config,
@@ -380,6 +435,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 source: None,
                 production,
                 config,
+                accept_new_host_key,
             };
             let opts = resolve_paths(&config_file, &target, backup_dir, None)?;
             crate::rollback::rollback(&opts, backup.as_deref(), Prompter::new(yes, false, false))?;
@@ -409,6 +465,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             print(&text)?;
             Ok(u8::from(!health.is_clean()))
         }
+        Command::Repl { dbs, write } => crate::repl::run(&dbs, write),
     }
 }
 

@@ -340,7 +340,7 @@ fn register_primitives(engine: &mut Engine, run: &Shared<Run>) {
         .backup()?
         .map_or(String::new(), |p| p.display().to_string())));
     prim!("snapshot", |r| r.borrow_mut().snapshot());
-    prim!("schema", |r, db: Db| r.borrow().schema_of(&db));
+    prim!("schema", |r, db: Db| r.borrow_mut().schema_of(&db));
     prim!("schema", |r, path: &str| {
         let _ = r;
         Schema::load(Path::new(path))

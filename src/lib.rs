@@ -19,6 +19,8 @@ pub mod progress;
 pub mod prompt;
 pub mod recipe;
 pub mod reference;
+pub mod remote;
+pub mod repl;
 pub mod rollback;
 pub mod run;
 pub mod schema;

@@ -13,8 +13,11 @@ use crate::run::{Log, Options, stamp_now};
 
 /// Restores `chosen` (or the newest backup of production) into production.
 pub fn rollback(opts: &Options, chosen: Option<&Path>, prompter: Prompter) -> Result<PathBuf> {
-    let stem = opts
-        .production
+    let name = opts
+        .remotes
+        .first()
+        .map_or_else(|| opts.production.clone(), |u| PathBuf::from(&u.path));
+    let stem = name
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -44,6 +47,9 @@ pub fn rollback(opts: &Options, chosen: Option<&Path>, prompter: Prompter) -> Re
         opts.production.display(),
         source.display()
     ))?;
+    if opts.is_remote() {
+        return rollback_remote(opts, &source, &name, &mut log);
+    }
     backup::checkpoint(&opts.production)?;
     let fingerprint = backup::fingerprint(&opts.production)?;
     let current = backup::backup(&opts.production, &opts.backup_dir, &stamp_now())?;
@@ -74,4 +80,54 @@ pub fn rollback(opts: &Options, chosen: Option<&Path>, prompter: Prompter) -> Re
         source.display()
     ));
     Ok(source)
+}
+
+/// Rollback over SSH: every host's fingerprint, a backup of the current
+/// production (from the first host), then the fleet deploy of the backup.
+fn rollback_remote(opts: &Options, source: &Path, name: &Path, log: &mut Log) -> Result<PathBuf> {
+    let mut hosts = opts
+        .remotes
+        .iter()
+        .map(|u| crate::remote::RemoteDb::connect(u, &opts.ssh))
+        .collect::<Result<Vec<_>>>()?;
+    let current = crate::remote::prefetch_path();
+    let fingerprint = hosts[0].fetch_consistent(&current, crate::progress::enabled())?;
+    let mut fingerprints = vec![fingerprint];
+    for h in hosts.iter().skip(1) {
+        fingerprints.push(h.fingerprint()?);
+    }
+    std::fs::create_dir_all(&opts.backup_dir)?;
+    let saved = backup::backup_path(name, &opts.backup_dir, &stamp_now());
+    let kept = backup::copy_consistent(&current, &saved);
+    let _ = std::fs::remove_file(&current);
+    kept?;
+    log.line(&format!(
+        "backed up the current production to {}",
+        saved.display()
+    ));
+    let commands = crate::remote::HostCommands {
+        stop: opts.stop.clone(),
+        restart: opts.restart.clone(),
+        health_check: opts.health_check.clone(),
+    };
+    crate::remote::deploy_fleet(
+        &mut hosts,
+        source,
+        &fingerprints,
+        &commands,
+        crate::progress::enabled(),
+        &mut |line: &str, console: bool| {
+            if console {
+                log.line(line)
+            } else {
+                log.quiet(line)
+            }
+        },
+    )?;
+    log.line(&format!(
+        "restored {} from {}",
+        opts.production.display(),
+        source.display()
+    ));
+    Ok(source.to_path_buf())
 }

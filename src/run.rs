@@ -41,6 +41,17 @@ pub struct Options {
     /// The recipe's name (file path, or `default` for the built-in one).
     pub recipe_name: String,
     pub recipe_hash: String,
+    /// Production over SSH: one host, or a fleet of replicas (then
+    /// `production` only names the first for messages).
+    pub remotes: Vec<crate::ssh::SshUrl>,
+    pub ssh: crate::ssh::SshOptions,
+}
+
+impl Options {
+    /// True when production is reached over SSH.
+    pub fn is_remote(&self) -> bool {
+        !self.remotes.is_empty()
+    }
 }
 
 /// A run's log: every line goes to `log.txt` with a timestamp and to the
@@ -137,6 +148,12 @@ pub struct Run {
     /// (table, column) values rewritten by `transform`: validation reports
     /// them instead of comparing them with the snapshot.
     pub transformed: Vec<(String, String)>,
+    /// Remote production: the hosts (connected on first use), a consistent
+    /// copy fetched once (outside the run directory) with its fingerprint,
+    /// and every host's fingerprint at snapshot time.
+    hosts: Vec<crate::remote::RemoteDb>,
+    prefetched: Option<(PathBuf, String)>,
+    fleet_fingerprints: Vec<String>,
     settings: Option<FileSettings>,
 }
 
@@ -187,6 +204,9 @@ impl Run {
             exit: None,
             read_only: false,
             transformed: Vec::new(),
+            hosts: Vec::new(),
+            prefetched: None,
+            fleet_fingerprints: Vec::new(),
             settings: None,
         })
     }
@@ -211,6 +231,9 @@ impl Run {
             exit: None,
             read_only,
             transformed: Vec::new(),
+            hosts: Vec::new(),
+            prefetched: None,
+            fleet_fingerprints: Vec::new(),
             settings: None,
         }
     }
@@ -231,6 +254,35 @@ impl Run {
         }
     }
 
+    /// Connects to every production host (once).
+    fn connect_hosts(&mut self) -> Result<()> {
+        if self.hosts.is_empty() {
+            for url in &self.opts.remotes {
+                self.log
+                    .quiet(&format!("connecting to {}", url.host_port()));
+                self.hosts
+                    .push(crate::remote::RemoteDb::connect(url, &self.opts.ssh)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// A consistent local copy of remote production (the first host),
+    /// fetched once per run, and its fingerprint.
+    fn prefetch(&mut self) -> Result<(PathBuf, String)> {
+        if let Some(p) = &self.prefetched {
+            return Ok(p.clone());
+        }
+        self.connect_hosts()?;
+        let dest = crate::remote::prefetch_path();
+        let host = &self.hosts[0];
+        self.log
+            .line(&format!("  downloading a consistent copy of {}", host.url));
+        let fingerprint = host.fetch_consistent(&dest, crate::progress::enabled())?;
+        self.prefetched = Some((dest.clone(), fingerprint.clone()));
+        Ok((dest, fingerprint))
+    }
+
     /// The source schema.
     pub fn source_schema(&self) -> Result<Schema> {
         Schema::load(&self.opts.source)
@@ -242,8 +294,23 @@ impl Run {
             self.log.line("  dry run: no backup written");
             return Ok(None);
         }
-        crate::db::check_sqlite_file(&self.opts.production)?;
-        let path = backup::backup(&self.opts.production, &self.opts.backup_dir, &self.stamp)?;
+        let path = if self.opts.is_remote() {
+            let (copy, _) = self.prefetch()?;
+            let name = PathBuf::from(&self.opts.remotes[0].path);
+            std::fs::create_dir_all(&self.opts.backup_dir).with_context(|| {
+                format!(
+                    "creating the backup directory {}",
+                    self.opts.backup_dir.display()
+                )
+            })?;
+            let dest = backup::backup_path(&name, &self.opts.backup_dir, &self.stamp);
+            backup::copy_consistent(&copy, &dest)?;
+            backup::quick_check(&dest)?;
+            dest
+        } else {
+            crate::db::check_sqlite_file(&self.opts.production)?;
+            backup::backup(&self.opts.production, &self.opts.backup_dir, &self.stamp)?
+        };
         self.log
             .line(&format!("  backup: {} (quick_check ok)", path.display()));
         self.summary.backup = Some(path.clone());
@@ -253,14 +320,24 @@ impl Run {
     /// Step 2: a consistent snapshot of production in the run directory,
     /// with its fingerprint.
     pub fn snapshot(&mut self) -> Result<Db> {
-        crate::db::check_sqlite_file(&self.opts.production)?;
         let dest = self.dir.join("production.sqlite3");
-        let fingerprint = if self.opts.dry_run {
+        let fingerprint = if self.opts.is_remote() {
+            let (copy, fingerprint) = self.prefetch()?;
+            std::fs::copy(&copy, &dest)
+                .with_context(|| format!("copying the snapshot to {}", dest.display()))?;
+            // Every replica's own fingerprint, for its own compare-and-swap.
+            self.fleet_fingerprints = vec![fingerprint.clone()];
+            for h in self.hosts.iter().skip(1) {
+                self.fleet_fingerprints.push(h.fingerprint()?);
+            }
+            fingerprint
+        } else if self.opts.dry_run {
             // A dry run must not even checkpoint production.
             let before = backup::fingerprint(&self.opts.production)?;
             backup::copy_consistent(&self.opts.production, &dest)?;
             before
         } else {
+            crate::db::check_sqlite_file(&self.opts.production)?;
             backup::copy_with_fingerprint(&self.opts.production, &dest)?
         };
         let conn = crate::db::open_readonly(&dest)?;
@@ -282,8 +359,12 @@ impl Run {
         })
     }
 
-    /// The schema of a database handle.
-    pub fn schema_of(&self, db: &Db) -> Result<Schema> {
+    /// The schema of a database handle (remote production: of its copy).
+    pub fn schema_of(&mut self, db: &Db) -> Result<Schema> {
+        if db.role == "production" && self.opts.is_remote() {
+            let (copy, _) = self.prefetch()?;
+            return Schema::load(&copy);
+        }
         Schema::load(&db.path)
     }
 
@@ -519,6 +600,39 @@ impl Run {
             &source.hash(),
             plan.as_ref(),
         )?;
+        if self.opts.is_remote() {
+            let mut hosts = std::mem::take(&mut self.hosts);
+            let commands = crate::remote::HostCommands {
+                stop: self.opts.stop.clone(),
+                restart: self.opts.restart.clone(),
+                health_check: self.opts.health_check.clone(),
+            };
+            let fingerprints = self.fleet_fingerprints.clone();
+            let log = &mut self.log;
+            let result = crate::remote::deploy_fleet(
+                &mut hosts,
+                &migrated.path,
+                &fingerprints,
+                &commands,
+                crate::progress::enabled(),
+                &mut |line: &str, console: bool| {
+                    if console {
+                        log.line(line)
+                    } else {
+                        log.quiet(line)
+                    }
+                },
+            );
+            self.hosts = hosts;
+            let outcome = result?;
+            for o in &outcome {
+                self.log.line(&format!("  {}: {}", o.host, o.status));
+            }
+            self.migrated = None;
+            self.summary.deployed = true;
+            self.summary.outcome = "deployed".into();
+            return Ok(());
+        }
         let outcome = deploy::swap_local(
             &self.opts.production,
             &migrated.path,
@@ -543,6 +657,12 @@ impl Run {
     /// Runs SQL on a database handle; the migrated file has the snapshot
     /// attached as `snapshot`.
     pub fn connect(&self, db: &Db) -> Result<Connection> {
+        if db.role == "production" && self.opts.is_remote() {
+            anyhow::bail!(
+                "production on {} is reached only through backup, snapshot and deploy",
+                db.path.display()
+            );
+        }
         match db.role.as_str() {
             "migrated" => {
                 let snap = self
@@ -685,6 +805,14 @@ fn conv_text(c: &plan::ColumnPlan) -> String {
         }
         s
     })
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Some((p, _)) = &self.prefetched {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 /// Rows a `transform` closure sees and returns.

@@ -8,5 +8,7 @@ mod diff_cmd;
 mod input_errors;
 mod migrate;
 mod recipes;
+mod repl;
 mod schema_cmd;
+mod ssh_deploy;
 mod ssh_transport;

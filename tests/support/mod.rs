@@ -113,3 +113,12 @@ pub fn column(db: &Path, sql: &str) -> Vec<String> {
     .collect()
 }
 pub mod sshd;
+
+impl Workspace {
+    /// A std command for the binary (for spawning in the background).
+    pub fn cmd_std(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("sqlmorph"));
+        c.current_dir(self.dir.path()).env_remove("NO_COLOR");
+        c
+    }
+}

@@ -223,3 +223,16 @@ fn spawn(dir: &Path, port: u16, log: &Path) -> Result<Child, String> {
     thread::sleep(Duration::from_millis(50));
     Err(fs::read_to_string(log).unwrap_or_default())
 }
+
+impl Sshd {
+    /// Kills the server and every session it has open (its child
+    /// processes), as a dropped network would.
+    pub fn kill_all(&mut self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-P", &child.id().to_string()])
+                .status();
+        }
+        self.kill();
+    }
+}

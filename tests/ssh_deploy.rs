@@ -1,0 +1,367 @@
+//! Production over SSH against a real OpenSSH server on 127.0.0.1: the stock
+//! migration, host keys, authentication, the compare-and-swap, a dropped
+//! connection, a failing health check, a fleet, and rollback.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::support::sshd::Sshd;
+use crate::support::{Workspace, column, sha256_file, stderr_of, stdout_of};
+
+const PROD: &str = "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT);
+INSERT INTO users VALUES (1, 'ann', 31), (2, 'bob', NULL), (3, 'cy', 7);";
+const SOURCE: &str = "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT NOT NULL DEFAULT 'UTC');";
+
+fn url(sshd: &Sshd, path: &Path) -> String {
+    format!(
+        "ssh://{}@127.0.0.1:{}{}",
+        sshd.user,
+        sshd.port,
+        path.display()
+    )
+}
+
+/// Writes sqlmorph.toml for one or more hosts (all served by sshds on
+/// loopback; the "remote" files live in the workspace).
+fn config(ws: &Workspace, targets: &[String], key: &Path, known_hosts: &Path, extra: &str) {
+    let production = if targets.len() == 1 {
+        format!("{:?}", targets[0])
+    } else {
+        format!(
+            "[{}]",
+            targets
+                .iter()
+                .map(|t| format!("{t:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    ws.file(
+        "sqlmorph.toml",
+        &format!(
+            "source = \"schema.sql\"\nproduction = {production}\n{extra}\n[ssh]\nidentity = {:?}\nknown_hosts = {:?}\n",
+            key.display().to_string(),
+            known_hosts.display().to_string()
+        ),
+    );
+}
+
+/// A workspace with a remote production database at `remote/prod.sqlite3`.
+fn setup(sshd: &Sshd, extra: &str) -> (Workspace, PathBuf) {
+    let ws = Workspace::new();
+    std::fs::create_dir(ws.path("remote")).unwrap();
+    let remote = ws.db("remote/prod.sqlite3", PROD);
+    ws.file("schema.sql", SOURCE);
+    config(
+        &ws,
+        &[url(sshd, &remote)],
+        &sshd.client_key,
+        &sshd.known_hosts,
+        extra,
+    );
+    (ws, remote)
+}
+
+fn run(ws: &Workspace, extra: &[&str]) -> Output {
+    ws.cmd()
+        .args(["run", "--yes"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn code(out: &Output, expected: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(expected),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout_of(out),
+        stderr_of(out)
+    );
+}
+
+#[test]
+fn stock_migration_to_an_ssh_target_restarts_remotely() {
+    let sshd = Sshd::start();
+    let (ws, remote) = setup(
+        &sshd,
+        "restart = \"echo \\\"$SSH_CONNECTION $SQLMORPH_DB\\\" >> restarts.txt\"",
+    );
+    let old = sha256_file(&remote);
+    let out = run(&ws, &[]);
+    code(&out, 0);
+    assert_eq!(
+        column(&remote, "SELECT id || name || tz FROM users ORDER BY id"),
+        vec!["1annUTC", "2bobUTC", "3cyUTC"]
+    );
+    let out = ws
+        .cmd()
+        .args(["diff", remote.to_str().unwrap(), "schema.sql"])
+        .output()
+        .unwrap();
+    code(&out, 0);
+    // The restart ran through sshd (SSH_CONNECTION is set) and was told the path.
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let restarts =
+        std::fs::read_to_string(Path::new(&home).join("restarts.txt")).unwrap_or_default();
+    let _ = std::fs::remove_file(Path::new(&home).join("restarts.txt"));
+    assert!(
+        restarts.contains("127.0.0.1") && restarts.contains(remote.to_str().unwrap()),
+        "{restarts:?}"
+    );
+    // The previous file is kept beside production; the backup is local.
+    let prev = PathBuf::from(format!("{}.sqlmorph-prev", remote.display()));
+    assert_eq!(sha256_file(&prev), old);
+    let backups: Vec<_> = std::fs::read_dir(ws.path("backups")).unwrap().collect();
+    assert_eq!(backups.len(), 1);
+}
+
+#[test]
+fn an_unknown_host_key_is_refused_and_accepted_only_with_the_flag() {
+    let sshd = Sshd::start();
+    let (ws, remote) = setup(&sshd, "");
+    let kh = ws.path("known_hosts");
+    config(&ws, &[url(&sshd, &remote)], &sshd.client_key, &kh, "");
+    let before = sha256_file(&remote);
+    let out = run(&ws, &[]);
+    code(&out, 2);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("SHA256:") && err.contains("--accept-new-host-key"),
+        "{err}"
+    );
+    assert_eq!(sha256_file(&remote), before);
+
+    let out = run(&ws, &["--accept-new-host-key"]);
+    code(&out, 0);
+    let known = std::fs::read_to_string(&kh).unwrap();
+    assert!(
+        known.starts_with(&format!("[127.0.0.1]:{} ", sshd.port)),
+        "{known}"
+    );
+}
+
+#[test]
+fn a_changed_host_key_is_refused_even_with_the_flag() {
+    let sshd = Sshd::start();
+    let (ws, remote) = setup(&sshd, "");
+    config(
+        &ws,
+        &[url(&sshd, &remote)],
+        &sshd.client_key,
+        &sshd.known_hosts_wrong_key(),
+        "",
+    );
+    let before = sha256_file(&remote);
+    let out = run(&ws, &["--accept-new-host-key"]);
+    code(&out, 2);
+    assert!(stderr_of(&out).contains("CHANGED"), "{}", stderr_of(&out));
+    assert_eq!(sha256_file(&remote), before);
+}
+
+#[test]
+fn a_wrong_key_is_a_clear_authentication_error() {
+    let sshd = Sshd::start();
+    let (ws, remote) = setup(&sshd, "");
+    config(
+        &ws,
+        &[url(&sshd, &remote)],
+        &sshd.unauthorized_key(),
+        &sshd.known_hosts,
+        "",
+    );
+    let out = run(&ws, &[]);
+    code(&out, 2);
+    assert!(
+        stderr_of(&out).contains("authentication failed"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn a_write_after_the_snapshot_aborts_and_leaves_the_remote_untouched() {
+    let sshd = Sshd::start();
+    // The stop command (run on the host before the swap) plays the racing
+    // application: it writes a row.
+    let (ws, remote) = setup(
+        &sshd,
+        "stop = \"sqlite3 \\\"$SQLMORPH_DB\\\" \\\"INSERT INTO users VALUES (4, 'late', 1)\\\"\"",
+    );
+    let out = run(&ws, &[]);
+    code(&out, 3);
+    assert!(
+        stderr_of(&out).contains("changed after the snapshot"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(
+        column(&remote, "SELECT name FROM users WHERE id = 4"),
+        vec!["late"]
+    );
+    assert_eq!(
+        column(&remote, "PRAGMA table_info(users)").len(),
+        3,
+        "old schema kept"
+    );
+}
+
+#[test]
+fn a_failing_health_check_rolls_back_and_exits_4() {
+    let sshd = Sshd::start();
+    let (ws, remote) = setup(&sshd, "health_check = \"exit 7\"");
+    let before = sha256_file(&remote);
+    let out = run(&ws, &[]);
+    code(&out, 4);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("health_check") && err.contains("rolled back"),
+        "{err}"
+    );
+    assert_eq!(
+        sha256_file(&remote),
+        before,
+        "the remote equals the old file"
+    );
+}
+
+#[test]
+fn a_cut_connection_during_upload_leaves_the_remote_unchanged_and_a_rerun_succeeds() {
+    let mut sshd = Sshd::start();
+    let ws = Workspace::new();
+    std::fs::create_dir(ws.path("remote")).unwrap();
+    // Big enough that the upload takes a while on loopback.
+    let remote = ws.db(
+        "remote/prod.sqlite3",
+        &format!("{PROD} CREATE TABLE blobs(id INTEGER PRIMARY KEY, b BLOB); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60) INSERT INTO blobs SELECT i, randomblob(1000000) FROM n;"),
+    );
+    ws.file(
+        "schema.sql",
+        &format!("{SOURCE} CREATE TABLE blobs(id INTEGER PRIMARY KEY, b BLOB);"),
+    );
+    config(
+        &ws,
+        &[url(&sshd, &remote)],
+        &sshd.client_key,
+        &sshd.known_hosts,
+        "",
+    );
+    let before = sha256_file(&remote);
+    let staged = ws.path("remote/.prod.sqlite3.sqlmorph-new");
+    let child = ws
+        .cmd_std()
+        .args(["run", "--yes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !staged.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    sshd.kill_all();
+    let out = child.wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(0), "{}", stdout_of(&out));
+    assert_eq!(sha256_file(&remote), before, "remote database unchanged");
+
+    let sshd2 = Sshd::start();
+    config(
+        &ws,
+        &[url(&sshd2, &remote)],
+        &sshd2.client_key,
+        &sshd2.known_hosts,
+        "",
+    );
+    code(&run(&ws, &[]), 0);
+    assert_eq!(column(&remote, "SELECT count(*) FROM blobs"), vec!["60"]);
+    assert_eq!(
+        column(&remote, "SELECT tz FROM users WHERE id = 1"),
+        vec!["UTC"]
+    );
+    assert!(!staged.exists());
+}
+
+#[test]
+fn a_two_host_fleet_ends_all_old_when_the_second_swap_fails() {
+    let a = Sshd::start();
+    let b = Sshd::start();
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.path("host1")).unwrap();
+    std::fs::create_dir_all(ws.path("host2")).unwrap();
+    let p1 = ws.db("host1/prod.sqlite3", PROD);
+    let p2 = ws.db("host2/prod.sqlite3", PROD);
+    ws.file("schema.sql", SOURCE);
+    let kh = ws.file(
+        "known_hosts",
+        &format!(
+            "{}{}",
+            std::fs::read_to_string(&a.known_hosts).unwrap(),
+            std::fs::read_to_string(&b.known_hosts).unwrap()
+        ),
+    );
+    // Both servers accept the first server's client key.
+    std::fs::copy(&a.client_key, ws.path("key")).unwrap();
+    let authorized_b = b.dir.join("client.pub");
+    std::fs::copy(a.client_key.with_extension("pub"), &authorized_b).unwrap();
+    let fleet = [url(&a, &p1), url(&b, &p2)];
+    let (h1, h2) = (sha256_file(&p1), sha256_file(&p2));
+    config(
+        &ws,
+        &fleet,
+        &ws.path("key"),
+        &kh,
+        "stop = \"case \\\"$SQLMORPH_DB\\\" in *host2*) exit 1;; esac\"",
+    );
+    let out = run(&ws, &[]);
+    code(&out, 4);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("rolled back to the previous database") && err.contains("host2"),
+        "{err}"
+    );
+    assert_eq!(
+        (sha256_file(&p1), sha256_file(&p2)),
+        (h1, h2),
+        "both hosts end old"
+    );
+
+    // Without the failure both end new.
+    config(&ws, &fleet, &ws.path("key"), &kh, "");
+    code(&run(&ws, &[]), 0);
+    for p in [&p1, &p2] {
+        assert_eq!(column(p, "SELECT tz FROM users WHERE id = 2"), vec!["UTC"]);
+    }
+}
+
+#[test]
+fn rollback_over_ssh_restores_the_backup() {
+    let sshd = Sshd::start();
+    let (ws, remote) = setup(&sshd, "");
+    let original = ws
+        .cmd()
+        .args(["schema", remote.to_str().unwrap()])
+        .output()
+        .unwrap()
+        .stdout;
+    code(&run(&ws, &[]), 0);
+    assert_eq!(column(&remote, "PRAGMA table_info(users)").len(), 4);
+    let out = ws.cmd().args(["rollback", "--yes"]).output().unwrap();
+    code(&out, 0);
+    assert_eq!(
+        ws.cmd()
+            .args(["schema", remote.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .stdout,
+        original
+    );
+    assert_eq!(
+        column(&remote, "SELECT id || name FROM users ORDER BY id"),
+        vec!["1ann", "2bob", "3cy"]
+    );
+    assert_eq!(std::fs::read_dir(ws.path("backups")).unwrap().count(), 2);
+}
