@@ -122,3 +122,4 @@ impl Workspace {
         c
     }
 }
+pub mod tty;
