@@ -154,6 +154,8 @@ pub struct Run {
     hosts: Vec<crate::remote::RemoteDb>,
     prefetched: Option<(PathBuf, String)>,
     fleet_fingerprints: Vec<String>,
+    /// A local backup and the production fingerprint it matches.
+    local_backup: Option<(PathBuf, String)>,
     settings: Option<FileSettings>,
 }
 
@@ -207,6 +209,7 @@ impl Run {
             hosts: Vec::new(),
             prefetched: None,
             fleet_fingerprints: Vec::new(),
+            local_backup: None,
             settings: None,
         })
     }
@@ -234,6 +237,7 @@ impl Run {
             hosts: Vec::new(),
             prefetched: None,
             fleet_fingerprints: Vec::new(),
+            local_backup: None,
             settings: None,
         }
     }
@@ -309,7 +313,10 @@ impl Run {
             dest
         } else {
             crate::db::check_sqlite_file(&self.opts.production)?;
-            backup::backup(&self.opts.production, &self.opts.backup_dir, &self.stamp)?
+            let (path, fingerprint) =
+                backup::backup_with_fingerprint(&self.opts.production, &self.opts.backup_dir, &self.stamp)?;
+            self.local_backup = Some((path.clone(), fingerprint));
+            path
         };
         self.log
             .line(&format!("  backup: {} (quick_check ok)", path.display()));
@@ -336,6 +343,11 @@ impl Run {
             let before = backup::fingerprint(&self.opts.production)?;
             backup::copy_consistent(&self.opts.production, &dest)?;
             before
+        } else if let Some((copy, fingerprint)) = self.local_backup.clone() {
+            // The backup was taken consistently with a fingerprint: the
+            // snapshot is a copy of it, without reading production again.
+            std::fs::copy(&copy, &dest).with_context(|| format!("copying the snapshot to {}", dest.display()))?;
+            fingerprint
         } else {
             crate::db::check_sqlite_file(&self.opts.production)?;
             backup::copy_with_fingerprint(&self.opts.production, &dest)?
