@@ -153,7 +153,11 @@ pub fn backup(production: &Path, backup_dir: &Path, stamp: &str) -> Result<PathB
 
 /// Like [`backup`], and returns the fingerprint of production that the
 /// backup matches (so the run's snapshot can be a copy of the backup).
-pub fn backup_with_fingerprint(production: &Path, backup_dir: &Path, stamp: &str) -> Result<(PathBuf, String)> {
+pub fn backup_with_fingerprint(
+    production: &Path,
+    backup_dir: &Path,
+    stamp: &str,
+) -> Result<(PathBuf, String)> {
     std::fs::create_dir_all(backup_dir)
         .with_context(|| format!("creating the backup directory {}", backup_dir.display()))?;
     let dest = backup_path(production, backup_dir, stamp);

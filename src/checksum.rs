@@ -94,30 +94,48 @@ pub fn register(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// Value columns per call of the aggregate: SQLite caps the number of
+/// arguments of a function (SQLITE_MAX_FUNCTION_ARG, 127 in older builds),
+/// so a wide table is summed by several calls in the same scan.
+pub const GROUP: usize = 100;
+
 /// Row count and one checksum per value expression for `FROM {from}`:
-/// `keys` identify a row (e.g. `rowid`), `values` are SQL expressions.
+/// `keys` identify a row (e.g. `rowid`), `values` are SQL expressions. One
+/// scan of the table, however many columns it has.
 pub fn table_sums(
     conn: &Connection,
     from: &str,
     keys: &[String],
     values: &[String],
 ) -> Result<(i64, Vec<u64>)> {
-    let mut args = vec![keys.len().to_string()];
-    args.extend(keys.iter().cloned());
-    args.extend(values.iter().cloned());
-    let sql = format!(
-        "SELECT count(*), {FUNCTION}({}) FROM {from}",
-        args.join(", ")
-    );
-    let (count, blob): (i64, Option<Vec<u8>>) = conn
-        .query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+    let mut calls = Vec::new();
+    for group in values.chunks(GROUP) {
+        let mut args = vec![keys.len().to_string()];
+        args.extend(keys.iter().cloned());
+        args.extend(group.iter().cloned());
+        calls.push(format!("{FUNCTION}({})", args.join(", ")));
+    }
+    let mut select = vec!["count(*)".to_string()];
+    select.extend(calls);
+    let sql = format!("SELECT {} FROM {from}", select.join(", "));
+    let groups: Vec<&[String]> = values.chunks(GROUP).collect();
+    let (count, sums) = conn
+        .query_row(&sql, [], |r| {
+            let count: i64 = r.get(0)?;
+            let mut sums: Vec<u64> = Vec::with_capacity(values.len());
+            for (g, group) in groups.iter().enumerate() {
+                let blob: Option<Vec<u8>> = r.get(g + 1)?;
+                let mut part: Vec<u64> = blob
+                    .unwrap_or_default()
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                    .collect();
+                part.resize(group.len(), 0);
+                sums.extend(part);
+            }
+            Ok((count, sums))
+        })
         .with_context(|| format!("checksumming {from}"))?;
-    let blob = blob.unwrap_or_default();
-    let mut sums: Vec<u64> = blob
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-        .collect();
-    sums.resize(values.len(), 0);
     Ok((count, sums))
 }
 
@@ -143,5 +161,26 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.0, 3);
         assert_ne!(a.1, c.1, "2 and '2' differ");
+    }
+
+    #[test]
+    fn wide_tables_are_summed_in_groups_in_one_scan() {
+        let conn = Connection::open_in_memory().unwrap();
+        register(&conn).unwrap();
+        let cols: Vec<String> = (0..250).map(|i| format!("c{i}")).collect();
+        conn.execute_batch(&format!(
+            "CREATE TABLE w(k INTEGER PRIMARY KEY, {}); INSERT INTO w(k, c0, c120, c249) VALUES (1, 'a', 2, x'03');",
+            cols.join(", ")
+        ))
+        .unwrap();
+        let keys = vec!["k".to_string()];
+        let (n, sums) = table_sums(&conn, "w", &keys, &cols).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(sums.len(), 250);
+        for (i, c) in [(0, "c0"), (120, "c120"), (249, "c249"), (7, "c7")] {
+            let one = table_sums(&conn, "w", &keys, &[c.to_string()]).unwrap();
+            assert_eq!(sums[i], one.1[0], "{c}");
+        }
+        assert_ne!(sums[0], sums[7]);
     }
 }

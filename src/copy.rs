@@ -13,7 +13,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use crate::error::aborted;
-use crate::plan::{Plan, TablePlan, render_value};
+use crate::plan::{Fill, Plan, TablePlan, render_ref};
 use crate::schema::{Schema, Table};
 use crate::sqltext::{self, Token, display_ident, quote_ident};
 
@@ -48,6 +48,17 @@ impl FileSettings {
             auto_vacuum,
             wal: mode.eq_ignore_ascii_case("wal"),
         })
+    }
+
+    /// The settings of the new file: production's, except what the source
+    /// sets explicitly (`PRAGMA page_size` / `PRAGMA auto_vacuum` in a `.sql`
+    /// source, non-default values in a SQLite source).
+    pub fn for_target(self, source: &Schema) -> FileSettings {
+        FileSettings {
+            page_size: source.page_size.unwrap_or(self.page_size),
+            auto_vacuum: source.auto_vacuum.unwrap_or(self.auto_vacuum),
+            wal: self.wal,
+        }
     }
 }
 
@@ -102,8 +113,9 @@ pub fn create_tables(
         let _ = std::fs::remove_file(p);
     }
     let conn = open_scratch(out, snapshot)?;
+    let settings = settings.for_target(source);
     conn.execute_batch(&format!(
-        "PRAGMA page_size = {}; PRAGMA auto_vacuum = {};",
+        "PRAGMA main.page_size = {}; PRAGMA main.auto_vacuum = {};",
         settings.page_size, settings.auto_vacuum
     ))?;
     conn.execute_batch("BEGIN")?;
@@ -162,33 +174,162 @@ pub fn copy_data(
                 false
             }),
         )?;
-        let result = conn.execute(&sql, []);
+        let wide = tp
+            .insert_parts()
+            .is_some_and(|(targets, _)| targets.len() > MAX_RESULT_COLUMNS);
+        let result = if wide {
+            copy_wide(conn, tp)
+        } else {
+            conn.execute(&sql, [])
+        };
         conn.progress_handler(1000, None::<fn() -> bool>)?;
         bar.finish();
-        if let Err(e) = result {
-            let _ = conn.execute_batch("ROLLBACK");
-            let target = source
-                .table(&tp.table)
-                .context("planned table missing from source")?;
-            let rejected = rejected_rows(tp, target, prod, snapshot, scratch_dir)
-                .unwrap_or_else(|probe| vec![format!("(could not list the rows: {probe:#})")]);
-            return Err(aborted(format!(
-                "copying table {} failed: {e}\n  rejected rows:\n    {}\n  \
+        let copied = match result {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                let target = source
+                    .table(&tp.table)
+                    .context("planned table missing from source")?;
+                let rejected = rejected_rows(tp, target, prod, snapshot, scratch_dir)
+                    .unwrap_or_else(|probe| vec![format!("(could not list the rows: {probe:#})")]);
+                return Err(aborted(format!(
+                    "copying table {} failed: {e}\n  rejected rows:\n    {}\n  \
                  fix these rows in a recipe (map_column, or sql on the migrated database), or change the source schema",
-                display_ident(&tp.table),
-                rejected.join("\n    ")
-            )));
-        }
-        #[allow(clippy::cast_possible_wrap)]
-        let rows = conn.changes() as i64;
+                    display_ident(&tp.table),
+                    rejected.join("\n    ")
+                )));
+            }
+        };
+        let rows = i64::try_from(copied).unwrap_or(i64::MAX);
         stats
             .tables
             .push((tp.table.clone(), rows, t0.elapsed().as_secs_f64()));
+    }
+    // Full-text indexes that are not filled row by row, now that their
+    // content tables are in.
+    for tp in &plan.tables {
+        let t0 = Instant::now();
+        match tp.fill {
+            Fill::Rebuild => {
+                let t = quote_ident(&tp.table);
+                conn.execute(&format!("INSERT INTO main.{t}({t}) VALUES ('rebuild')"), [])
+                    .with_context(|| format!("rebuilding the full-text index {}", tp.table))?;
+            }
+            Fill::Shadow => copy_shadow_tables(conn, tp)
+                .with_context(|| format!("copying the index of {}", tp.table))?,
+            Fill::Rows | Fill::Empty => continue,
+        }
+        stats
+            .tables
+            .push((tp.table.clone(), tp.rows, t0.elapsed().as_secs_f64()));
+    }
+    // Every FTS5 index must agree with its text (and an external-content
+    // index with its content table) before anything else is built on it.
+    for t in source
+        .tables
+        .iter()
+        .filter(|t| t.virtual_module.as_deref() == Some("fts5"))
+    {
+        let q = quote_ident(&t.name);
+        let external = t.module_arg("content").is_some_and(|c| !c.is_empty());
+        conn.execute(
+            &format!(
+                "INSERT INTO main.{q}({q}, rank) VALUES ('integrity-check', {})",
+                i32::from(external)
+            ),
+            [],
+        )
+        .with_context(|| {
+            format!(
+                "the full-text index {} does not match its content after the copy",
+                display_ident(&t.name)
+            )
+        })?;
     }
     restore_sequences(conn, plan, source)?;
     conn.execute_batch("COMMIT")?;
     stats.seconds = start.elapsed().as_secs_f64();
     Ok(stats)
+}
+
+/// SQLite's limit on the columns of a result set (SQLITE_MAX_COLUMN).
+const MAX_RESULT_COLUMNS: usize = 2000;
+
+/// Copies a table whose INSERT … SELECT would need more result columns than
+/// SQLite allows (a table at the 2,000-column limit whose rowid is copied
+/// too): two statements read the columns in halves, in rowid order, and each
+/// row is inserted with its values bound as they are (bytes untouched).
+fn copy_wide(conn: &Connection, tp: &TablePlan) -> rusqlite::Result<usize> {
+    let Some((targets, selects)) = tp.insert_parts() else {
+        return Ok(0);
+    };
+    let from = format!(
+        "{}.{}",
+        quote_ident(SNAPSHOT_SCHEMA),
+        quote_ident(tp.from.as_deref().unwrap_or_default())
+    );
+    let half = selects.len() / 2;
+    let mut first = conn.prepare(&format!(
+        "SELECT {} FROM {from} ORDER BY rowid",
+        selects[..half].join(", ")
+    ))?;
+    let mut second = conn.prepare(&format!(
+        "SELECT {} FROM {from} ORDER BY rowid",
+        selects[half..].join(", ")
+    ))?;
+    let mut insert = conn.prepare(&format!(
+        "INSERT INTO main.{}({}) VALUES ({})",
+        quote_ident(&tp.table),
+        targets.join(", "),
+        (1..=targets.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))?;
+    let (mut a, mut b) = (first.query([])?, second.query([])?);
+    let mut n = 0;
+    while let (Some(ra), Some(rb)) = (a.next()?, b.next()?) {
+        let mut values = Vec::with_capacity(targets.len());
+        for i in 0..half {
+            values.push(rusqlite::types::ToSqlOutput::Borrowed(ra.get_ref(i)?));
+        }
+        for i in 0..selects.len() - half {
+            values.push(rusqlite::types::ToSqlOutput::Borrowed(rb.get_ref(i)?));
+        }
+        n += insert.execute(rusqlite::params_from_iter(values))?;
+    }
+    Ok(n)
+}
+
+/// Copies the shadow tables of a virtual table (the index of a contentless
+/// FTS table) from the snapshot verbatim, replacing the ones its CREATE made.
+fn copy_shadow_tables(conn: &Connection, tp: &TablePlan) -> Result<()> {
+    let from = tp.from.clone().unwrap_or_default();
+    let mut stmt = conn.prepare(
+        "SELECT name FROM pragma_table_list WHERE schema = ?1 AND type = 'shadow' ORDER BY name",
+    )?;
+    let shadows: Vec<String> = stmt
+        .query_map([SNAPSHOT_SCHEMA], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    // SQLite compares names ignoring ASCII case only.
+    let suffix = |name: &str| -> Option<String> {
+        let head = name.as_bytes().get(..from.len())?;
+        let rest = name.get(from.len()..)?;
+        (head.eq_ignore_ascii_case(from.as_bytes()) && rest.starts_with('_'))
+            .then(|| rest.to_string())
+    };
+    for old in &shadows {
+        let Some(rest) = suffix(old) else { continue };
+        let new = format!("{}{rest}", tp.table);
+        conn.execute_batch(&format!(
+            "DELETE FROM main.{n}; INSERT INTO main.{n} SELECT * FROM {}.{};",
+            quote_ident(SNAPSHOT_SCHEMA),
+            quote_ident(old),
+            n = quote_ident(&new),
+        ))?;
+    }
+    Ok(())
 }
 
 /// AUTOINCREMENT counters: the larger of production's counter and the
@@ -270,6 +411,12 @@ pub fn finish_schema(conn: &Connection, source: &Schema, settings: FileSettings)
         ))
         .with_context(|| format!("view {} does not work on the new schema", v.name))?;
     }
+    // The build leaves no free pages behind (a rebuilt index or a replaced
+    // shadow table could); a fresh file should be as compact as a VACUUM.
+    let free: i64 = conn.query_row("PRAGMA main.freelist_count", [], |r| r.get(0))?;
+    if free > 0 {
+        conn.execute_batch("VACUUM main")?;
+    }
     if settings.wal {
         conn.query_row("PRAGMA main.journal_mode = WAL", [], |r| {
             r.get::<_, String>(0)
@@ -333,10 +480,7 @@ fn duplicate_keys(conn: &Connection, index_sql: &str, table: &str) -> Result<Vec
     let rows = stmt
         .query_map([], |r| {
             let vals: Vec<String> = (0..n)
-                .map(|i| {
-                    r.get::<_, rusqlite::types::Value>(i)
-                        .map(|v| render_value(&v))
-                })
+                .map(|i| r.get_ref(i).map(render_ref))
                 .collect::<rusqlite::Result<_>>()?;
             let count: i64 = r.get(n)?;
             Ok(format!("({}) x{count}", vals.join(", ")))
@@ -435,17 +579,17 @@ fn rejected_rows(
         if lo > 1 {
             let _ = try_range(offset, lo - 1, true);
         }
-        let id: rusqlite::types::Value = conn.query_row(
+        let id: String = conn.query_row(
             &format!(
                 "SELECT {ident} FROM {}.{} ORDER BY {order} LIMIT 1 OFFSET ?1",
                 quote_ident(SNAPSHOT_SCHEMA),
                 quote_ident(&from)
             ),
             [bad],
-            |r| r.get(0),
+            |r| r.get_ref(0).map(render_ref),
         )?;
         let label = if origin.without_rowid { "key" } else { "rowid" };
-        found.push(format!("{label} {}: {error}", render_value(&id)));
+        found.push(format!("{label} {id}: {error}"));
         offset = bad + 1;
     }
     drop(conn);

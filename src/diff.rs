@@ -35,6 +35,8 @@ pub enum ChangeKind {
     TriggerChanged,
     UserVersionChanged,
     ApplicationIdChanged,
+    PageSizeChanged,
+    AutoVacuumChanged,
 }
 
 impl ChangeKind {
@@ -58,6 +60,8 @@ impl ChangeKind {
             ChangeKind::TriggerChanged => "trigger_changed",
             ChangeKind::UserVersionChanged => "user_version_changed",
             ChangeKind::ApplicationIdChanged => "application_id_changed",
+            ChangeKind::PageSizeChanged => "page_size_changed",
+            ChangeKind::AutoVacuumChanged => "auto_vacuum_changed",
         }
     }
 
@@ -214,6 +218,30 @@ pub fn diff(from: &Schema, to: &Schema) -> SchemaDiff {
             .push(format!("{} -> {}", from.application_id, to.application_id));
         changes.push(c);
     }
+    // File settings count only where `to` sets them: a schema that does not
+    // mention them keeps whatever the other side has.
+    if let Some(p) = to.page_size {
+        let before = from.page_size.unwrap_or(crate::schema::DEFAULT_PAGE_SIZE);
+        if before != p {
+            let mut c = change(ChangeKind::PageSizeChanged, None, "page_size");
+            c.details.push(format!("{before} -> {p}"));
+            changes.push(c);
+        }
+    }
+    if let Some(v) = to.auto_vacuum {
+        let before = from.auto_vacuum.unwrap_or(0);
+        if before != v {
+            let name = |v: i64| match v {
+                0 => "NONE".to_string(),
+                1 => "FULL".to_string(),
+                2 => "INCREMENTAL".to_string(),
+                n => n.to_string(),
+            };
+            let mut c = change(ChangeKind::AutoVacuumChanged, None, "auto_vacuum");
+            c.details.push(format!("{} -> {}", name(before), name(v)));
+            changes.push(c);
+        }
+    }
     SchemaDiff { changes }
 }
 
@@ -328,12 +356,21 @@ fn diff_table(a: &Table, b: &Table, out: &mut Vec<Change>) {
     set_details(&mut details, "constraint", &uniq(a), &uniq(b));
     set_details(&mut details, "CHECK", &a.checks, &b.checks);
 
+    // Columns by name (ASCII case folded, as SQLite compares them): wide
+    // tables have up to 2,000 columns.
+    let index = |t: &'_ Table| -> std::collections::HashMap<String, usize> {
+        let mut m = std::collections::HashMap::new();
+        for (i, c) in t.columns.iter().enumerate() {
+            m.entry(c.name.to_ascii_lowercase()).or_insert(i);
+        }
+        m
+    };
+    let (in_a, in_b) = (index(a), index(b));
     let mut column_changes = Vec::new();
     for col in &b.columns {
-        match a
-            .columns
-            .iter()
-            .find(|c| c.name.eq_ignore_ascii_case(&col.name))
+        match in_a
+            .get(&col.name.to_ascii_lowercase())
+            .map(|&i| &a.columns[i])
         {
             None => column_changes.push(Change {
                 details: vec![column_summary(col)],
@@ -351,21 +388,21 @@ fn diff_table(a: &Table, b: &Table, out: &mut Vec<Change>) {
         }
     }
     for col in &a.columns {
-        if b.column_named(&col.name).is_none() {
+        if !in_b.contains_key(&col.name.to_ascii_lowercase()) {
             column_changes.push(Change {
                 details: vec![column_summary(col)],
                 ..change(ChangeKind::ColumnRemoved, Some(&b.name), &col.name)
             });
         }
     }
-    let kept = |x: &Table, y: &Table| -> Vec<String> {
+    let kept = |x: &Table, other: &std::collections::HashMap<String, usize>| -> Vec<String> {
         x.columns
             .iter()
-            .filter(|c| y.column_named(&c.name).is_some())
-            .map(|c| c.name.to_lowercase())
+            .map(|c| c.name.to_ascii_lowercase())
+            .filter(|n| other.contains_key(n))
             .collect()
     };
-    if kept(a, b) != kept(b, a) {
+    if kept(a, &in_b) != kept(b, &in_a) {
         details.push("column order changed".to_string());
     }
     let text_differs = sqltext::fold_case(&a.sql) != sqltext::fold_case(&b.sql);
@@ -543,7 +580,7 @@ pub fn render_text(d: &SchemaDiff, style: Style) -> String {
         let object = c.kind.as_str().split('_').next().unwrap_or("");
         let sign = c.kind.sign();
         let head = match object {
-            "user" | "application" => format!("{sign} {}", c.name),
+            "user" | "application" | "page" | "auto" => format!("{sign} {}", c.name),
             _ => format!("{sign} {object} {}", sqltext::display_ident(&c.name)),
         };
         let head = if indent { format!("    {head}") } else { head };

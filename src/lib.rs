@@ -14,6 +14,7 @@ pub mod deploy;
 pub mod diff;
 pub mod error;
 pub mod host;
+pub mod indexcheck;
 pub mod plan;
 pub mod progress;
 pub mod prompt;

@@ -139,6 +139,31 @@ pub struct DroppedColumn {
     pub approved: bool,
 }
 
+/// How a table's rows get into the new file.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Fill {
+    /// One `INSERT … SELECT` of the mapped columns.
+    #[default]
+    Rows,
+    /// An external-content full-text index (`content='table'`): nothing is
+    /// inserted; the index is rebuilt from its content table after the copy.
+    Rebuild,
+    /// A contentless full-text index (`content=''`) whose definition is
+    /// unchanged: its shadow tables (the index itself) are copied as they
+    /// are, since SQLite cannot give the indexed text back.
+    Shadow,
+    /// A contentless full-text index whose definition changed: the text
+    /// cannot be read back, so the new index starts empty.
+    Empty,
+}
+
+impl Fill {
+    fn is_rows(&self) -> bool {
+        *self == Fill::Rows
+    }
+}
+
 /// One table of the target schema.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TablePlan {
@@ -146,8 +171,12 @@ pub struct TablePlan {
     /// The production table the rows come from (`None`: a new, empty table).
     pub from: Option<String>,
     pub rows: i64,
-    /// The rowid is copied explicitly (rowid table without an alias column).
+    /// The rowid is copied explicitly (rowid table without an alias column,
+    /// full-text tables).
     pub copy_rowid: bool,
+    /// How the rows get in (`rows` for every ordinary table).
+    #[serde(skip_serializing_if = "Fill::is_rows")]
+    pub fill: Fill,
     pub columns: Vec<ColumnPlan>,
     pub dropped: Vec<DroppedColumn>,
     /// Columns that identify a row on both sides (for checksums).
@@ -159,16 +188,21 @@ pub struct TablePlan {
 impl TablePlan {
     /// True when every column is copied unchanged and nothing is dropped.
     pub fn is_identity(&self) -> bool {
-        self.dropped.is_empty()
+        self.fill != Fill::Empty
+            && self.dropped.is_empty()
             && self
                 .columns
                 .iter()
                 .all(|c| matches!(c.source, ColumnSource::Copy { .. } | ColumnSource::Computed))
     }
 
-    /// The INSERT … SELECT that copies this table from `snapshot_schema`.
-    pub fn insert_sql(&self, snapshot_schema: &str) -> Option<String> {
-        let from = self.from.as_ref()?;
+    /// The columns an INSERT names and the expressions that feed them
+    /// (`None` when nothing is inserted row by row, see [`Fill`]).
+    pub fn insert_parts(&self) -> Option<(Vec<String>, Vec<String>)> {
+        self.from.as_ref()?;
+        if self.fill != Fill::Rows {
+            return None;
+        }
         let mut targets = Vec::new();
         let mut selects = Vec::new();
         if self.copy_rowid {
@@ -181,9 +215,14 @@ impl TablePlan {
                 selects.push(sel.clone());
             }
         }
-        if targets.is_empty() {
-            return None;
-        }
+        (!targets.is_empty()).then_some((targets, selects))
+    }
+
+    /// The INSERT … SELECT that copies this table from `snapshot_schema`
+    /// (`None` when nothing is inserted row by row, see [`Fill`]).
+    pub fn insert_sql(&self, snapshot_schema: &str) -> Option<String> {
+        let from = self.from.as_ref()?;
+        let (targets, selects) = self.insert_parts()?;
         Some(format!(
             "INSERT INTO main.{}({}) SELECT {} FROM {}.{}",
             quote_ident(&self.table),
@@ -230,12 +269,28 @@ impl Plan {
     }
 }
 
-/// True when a rowid table's primary key is an alias of the rowid.
+/// True when a rowid table's primary key is an alias of the rowid
+/// (`INTEGER PRIMARY KEY`, but not `INTEGER PRIMARY KEY DESC`).
 pub fn has_rowid_alias(t: &Table) -> bool {
-    !t.without_rowid
-        && t.primary_key.len() == 1
-        && t.column_named(&t.primary_key[0])
-            .is_some_and(|c| c.decl_type.eq_ignore_ascii_case("INTEGER"))
+    t.rowid_alias
+}
+
+/// True for the full-text modules, whose rows have stable rowids that an
+/// INSERT can set.
+fn is_fts(t: &Table) -> bool {
+    t.virtual_module
+        .as_deref()
+        .is_some_and(|m| matches!(m, "fts3" | "fts4" | "fts5"))
+}
+
+/// The content table of an FTS table: `Some("")` for a contentless one,
+/// `Some(table)` for external content, `None` when it stores its own text.
+fn fts_content(t: &Table) -> Option<String> {
+    if is_fts(t) {
+        t.module_arg("content")
+    } else {
+        None
+    }
 }
 
 fn is_rowid_table(t: &Table) -> bool {
@@ -326,6 +381,11 @@ fn plan_table(
             from: None,
             rows: 0,
             copy_rowid: false,
+            // A new external-content index is built from its content table.
+            fill: match fts_content(target).as_deref() {
+                Some(content) if !content.is_empty() => Fill::Rebuild,
+                _ => Fill::Rows,
+            },
             columns: target
                 .columns
                 .iter()
@@ -454,8 +514,40 @@ fn plan_table(
     let copy_rowid = is_rowid_table(target)
         && is_rowid_table(origin)
         && !has_rowid_alias(target)
-        && target.virtual_module.is_none();
+        && (target.virtual_module.is_none() || is_fts(target));
     let (key, source_key) = row_key(target, origin, &columns);
+    let fill = plan_fill(target, origin, rows, maps, plan);
+
+    // A stored column that becomes generated: SQLite computes its values
+    // now, so the stored ones are replaced; count those that differ.
+    for col in target.columns.iter().filter(|c| c.generated.is_some()) {
+        let Some(old) = origin
+            .column_named(&col.name)
+            .filter(|o| o.kind == ColumnKind::Normal && !used.contains(&o.name.to_lowercase()))
+        else {
+            continue;
+        };
+        used.push(old.name.to_lowercase());
+        let approved = maps
+            .drop_columns
+            .iter()
+            .any(|(t, c)| (eq(t, &origin.name) || eq(t, &target.name)) && eq(c, &old.name));
+        let expr = col.generated.clone().unwrap_or_default();
+        let what = format!("{tname}.{}", display_ident(&col.name));
+        let differing = replaced_values(snap, origin, old, &expr)?;
+        match differing {
+            (0, 0) => {}
+            (0, values) => plan.notes.push(format!(
+                "{what} becomes a generated column: its {values} stored value(s) all equal ({expr})"
+            )),
+            (n, _) if approved => plan.notes.push(format!(
+                "{what} becomes a generated column: {n} stored value(s) differ from ({expr}) and are replaced (approved by recipe)"
+            )),
+            (n, _) => plan.data_loss.push(format!(
+                "{what} becomes a generated column: {n} stored value(s) differ from ({expr}) and are replaced"
+            )),
+        }
+    }
 
     let dropped: Vec<DroppedColumn> = origin
         .columns
@@ -502,14 +594,16 @@ fn plan_table(
     let mut tp = TablePlan {
         table: target.name.clone(),
         from: Some(origin.name.clone()),
-        rows,
+        // Rows to copy: none when the index cannot be read back.
+        rows: if fill == Fill::Empty { 0 } else { rows },
         copy_rowid,
+        fill,
         columns,
         dropped,
         key,
         source_key,
     };
-    if rows > 0 {
+    if rows > 0 && fill == Fill::Rows {
         analyze_conversions(&mut tp, target, snap, plan)?;
     }
     if target.autoincrement != origin.autoincrement && origin.autoincrement {
@@ -525,6 +619,86 @@ fn plan_table(
     Ok(tp)
 }
 
+/// How the rows of a virtual table get into the new file, with what the
+/// review must say about it.
+fn plan_fill(target: &Table, origin: &Table, rows: i64, maps: &Mappings, plan: &mut Plan) -> Fill {
+    if !is_fts(target) {
+        return Fill::Rows;
+    }
+    let tname = display_ident(&target.name);
+    let module = target
+        .virtual_module
+        .clone()
+        .unwrap_or_default()
+        .to_uppercase();
+    match fts_content(target).as_deref() {
+        Some("") if fts_content(origin).as_deref() == Some("") => {
+            let args = |t: &Table| {
+                let sql = crate::sqltext::fold_case(&t.sql);
+                sql.find(" USING ").map(|i| sql[i..].to_string())
+            };
+            let unchanged =
+                origin.virtual_module == target.virtual_module && args(origin) == args(target);
+            if unchanged {
+                plan.notes.push(format!(
+                    "{tname} is a contentless {module} table (content=''): SQLite keeps only its index, not the text, \
+                     so its index is copied as it is ({rows} row(s))"
+                ));
+                Fill::Shadow
+            } else {
+                let text = format!(
+                    "{tname} is a contentless {module} table (content=''): SQLite keeps only its index, not the text, \
+                     so its {rows} row(s) cannot be read back into the changed table; it starts empty \
+                     (refill it from the application's data)"
+                );
+                let approved = maps.drop_tables.iter().any(|d| eq(d, &origin.name));
+                if rows > 0 && !approved {
+                    plan.data_loss.push(text);
+                } else {
+                    plan.notes.push(text);
+                }
+                Fill::Empty
+            }
+        }
+        Some("") | None => Fill::Rows,
+        Some(content) => {
+            plan.notes.push(format!(
+                "{tname} is an external-content {module} table (content={}): no row is copied into it; \
+                 its index is rebuilt from {} after the copy",
+                quote_str(content),
+                display_ident(content)
+            ));
+            Fill::Rebuild
+        }
+    }
+}
+
+/// For a stored column that becomes generated: (stored values that differ
+/// from the expression, non-NULL stored values). When the expression cannot
+/// be evaluated on the old table (it names new columns), every non-NULL
+/// stored value counts as replaced.
+fn replaced_values(
+    snap: &Connection,
+    origin: &Table,
+    old: &Column,
+    expr: &str,
+) -> Result<(i64, i64)> {
+    let table = quote_ident(&origin.name);
+    let col = quote_ident(&old.name);
+    let values: i64 =
+        snap.query_row(&format!("SELECT count({col}) FROM main.{table}"), [], |r| {
+            r.get(0)
+        })?;
+    let differing = snap
+        .query_row(
+            &format!("SELECT count(*) FROM main.{table} WHERE {col} IS NOT ({expr})"),
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap_or(values);
+    Ok((differing, values))
+}
+
 /// True when copying the value can change it: the affinity differs, or the
 /// target is STRICT and the origin was not.
 fn needs_conversion(old: &Column, origin: &Table, new: &Column, target: &Table) -> bool {
@@ -536,7 +710,10 @@ fn needs_conversion(old: &Column, origin: &Table, new: &Column, target: &Table) 
 /// The columns that identify a row in the target and the matching SQL on
 /// the production side.
 fn row_key(target: &Table, origin: &Table, columns: &[ColumnPlan]) -> (Vec<String>, Vec<String>) {
-    if is_rowid_table(target) && is_rowid_table(origin) && target.virtual_module.is_none() {
+    if is_rowid_table(target)
+        && is_rowid_table(origin)
+        && (target.virtual_module.is_none() || is_fts(target))
+    {
         if has_rowid_alias(target) {
             // The alias column holds the rowid; it may come from another
             // production column, so key on the values on both sides.
@@ -585,8 +762,7 @@ fn sample_keys(snap: &Connection, origin: &Table, condition: &str) -> Result<Str
         quote_ident(&origin.name)
     ))?;
     let keys: Vec<String> = stmt
-        .query_map([], |r| r.get::<_, Value>(0))?
-        .map(|v| v.map(|v| render_value(&v)))
+        .query_map([], |r| r.get_ref(0).map(render_ref))?
         .collect::<rusqlite::Result<_>>()?;
     let label = if origin.without_rowid { "key" } else { "rowid" };
     Ok(keys
@@ -604,6 +780,12 @@ fn owned(v: ValueRef<'_>) -> Value {
         ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
         ValueRef::Blob(b) => Value::Blob(b.to_vec()),
     }
+}
+
+/// A value read from SQLite as SQL-ish text for messages. Text that is not
+/// valid UTF-8 is shown with replacement characters, never refused.
+pub fn render_ref(v: ValueRef<'_>) -> String {
+    render_value(&owned(v))
 }
 
 /// A value as SQL-ish text for messages.

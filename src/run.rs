@@ -313,8 +313,11 @@ impl Run {
             dest
         } else {
             crate::db::check_sqlite_file(&self.opts.production)?;
-            let (path, fingerprint) =
-                backup::backup_with_fingerprint(&self.opts.production, &self.opts.backup_dir, &self.stamp)?;
+            let (path, fingerprint) = backup::backup_with_fingerprint(
+                &self.opts.production,
+                &self.opts.backup_dir,
+                &self.stamp,
+            )?;
             self.local_backup = Some((path.clone(), fingerprint));
             path
         };
@@ -346,7 +349,8 @@ impl Run {
         } else if let Some((copy, fingerprint)) = self.local_backup.clone() {
             // The backup was taken consistently with a fingerprint: the
             // snapshot is a copy of it, without reading production again.
-            std::fs::copy(&copy, &dest).with_context(|| format!("copying the snapshot to {}", dest.display()))?;
+            std::fs::copy(&copy, &dest)
+                .with_context(|| format!("copying the snapshot to {}", dest.display()))?;
             fingerprint
         } else {
             crate::db::check_sqlite_file(&self.opts.production)?;

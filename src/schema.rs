@@ -26,6 +26,15 @@ pub struct Schema {
     pub triggers: Vec<Trigger>,
     pub user_version: i64,
     pub application_id: i64,
+    /// `page_size` the schema sets explicitly (a `PRAGMA page_size` in a
+    /// `.sql` script, a non-default page size in a SQLite file); `None`
+    /// means SQLite's default, and in a source: keep production's.
+    #[serde(skip)]
+    pub page_size: Option<i64>,
+    /// `auto_vacuum` (0 none, 1 full, 2 incremental) the source sets
+    /// explicitly, as for `page_size`.
+    #[serde(skip)]
+    pub auto_vacuum: Option<i64>,
 }
 
 /// A table or virtual table.
@@ -50,6 +59,11 @@ pub struct Table {
     pub autoincrement: bool,
     /// `Some(module)` for a virtual table (e.g. `fts5`).
     pub virtual_module: Option<String>,
+    /// The primary key is an alias of the rowid: a rowid table whose single
+    /// primary-key column is declared `INTEGER` (and not `PRIMARY KEY DESC`,
+    /// which SQLite implements with a separate index).
+    #[serde(skip)]
+    pub rowid_alias: bool,
 }
 
 /// How a column gets its value.
@@ -182,12 +196,20 @@ impl Schema {
     /// Reads the schema of a source: a `.sql` script or a SQLite file.
     pub fn load(path: &Path) -> Result<Schema> {
         let conn = db::open_source(path)?;
-        Schema::read(&conn, "main")
+        let mut schema = Schema::read(&conn, "main")
             .map_err(|e| match e.downcast_ref::<rusqlite::Error>() {
                 Some(sqlite) => db::corrupt(path, sqlite),
                 None => e,
             })
-            .with_context(|| format!("reading the schema of {}", path.display()))
+            .with_context(|| format!("reading the schema of {}", path.display()))?;
+        if db::is_sql_script(path) {
+            // What the script says, not what an in-memory database made of it.
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            schema.page_size = script_pragma(&text, "page_size");
+            schema.auto_vacuum = script_pragma(&text, "auto_vacuum");
+        }
+        Ok(schema)
     }
 
     /// Reads the schema of one attached database (`main`, …) of a connection.
@@ -260,6 +282,9 @@ impl Schema {
         let user_version = conn.query_row(&format!("PRAGMA {q}.user_version"), [], |r| r.get(0))?;
         let application_id =
             conn.query_row(&format!("PRAGMA {q}.application_id"), [], |r| r.get(0))?;
+        let page_size: i64 = conn.query_row(&format!("PRAGMA {q}.page_size"), [], |r| r.get(0))?;
+        let auto_vacuum: i64 =
+            conn.query_row(&format!("PRAGMA {q}.auto_vacuum"), [], |r| r.get(0))?;
 
         let by_name =
             |a: &String, b: &String| a.to_lowercase().cmp(&b.to_lowercase()).then(a.cmp(b));
@@ -274,6 +299,8 @@ impl Schema {
             triggers,
             user_version,
             application_id,
+            page_size: (page_size != DEFAULT_PAGE_SIZE).then_some(page_size),
+            auto_vacuum: (auto_vacuum != 0).then_some(auto_vacuum),
         })
     }
 
@@ -351,6 +378,93 @@ impl Schema {
     }
 }
 
+/// SQLite's default page size: a database with another one chose it.
+pub const DEFAULT_PAGE_SIZE: i64 = 4096;
+
+/// The value a script sets with `PRAGMA [main.]name = value` (or
+/// `PRAGMA name(value)`), the last one winning; `auto_vacuum` names are
+/// turned into their numbers.
+fn script_pragma(script: &str, name: &str) -> Option<i64> {
+    let tokens = sqltext::tokenize(script);
+    let mut found = None;
+    for (i, t) in tokens.iter().enumerate() {
+        if !t.token.is_kw("PRAGMA") {
+            continue;
+        }
+        let mut j = i + 1;
+        if matches!(tokens.get(j + 1).map(|t| &t.token), Some(Token::Punct(p)) if p == ".") {
+            if !tokens
+                .get(j)
+                .and_then(|t| t.token.ident())
+                .is_some_and(|s| s.eq_ignore_ascii_case("main"))
+            {
+                continue;
+            }
+            j += 2;
+        }
+        let named = tokens
+            .get(j)
+            .and_then(|t| t.token.ident())
+            .is_some_and(|s| s.eq_ignore_ascii_case(name));
+        let assigns = matches!(tokens.get(j + 1).map(|t| &t.token), Some(Token::Punct(p)) if p == "=" || p == "(");
+        if !(named && assigns) {
+            continue;
+        }
+        let value = match tokens.get(j + 2).map(|t| &t.token) {
+            Some(Token::Literal(n)) => n.parse::<i64>().ok(),
+            Some(Token::Str(s)) => {
+                Some(s.trim_matches('\'').to_string()).and_then(|w| word_value(&w))
+            }
+            Some(Token::Word(w) | Token::Quoted(w)) => word_value(w),
+            _ => None,
+        };
+        if value.is_some() {
+            found = value;
+        }
+    }
+    found
+}
+
+fn word_value(w: &str) -> Option<i64> {
+    match w.to_ascii_uppercase().as_str() {
+        "NONE" | "FALSE" | "OFF" | "NO" => Some(0),
+        "FULL" | "TRUE" | "ON" | "YES" => Some(1),
+        "INCREMENTAL" => Some(2),
+        n => n.parse().ok(),
+    }
+}
+
+impl Table {
+    /// The value of a virtual table's `key = value` argument
+    /// (`content = 'notes'` of an FTS table), unquoted.
+    pub fn module_arg(&self, key: &str) -> Option<String> {
+        self.virtual_module.as_ref()?;
+        let tokens = sqltext::tokenize(&self.raw_sql);
+        let using = tokens.iter().position(|t| t.token.is_kw("USING"))?;
+        let open = tokens[using..]
+            .iter()
+            .position(|t| matches!(&t.token, Token::Punct(p) if p == "("))?
+            + using;
+        let (items, _) = sqltext::split_parenthesized(&tokens, open);
+        items.iter().find_map(|item| match item {
+            [k, eq, v]
+                if matches!(&eq.token, Token::Punct(p) if p == "=")
+                    && k.token.ident().is_some_and(|k| k.eq_ignore_ascii_case(key)) =>
+            {
+                match &v.token {
+                    Token::Str(s) => {
+                        Some(s[1..s.len().saturating_sub(1).max(1)].replace("''", "'"))
+                    }
+                    Token::Word(w) | Token::Quoted(w) => Some(w.clone()),
+                    Token::Literal(l) => Some(l.clone()),
+                    Token::Punct(_) => None,
+                }
+            }
+            _ => None,
+        })
+    }
+}
+
 fn read_table(
     conn: &Connection,
     db_name: &str,
@@ -408,7 +522,6 @@ fn read_table(
     }
     let mut pk: Vec<&Column> = columns.iter().filter(|c| c.pk > 0).collect();
     pk.sort_by_key(|c| c.pk);
-    let primary_key = pk.iter().map(|c| c.name.clone()).collect();
 
     let mut fks: BTreeMap<i64, ForeignKey> = BTreeMap::new();
     let mut stmt = conn.prepare(&format!(
@@ -460,6 +573,17 @@ fn read_table(
         uniques.sort();
     }
 
+    let rowid_alias = !is_virtual
+        && !without_rowid
+        && pk.len() == 1
+        && pk[0].decl_type.eq_ignore_ascii_case("INTEGER")
+        && conn.query_row(
+            &format!("SELECT count(*) FROM {q}.pragma_index_list(?1) WHERE origin = 'pk'"),
+            [name],
+            |r| r.get::<_, i64>(0),
+        )? == 0;
+    let primary_key = pk.iter().map(|c| c.name.clone()).collect();
+
     Ok(Table {
         name: name.to_string(),
         sql: sqltext::normalize(raw_sql),
@@ -473,6 +597,7 @@ fn read_table(
         strict,
         autoincrement,
         virtual_module: is_virtual.then(|| parsed.module.unwrap_or_default()),
+        rowid_alias,
     })
 }
 
@@ -664,6 +789,46 @@ mod tests {
         assert!(b.without_rowid);
         assert_eq!(b.primary_key, vec!["a_id", "k"]);
         assert_eq!(b.foreign_keys[0].on_delete, "CASCADE");
+    }
+
+    #[test]
+    fn file_settings_a_script_sets() {
+        let script = "PRAGMA main.page_size = 8192; CREATE TABLE t(x);\nPRAGMA auto_vacuum(incremental); PRAGMA other.page_size = 1024;";
+        assert_eq!(script_pragma(script, "page_size"), Some(8192));
+        assert_eq!(script_pragma(script, "auto_vacuum"), Some(2));
+        assert_eq!(
+            script_pragma("PRAGMA auto_vacuum = 'FULL';", "auto_vacuum"),
+            Some(1)
+        );
+        assert_eq!(
+            script_pragma("CREATE TABLE page_size(x);", "page_size"),
+            None
+        );
+    }
+
+    #[test]
+    fn module_arguments_and_rowid_aliases() {
+        let s = schema_of(
+            "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);
+             CREATE VIRTUAL TABLE f USING fts5(body, content = 'notes', content_rowid='id');
+             CREATE VIRTUAL TABLE c USING fts5(body, content='');
+             CREATE TABLE d(id INTEGER PRIMARY KEY DESC, v);
+             CREATE TABLE e(id INT PRIMARY KEY, v);",
+        );
+        let f = s.table("f").unwrap();
+        assert_eq!(f.module_arg("content").as_deref(), Some("notes"));
+        assert_eq!(f.module_arg("CONTENT_ROWID").as_deref(), Some("id"));
+        assert_eq!(
+            s.table("c").unwrap().module_arg("content").as_deref(),
+            Some("")
+        );
+        assert_eq!(s.table("notes").unwrap().module_arg("content"), None);
+        assert!(s.table("notes").unwrap().rowid_alias);
+        assert!(
+            !s.table("d").unwrap().rowid_alias,
+            "PRIMARY KEY DESC is no alias"
+        );
+        assert!(!s.table("e").unwrap().rowid_alias, "INT is not INTEGER");
     }
 
     #[test]

@@ -363,7 +363,14 @@ const KEYWORDS: &[&str] = &[
 
 /// True if `word` is one of SQLite's keywords (any case).
 pub fn is_keyword(word: &str) -> bool {
-    KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(word))
+    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    // Keywords are short and ASCII: longer words need no lookup.
+    if word.len() > 20 || !word.is_ascii() {
+        return false;
+    }
+    SET.get_or_init(|| KEYWORDS.iter().copied().collect())
+        .contains(word.to_ascii_uppercase().as_str())
 }
 
 /// Quotes an identifier for SQL text: always with double quotes, embedded

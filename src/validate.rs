@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::check::{self, FkViolation};
 use crate::checksum;
 use crate::diff;
-use crate::plan::{ColumnSource, Plan};
+use crate::plan::{ColumnSource, Fill, Plan};
 use crate::schema::Schema;
 use crate::sqltext::{display_ident, quote_ident};
 
@@ -105,6 +105,11 @@ pub fn validate(
     let mut checked = Vec::new();
     for tp in &plan.tables {
         let Some(from) = &tp.from else { continue };
+        if tp.fill == Fill::Empty {
+            // A contentless full-text index that had to start empty: the
+            // review said so and the loss was approved.
+            continue;
+        }
         let mut snap_vals = Vec::new();
         let mut new_vals = Vec::new();
         let mut names = Vec::new();

@@ -5,6 +5,8 @@ mod support;
 
 mod check_cmd;
 mod diff_cmd;
+mod fidelity;
+mod history;
 mod input_errors;
 mod migrate;
 mod recipes;

@@ -351,14 +351,23 @@ fn the_readme_reference_matches_the_engine() {
 fn at_a_terminal_a_rename_is_suggested_and_applied() {
     use crate::support::tty::Tty;
     let (ws, prod) = example("rename_column.rhai", PRACTICE, PRACTICE_RENAMED);
-    let before = column(&prod, "SELECT id || ':' || ifnull(played, 'NULL') FROM practice ORDER BY id");
+    let before = column(
+        &prod,
+        "SELECT id || ':' || ifnull(played, 'NULL') FROM practice ORDER BY id",
+    );
     let bin = assert_cmd::cargo::cargo_bin("sqlmorph");
     let tty = Tty::start(
         ws.dir.path(),
-        &format!("NO_COLOR=1 {} run --source schema.sql --production prod.sqlite3", bin.display()),
+        &format!(
+            "NO_COLOR=1 {} run --source schema.sql --production prod.sqlite3",
+            bin.display()
+        ),
     );
     let screen = tty.wait_for("renamed to practiced?");
-    assert!(screen.contains("name similarity") && screen.contains("[y/n/s]"), "{screen}");
+    assert!(
+        screen.contains("name similarity") && screen.contains("[y/n/s]"),
+        "{screen}"
+    );
     tty.line("y");
     tty.wait_for("Build the migrated database? [y/N]");
     tty.line("y");
@@ -366,8 +375,17 @@ fn at_a_terminal_a_rename_is_suggested_and_applied() {
     tty.line("yes");
     let screen = tty.wait_for("EXIT=");
     assert!(screen.contains("EXIT=0"), "{screen}");
-    assert!(screen.contains(r#"applying rename_column("practice", "played", "practiced");"#), "{screen}");
-    assert_eq!(column(&prod, "SELECT id || ':' || ifnull(practiced, 'NULL') FROM practice ORDER BY id"), before);
+    assert!(
+        screen.contains(r#"applying rename_column("practice", "played", "practiced");"#),
+        "{screen}"
+    );
+    assert_eq!(
+        column(
+            &prod,
+            "SELECT id || ':' || ifnull(practiced, 'NULL') FROM practice ORDER BY id"
+        ),
+        before
+    );
 }
 
 #[test]
@@ -377,22 +395,41 @@ fn at_a_terminal_n_drops_and_adds_after_approval() {
     let bin = assert_cmd::cargo::cargo_bin("sqlmorph");
     let tty = Tty::start(
         ws.dir.path(),
-        &format!("NO_COLOR=1 {} run --source schema.sql --production prod.sqlite3", bin.display()),
+        &format!(
+            "NO_COLOR=1 {} run --source schema.sql --production prod.sqlite3",
+            bin.display()
+        ),
     );
     tty.wait_for("renamed to practiced?");
     tty.line("n");
     tty.wait_for("Lose this data? Type 'yes' to accept:");
     tty.line("no");
     let screen = tty.wait_for("EXIT=");
-    assert!(screen.contains("EXIT=3") && screen.contains("data loss declined"), "{screen}");
-    assert_eq!(column(&prod, "SELECT count(played) FROM practice"), vec!["2"], "unchanged");
+    assert!(
+        screen.contains("EXIT=3") && screen.contains("data loss declined"),
+        "{screen}"
+    );
+    assert_eq!(
+        column(&prod, "SELECT count(played) FROM practice"),
+        vec!["2"],
+        "unchanged"
+    );
 }
 
 #[test]
 fn a_recipe_imports_a_module_beside_it() {
     let (ws, prod) = example("rename_column.rhai", PRACTICE, PRACTICE_RENAMED);
-    ws.file("lib/renames.rhai", "fn declare() { rename_column(\"practice\", \"played\", \"practiced\"); }\n");
-    ws.file("main.rhai", "import \"lib/renames\" as r;\nr::declare();\nimport \"std/default\";\n");
+    ws.file(
+        "lib/renames.rhai",
+        "fn declare() { rename_column(\"practice\", \"played\", \"practiced\"); }\n",
+    );
+    ws.file(
+        "main.rhai",
+        "import \"lib/renames\" as r;\nr::declare();\nimport \"std/default\";\n",
+    );
     ok(&run(&ws, Some("main.rhai"), &["--yes"]));
-    assert_eq!(column(&prod, "SELECT count(practiced) FROM practice"), vec!["2"]);
+    assert_eq!(
+        column(&prod, "SELECT count(practiced) FROM practice"),
+        vec!["2"]
+    );
 }

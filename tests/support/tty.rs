@@ -12,12 +12,29 @@ impl Tty {
     /// Starts `command` (a shell command line) in `dir`.
     pub fn start(dir: &Path, command: &str) -> Tty {
         assert!(
-            std::process::Command::new("tmux").arg("-V").output().is_ok(),
+            std::process::Command::new("tmux")
+                .arg("-V")
+                .output()
+                .is_ok(),
             "tmux is not installed: run the suite with scripts/test, which installs it"
         );
-        let tty = Tty { socket: dir.join("tty.sock") };
+        let tty = Tty {
+            socket: dir.join("tty.sock"),
+        };
         let ok = tty
-            .tmux(&["-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", "200", "-y", "60", "-c"])
+            .tmux(&[
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "200",
+                "-y",
+                "60",
+                "-c",
+            ])
             .arg(dir)
             .arg(format!("{command}; echo EXIT=$?; sleep 60"))
             .status()
@@ -34,7 +51,10 @@ impl Tty {
 
     /// The visible screen plus scrollback.
     pub fn screen(&self) -> String {
-        let out = self.tmux(&["capture-pane", "-p", "-S", "-1000", "-t", "t"]).output().unwrap();
+        let out = self
+            .tmux(&["capture-pane", "-p", "-S", "-1000", "-t", "t"])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -46,15 +66,22 @@ impl Tty {
             if screen.contains(text) {
                 return screen;
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {text:?}; the screen:\n{screen}");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "timed out waiting for {text:?}; the screen:\n{screen}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     /// Types a line and presses Enter.
     pub fn line(&self, text: &str) {
-        self.tmux(&["send-keys", "-t", "t", "-l", text]).status().unwrap();
-        self.tmux(&["send-keys", "-t", "t", "Enter"]).status().unwrap();
+        self.tmux(&["send-keys", "-t", "t", "-l", text])
+            .status()
+            .unwrap();
+        self.tmux(&["send-keys", "-t", "t", "Enter"])
+            .status()
+            .unwrap();
     }
 }
 
