@@ -26,7 +26,13 @@ fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     remote.download(&url.path, download.as_ref(), false)?;
     let down = t.elapsed().as_secs_f64();
-    println!("sqlmorph upload   {mb:.0} MB {up:6.2} s {:5.0} MB/s", mb / up);
-    println!("sqlmorph download {mb:.0} MB {down:6.2} s {:5.0} MB/s", mb / down);
+    println!(
+        "sqlmorph upload   {mb:.0} MB {up:6.2} s {:5.0} MB/s",
+        mb / up
+    );
+    println!(
+        "sqlmorph download {mb:.0} MB {down:6.2} s {:5.0} MB/s",
+        mb / down
+    );
     Ok(())
 }
