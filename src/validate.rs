@@ -1,9 +1,11 @@
 //! Validation of a migrated database against the snapshot it came from:
-//! row counts and per-column checksums for every kept value, SQLite's
-//! `integrity_check`, no new `foreign_key_check` violations, and the
-//! resulting schema equal to the source. The snapshot and the result are
-//! scanned on separate threads (and `integrity_check` on a third), so the
-//! work spreads over the cores.
+//! row counts and per-column checksums for every kept value; integrity
+//! (what `PRAGMA integrity_check` proves, in linear time: `quick_check` for
+//! the structure, NOT NULL and CHECK, plus every index verified against its
+//! table by [`crate::indexcheck`]); no new `foreign_key_check` violations;
+//! and the resulting schema equal to the source. The snapshot, the result
+//! and the result's structure are scanned on three threads, so the work
+//! spreads over the cores.
 
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -16,6 +18,7 @@ use serde::Serialize;
 use crate::check::{self, FkViolation};
 use crate::checksum;
 use crate::diff;
+use crate::indexcheck;
 use crate::plan::{ColumnSource, Fill, Plan};
 use crate::schema::Schema;
 use crate::sqltext::{display_ident, quote_ident};
@@ -37,7 +40,11 @@ pub struct TableCheck {
 pub struct Report {
     pub ok: bool,
     pub tables: Vec<TableCheck>,
+    /// Problems found by `quick_check` and the index verification
+    /// ([`crate::indexcheck`]); empty when the file is sound.
     pub integrity: Vec<String>,
+    /// Indexes verified entry by entry against their tables.
+    pub indexes_checked: usize,
     pub new_foreign_key_violations: Vec<FkViolation>,
     /// Differences between the result's schema and the source (should be none).
     pub schema_differences: Vec<String>,
@@ -52,10 +59,11 @@ impl Report {
         let values: usize = self.tables.iter().map(|t| t.columns_checked.len()).sum();
         let rows: i64 = self.tables.iter().map(|t| t.rows_found).sum();
         out.push_str(&format!(
-            "Validation {}: {} table(s), {rows} row(s), {values} column checksum(s), integrity_check {}, foreign keys {}, schema {} ({:.1}s)\n",
+            "Validation {}: {} table(s), {rows} row(s), {values} column checksum(s), integrity {} (quick_check + {} index(es) verified), foreign keys {}, schema {} ({:.1}s)\n",
             if self.ok { "passed" } else { "FAILED" },
             self.tables.len(),
             if self.integrity.is_empty() { "ok" } else { "FAILED" },
+            self.indexes_checked,
             if self.new_foreign_key_violations.is_empty() { "ok" } else { "FAILED" },
             if self.schema_differences.is_empty() { "matches the source" } else { "DIFFERS" },
             self.seconds
@@ -67,10 +75,8 @@ impl Report {
     }
 }
 
-struct Side {
-    counts: Vec<(i64, Vec<u64>)>,
-    violations: Vec<FkViolation>,
-}
+/// A table's row count and column checksums.
+type TableSums = (i64, Vec<u64>);
 
 fn open_ro(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
@@ -123,7 +129,22 @@ pub fn validate(
                 names.push(c.name.clone());
             }
         }
+        // Converted columns are compared with the values the plan computed
+        // on the snapshot (SQLite's own conversion of each value).
+        let mut conv = Vec::new();
+        for c in &tp.columns {
+            if let (Some(cv), false) = (&c.conversion, rewritten(&tp.table, &c.name)) {
+                new_vals.push(quote_ident(&c.name));
+                conv.push((c.name.clone(), cv.checksum));
+            }
+        }
         let keyed = !tp.key.is_empty();
+        if !keyed {
+            snap_vals.clear();
+            new_vals.clear();
+            names.clear();
+            conv.clear();
+        }
         jobs_snap.push((
             from.clone(),
             if keyed {
@@ -131,101 +152,73 @@ pub fn validate(
             } else {
                 Vec::new()
             },
-            if keyed { snap_vals } else { Vec::new() },
+            snap_vals,
         ));
         jobs_new.push((
             tp.table.clone(),
             if keyed { tp.key.clone() } else { Vec::new() },
-            if keyed { new_vals.clone() } else { Vec::new() },
+            new_vals,
         ));
-        checked.push((tp, if keyed { names } else { Vec::new() }));
-    }
-    // Converted and computed columns: compare with the values the plan saw.
-    let mut conv_jobs = Vec::new();
-    for tp in &plan.tables {
-        for c in &tp.columns {
-            if let (Some(conv), false) = (&c.conversion, rewritten(&tp.table, &c.name)) {
-                conv_jobs.push((
-                    tp.table.clone(),
-                    tp.key.clone(),
-                    quote_ident(&c.name),
-                    conv.checksum,
-                    c.name.clone(),
-                ));
-            }
-        }
+        checked.push((tp, names, conv));
     }
 
-    let snap_path = snapshot.to_path_buf();
-    let new_path = migrated.to_path_buf();
+    // Three scans at once: the snapshot, the result, and the result's
+    // structure (quick_check plus every index against its table).
     let scan = |path: PathBuf, jobs: Vec<(String, Vec<String>, Vec<String>)>| {
-        thread::spawn(move || -> Result<Side> {
+        thread::spawn(move || -> Result<Vec<TableSums>> {
             let conn = open_ro(&path)?;
-            let mut counts = Vec::new();
-            for (table, key, vals) in jobs {
-                counts.push(checksum::table_sums(
-                    &conn,
-                    &format!("main.{}", quote_ident(&table)),
-                    &key,
-                    &vals,
-                )?);
-            }
-            Ok(Side {
-                counts,
-                violations: check::foreign_key_violations(&conn)?,
-            })
+            jobs.into_iter()
+                .map(|(table, key, vals)| {
+                    checksum::table_sums(
+                        &conn,
+                        &format!("main.{}", quote_ident(&table)),
+                        &key,
+                        &vals,
+                    )
+                })
+                .collect()
         })
     };
-    let snap_thread = scan(snap_path, jobs_snap);
-    let new_thread = scan(new_path.clone(), jobs_new);
-    let integrity_path = new_path.clone();
-    let integrity_thread = thread::spawn(move || -> Result<Vec<String>> {
-        let conn = open_ro(&integrity_path)?;
-        Ok(check::health(&conn, false)?.integrity)
+    let snap_thread = scan(snapshot.to_path_buf(), jobs_snap);
+    let new_thread = scan(migrated.to_path_buf(), jobs_new);
+    let structure_path = migrated.to_path_buf();
+    let structure_thread = thread::spawn(move || -> Result<(Vec<String>, usize)> {
+        let conn = open_ro(&structure_path)?;
+        let mut problems = check::health(&conn, true)?.integrity;
+        let schema = Schema::read(&conn, "main")?;
+        problems.extend(indexcheck::verify(&conn, &schema)?);
+        Ok((problems, schema.indexes.len()))
     });
 
     let result_conn = open_ro(migrated)?;
-    let mut conv_results = Vec::new();
-    for (table, key, col, expected, name) in &conv_jobs {
-        let (_, sums) = checksum::table_sums(
-            &result_conn,
-            &format!("main.{}", quote_ident(table)),
-            key,
-            std::slice::from_ref(col),
-        )?;
-        conv_results.push((
-            table.clone(),
-            name.clone(),
-            sums.first().copied() == Some(*expected),
-        ));
-    }
     let result_schema = Schema::read(&result_conn, "main")?;
+    let result_violations = check::foreign_key_violations(&result_conn)?;
     drop(result_conn);
 
-    let join = |h: thread::JoinHandle<Result<Side>>| {
+    let join = |h: thread::JoinHandle<Result<Vec<TableSums>>>| {
         h.join()
             .map_err(|_| anyhow!("a validation thread panicked"))?
     };
     let snap = join(snap_thread).context("scanning the snapshot")?;
     let new = join(new_thread).context("scanning the migrated database")?;
-    let integrity = integrity_thread
+    let (integrity, indexes_checked) = structure_thread
         .join()
         .map_err(|_| anyhow!("the integrity thread panicked"))?
         .context("checking integrity")?;
 
     let mut problems = Vec::new();
     let mut tables = Vec::new();
-    for (i, (tp, names)) in checked.iter().enumerate() {
-        let (snap_rows, snap_sums) = &snap.counts[i];
-        let (new_rows, new_sums) = &new.counts[i];
+    for (i, (tp, names, conv)) in checked.iter().enumerate() {
+        let (snap_rows, snap_sums) = &snap[i];
+        let (new_rows, new_sums) = &new[i];
         let mut differing = Vec::new();
         for (j, name) in names.iter().enumerate() {
             if snap_sums.get(j) != new_sums.get(j) {
                 differing.push(name.clone());
             }
         }
-        for (table, name, ok) in &conv_results {
-            if table == &tp.table && !ok {
+        for (j, (name, expected)) in conv.iter().enumerate() {
+            if new_sums.get(names.len() + j) != Some(expected) {
                 differing.push(name.clone());
             }
         }
@@ -243,12 +236,7 @@ pub fn validate(
             ));
         }
         let mut columns_checked = names.clone();
-        columns_checked.extend(
-            conv_results
-                .iter()
-                .filter(|(t, _, _)| t == &tp.table)
-                .map(|(_, n, _)| n.clone()),
-        );
+        columns_checked.extend(conv.iter().map(|(n, _)| n.clone()));
         tables.push(TableCheck {
             table: tp.table.clone(),
             rows_expected: *snap_rows,
@@ -258,7 +246,7 @@ pub fn validate(
         });
     }
     for m in &integrity {
-        problems.push(format!("integrity_check: {m}"));
+        problems.push(format!("integrity: {m}"));
     }
     // A violation is new unless the same row violated in production.
     let renamed = |t: &str| -> String {
@@ -271,13 +259,17 @@ pub fn validate(
             })
             .map_or(t.to_lowercase(), |tp| tp.table.to_lowercase())
     };
-    let old: Vec<(String, Option<i64>)> = snap
-        .violations
-        .iter()
-        .map(|v| (renamed(&v.table), v.rowid))
-        .collect();
-    let new_violations: Vec<FkViolation> = new
-        .violations
+    // Violations that production already had are not new; look only when
+    // the result has any (the check costs a lookup per row).
+    let old: Vec<(String, Option<i64>)> = if result_violations.is_empty() {
+        Vec::new()
+    } else {
+        check::foreign_key_violations(&open_ro(snapshot)?)?
+            .iter()
+            .map(|v| (renamed(&v.table), v.rowid))
+            .collect()
+    };
+    let new_violations: Vec<FkViolation> = result_violations
         .into_iter()
         .filter(|v| !old.contains(&(v.table.to_lowercase(), v.rowid)))
         .collect();
@@ -305,6 +297,7 @@ pub fn validate(
         ok: problems.is_empty(),
         tables,
         integrity,
+        indexes_checked,
         new_foreign_key_violations: new_violations,
         schema_differences,
         problems,

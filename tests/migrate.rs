@@ -468,6 +468,37 @@ fn validation_catches_a_changed_value() {
 }
 
 #[test]
+fn validation_catches_an_index_that_does_not_match_its_table() {
+    let (ws, prod) = setup(
+        &format!("{USERS} CREATE INDEX users_name ON users(lower(name));"),
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC'); CREATE INDEX users_name ON users(lower(name));",
+    );
+    let before = sha256_file(&prod);
+    // The index's entries hold lower(name); make its definition say upper(name).
+    ws.file("tamper.rhai", &recipe_with("", r#"sql(migrated, "PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = 'CREATE INDEX users_name ON users(upper(name))' WHERE name = 'users_name'; PRAGMA writable_schema = RESET;");"#));
+    let out = ws
+        .cmd()
+        .args([
+            "run",
+            "tamper.rhai",
+            "--source",
+            "schema.sql",
+            "--production",
+            "prod.sqlite3",
+            "--yes",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 3);
+    assert!(
+        stderr_of(&out).contains("index users_name does not match the content of table users"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(sha256_file(&prod), before);
+}
+
+#[test]
 fn dry_run_writes_nothing_outside_the_run_directory() {
     let (ws, prod) = setup(
         USERS,
