@@ -6,57 +6,43 @@
 //! sums do not depend on row order, so the snapshot and the migrated file can
 //! be scanned independently (and in parallel) and compared column by column.
 
-use std::hash::{DefaultHasher, Hasher};
-
 use anyhow::{Context, Result};
 use rusqlite::Connection;
 use rusqlite::functions::{Aggregate, Context as FnContext, FunctionFlags};
 use rusqlite::types::ValueRef;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// The name of the SQL aggregate.
 pub const FUNCTION: &str = "sqlmorph_colsums";
 
 struct ColSums;
 
+// Seeds that keep the storage classes apart (7 and '7' hash differently).
+const NULL: u64 = 0x243f_6a88_85a3_08d3;
+const INTEGER: u64 = 0x1319_8a2e_0370_7344;
+const REAL: u64 = 0xa409_3822_299f_31d0;
+const TEXT: u64 = 0x082e_fa98_ec4e_6c89;
+const BLOB: u64 = 0x4528_21e6_38d0_1377;
+
+/// XXH3 of a value with its storage class, seeded by `seed`.
+fn value_hash(seed: u64, v: ValueRef<'_>) -> u64 {
+    match v {
+        ValueRef::Null => xxh3_64_with_seed(&[], seed ^ NULL),
+        ValueRef::Integer(i) => xxh3_64_with_seed(&i.to_le_bytes(), seed ^ INTEGER),
+        ValueRef::Real(f) => xxh3_64_with_seed(&f.to_bits().to_le_bytes(), seed ^ REAL),
+        ValueRef::Text(t) => xxh3_64_with_seed(t, seed ^ TEXT),
+        ValueRef::Blob(b) => xxh3_64_with_seed(b, seed ^ BLOB),
+    }
+}
+
 /// The hash of a row key (the values that identify a row).
 pub fn key_hash<'a>(keys: impl IntoIterator<Item = ValueRef<'a>>) -> u64 {
-    let mut h = DefaultHasher::new();
-    for k in keys {
-        hash_value(&mut h, k);
-    }
-    h.finish()
+    keys.into_iter().fold(0, value_hash)
 }
 
 /// The hash of one cell: its row key and its value. Column sums add these.
 pub fn cell_hash(key: u64, value: ValueRef<'_>) -> u64 {
-    let mut h = DefaultHasher::new();
-    h.write_u64(key);
-    hash_value(&mut h, value);
-    h.finish()
-}
-
-fn hash_value(h: &mut DefaultHasher, v: ValueRef<'_>) {
-    match v {
-        ValueRef::Null => h.write_u8(0),
-        ValueRef::Integer(i) => {
-            h.write_u8(1);
-            h.write_i64(i);
-        }
-        ValueRef::Real(f) => {
-            h.write_u8(2);
-            h.write_u64(f.to_bits());
-        }
-        ValueRef::Text(t) => {
-            h.write_u8(3);
-            h.write_usize(t.len());
-            h.write(t);
-        }
-        ValueRef::Blob(b) => {
-            h.write_u8(4);
-            h.write_usize(b.len());
-            h.write(b);
-        }
-    }
+    value_hash(key, value)
 }
 
 impl Aggregate<Vec<u64>, Vec<u8>> for ColSums {

@@ -90,7 +90,7 @@ pub fn open_scratch(out: &Path, snapshot: &Path) -> Result<Connection> {
     )
     .with_context(|| format!("creating {}", out.display()))?;
     conn.execute_batch(
-        "PRAGMA foreign_keys = OFF; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;",
+        "PRAGMA foreign_keys = OFF; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA threads = 2;",
     )?;
     conn.execute(
         &format!("ATTACH DATABASE ?1 AS {}", quote_ident(SNAPSHOT_SCHEMA)),

@@ -156,6 +156,9 @@ pub struct Run {
     fleet_fingerprints: Vec<String>,
     /// A local backup and the production fingerprint it matches.
     local_backup: Option<(PathBuf, String)>,
+    /// The snapshot's checksums, computed on another core during the copy,
+    /// with the plan they were computed for.
+    snapshot_sums: Option<(Plan, validate::SnapshotSums)>,
     settings: Option<FileSettings>,
 }
 
@@ -210,6 +213,7 @@ impl Run {
             prefetched: None,
             fleet_fingerprints: Vec::new(),
             local_backup: None,
+            snapshot_sums: None,
             settings: None,
         })
     }
@@ -238,6 +242,7 @@ impl Run {
             prefetched: None,
             fleet_fingerprints: Vec::new(),
             local_backup: None,
+            snapshot_sums: None,
             settings: None,
         }
     }
@@ -513,6 +518,12 @@ impl Run {
             Some(s) => s,
             None => FileSettings::of(&crate::db::open_readonly(&snapshot.path)?)?,
         };
+        // The snapshot's side of validation needs only the plan: run it on
+        // the other core while SQLite builds the new file.
+        self.snapshot_sums = Some((
+            plan.clone(),
+            validate::spawn_snapshot_sums(plan, &snapshot.path),
+        ));
         let mut conn = copy::create_tables(source, settings, &out, &snapshot.path)?;
         let stats = copy::copy_data(
             &mut conn,
@@ -549,12 +560,20 @@ impl Run {
         migrated: &Db,
         source: &Schema,
     ) -> Result<Report> {
+        // The snapshot's side was started with the copy when the plan is the
+        // same; otherwise it is computed now.
+        let early = self
+            .snapshot_sums
+            .take()
+            .filter(|(p, _)| p == plan)
+            .map(|(_, s)| s);
         let report = validate::validate(
             plan,
             source,
             &snapshot.path,
             &migrated.path,
             &self.transformed,
+            early,
         )?;
         std::fs::write(
             self.dir.join("report.json"),

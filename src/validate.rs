@@ -19,7 +19,7 @@ use crate::check::{self, FkViolation};
 use crate::checksum;
 use crate::diff;
 use crate::indexcheck;
-use crate::plan::{ColumnSource, Fill, Plan};
+use crate::plan::{ColumnSource, Fill, Plan, TablePlan};
 use crate::schema::Schema;
 use crate::sqltext::{display_ident, quote_ident};
 
@@ -88,15 +88,100 @@ fn open_ro(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// What validation compares for one table of the plan.
+struct TableJob<'a> {
+    tp: &'a TablePlan,
+    /// Copied columns: compared with the same column of the snapshot.
+    names: Vec<String>,
+    /// Their SQL on the snapshot side.
+    snap_vals: Vec<String>,
+    /// Converted columns and the checksum the plan computed for them.
+    conv: Vec<(String, u64)>,
+}
+
+fn jobs(plan: &Plan) -> Vec<TableJob<'_>> {
+    plan.tables
+        .iter()
+        // A contentless full-text index that had to start empty: the review
+        // said so and the loss was approved.
+        .filter(|tp| tp.from.is_some() && tp.fill != Fill::Empty)
+        .map(|tp| {
+            let mut job = TableJob {
+                tp,
+                names: Vec::new(),
+                snap_vals: Vec::new(),
+                conv: Vec::new(),
+            };
+            if tp.key.is_empty() {
+                return job; // no row identity on both sides: counts only
+            }
+            for c in &tp.columns {
+                if let (ColumnSource::Copy { .. }, Some(sel)) = (&c.source, &c.select) {
+                    job.names.push(c.name.clone());
+                    job.snap_vals.push(sel.clone());
+                }
+                if let Some(cv) = &c.conversion {
+                    job.conv.push((c.name.clone(), cv.checksum));
+                }
+            }
+            job
+        })
+        .collect()
+}
+
+/// The snapshot's side of validation, from the plan alone: row counts and
+/// the checksum of every copied column. It reads only the snapshot, so it can
+/// run on another core while the copy builds the new file.
+pub fn spawn_snapshot_sums(plan: &Plan, snapshot: &Path) -> SnapshotSums {
+    let work: Vec<(String, Vec<String>, Vec<String>)> = jobs(plan)
+        .iter()
+        .map(|j| {
+            let from = j.tp.from.clone().unwrap_or_default();
+            let key = if j.tp.key.is_empty() {
+                Vec::new()
+            } else {
+                j.tp.source_key.clone()
+            };
+            (from, key, j.snap_vals.clone())
+        })
+        .collect();
+    SnapshotSums(scan(snapshot.to_path_buf(), work))
+}
+
+/// Snapshot checksums being computed on another thread.
+pub struct SnapshotSums(thread::JoinHandle<Result<Vec<TableSums>>>);
+
+fn scan(
+    path: PathBuf,
+    work: Vec<(String, Vec<String>, Vec<String>)>,
+) -> thread::JoinHandle<Result<Vec<TableSums>>> {
+    thread::spawn(move || -> Result<Vec<TableSums>> {
+        let conn = open_ro(&path)?;
+        work.into_iter()
+            .map(|(table, key, vals)| {
+                checksum::table_sums(&conn, &format!("main.{}", quote_ident(&table)), &key, &vals)
+            })
+            .collect()
+    })
+}
+
+fn join(h: thread::JoinHandle<Result<Vec<TableSums>>>) -> Result<Vec<TableSums>> {
+    h.join()
+        .map_err(|_| anyhow!("a validation thread panicked"))?
+}
+
 /// Validates `migrated` against `snapshot` following `plan`.
 /// `transformed` lists (table, column) pairs a recipe rewrote on purpose:
-/// their values are not compared (row counts still are).
+/// their values are not compared (row counts still are). `snapshot_sums`
+/// is the snapshot's side if it was started earlier (see
+/// [`spawn_snapshot_sums`]); otherwise it is computed now.
 pub fn validate(
     plan: &Plan,
     source: &Schema,
     snapshot: &Path,
     migrated: &Path,
     transformed: &[(String, String)],
+    snapshot_sums: Option<SnapshotSums>,
 ) -> Result<Report> {
     let rewritten = |t: &str, c: &str| {
         transformed
@@ -104,83 +189,25 @@ pub fn validate(
             .any(|(tt, cc)| tt.eq_ignore_ascii_case(t) && cc.eq_ignore_ascii_case(c))
     };
     let start = Instant::now();
-    // What to compare, per table: (from, key on the snapshot, values on the
-    // snapshot) and (table, key, values) on the result.
-    let mut jobs_snap = Vec::new();
-    let mut jobs_new = Vec::new();
-    let mut checked = Vec::new();
-    for tp in &plan.tables {
-        let Some(from) = &tp.from else { continue };
-        if tp.fill == Fill::Empty {
-            // A contentless full-text index that had to start empty: the
-            // review said so and the loss was approved.
-            continue;
-        }
-        let mut snap_vals = Vec::new();
-        let mut new_vals = Vec::new();
-        let mut names = Vec::new();
-        for c in &tp.columns {
-            if rewritten(&tp.table, &c.name) {
-                continue;
-            }
-            if let (ColumnSource::Copy { .. }, Some(sel)) = (&c.source, &c.select) {
-                snap_vals.push(sel.clone());
-                new_vals.push(quote_ident(&c.name));
-                names.push(c.name.clone());
-            }
-        }
-        // Converted columns are compared with the values the plan computed
-        // on the snapshot (SQLite's own conversion of each value).
-        let mut conv = Vec::new();
-        for c in &tp.columns {
-            if let (Some(cv), false) = (&c.conversion, rewritten(&tp.table, &c.name)) {
-                new_vals.push(quote_ident(&c.name));
-                conv.push((c.name.clone(), cv.checksum));
-            }
-        }
-        let keyed = !tp.key.is_empty();
-        if !keyed {
-            snap_vals.clear();
-            new_vals.clear();
-            names.clear();
-            conv.clear();
-        }
-        jobs_snap.push((
-            from.clone(),
-            if keyed {
-                tp.source_key.clone()
-            } else {
-                Vec::new()
-            },
-            snap_vals,
-        ));
-        jobs_new.push((
-            tp.table.clone(),
-            if keyed { tp.key.clone() } else { Vec::new() },
-            new_vals,
-        ));
-        checked.push((tp, names, conv));
-    }
-
-    // Three scans at once: the snapshot, the result, and the result's
-    // structure (quick_check plus every index against its table).
-    let scan = |path: PathBuf, jobs: Vec<(String, Vec<String>, Vec<String>)>| {
-        thread::spawn(move || -> Result<Vec<TableSums>> {
-            let conn = open_ro(&path)?;
-            jobs.into_iter()
-                .map(|(table, key, vals)| {
-                    checksum::table_sums(
-                        &conn,
-                        &format!("main.{}", quote_ident(&table)),
-                        &key,
-                        &vals,
-                    )
-                })
-                .collect()
+    let snap_thread = snapshot_sums
+        .unwrap_or_else(|| spawn_snapshot_sums(plan, snapshot))
+        .0;
+    let checked = jobs(plan);
+    let work_new: Vec<(String, Vec<String>, Vec<String>)> = checked
+        .iter()
+        .map(|j| {
+            let vals = j
+                .names
+                .iter()
+                .chain(j.conv.iter().map(|(n, _)| n))
+                .map(|n| quote_ident(n))
+                .collect();
+            (j.tp.table.clone(), j.tp.key.clone(), vals)
         })
-    };
-    let snap_thread = scan(snapshot.to_path_buf(), jobs_snap);
-    let new_thread = scan(migrated.to_path_buf(), jobs_new);
+        .collect();
+    // The result and its structure (quick_check plus every index against its
+    // table) are scanned at the same time.
+    let new_thread = scan(migrated.to_path_buf(), work_new);
     let structure_path = migrated.to_path_buf();
     let structure_thread = thread::spawn(move || -> Result<(Vec<String>, usize)> {
         let conn = open_ro(&structure_path)?;
@@ -195,10 +222,6 @@ pub fn validate(
     let result_violations = check::foreign_key_violations(&result_conn)?;
     drop(result_conn);
 
-    let join = |h: thread::JoinHandle<Result<Vec<TableSums>>>| {
-        h.join()
-            .map_err(|_| anyhow!("a validation thread panicked"))?
-    };
     let snap = join(snap_thread).context("scanning the snapshot")?;
     let new = join(new_thread).context("scanning the migrated database")?;
     let (integrity, indexes_checked) = structure_thread
@@ -208,37 +231,45 @@ pub fn validate(
 
     let mut problems = Vec::new();
     let mut tables = Vec::new();
-    for (i, (tp, names, conv)) in checked.iter().enumerate() {
+    for (i, job) in checked.iter().enumerate() {
+        let table = &job.tp.table;
         let (snap_rows, snap_sums) = &snap[i];
         let (new_rows, new_sums) = &new[i];
         let mut differing = Vec::new();
-        for (j, name) in names.iter().enumerate() {
+        let mut columns_checked = Vec::new();
+        for (j, name) in job.names.iter().enumerate() {
+            if rewritten(table, name) {
+                continue;
+            }
+            columns_checked.push(name.clone());
             if snap_sums.get(j) != new_sums.get(j) {
                 differing.push(name.clone());
             }
         }
-        for (j, (name, expected)) in conv.iter().enumerate() {
-            if new_sums.get(names.len() + j) != Some(expected) {
+        for (j, (name, expected)) in job.conv.iter().enumerate() {
+            if rewritten(table, name) {
+                continue;
+            }
+            columns_checked.push(name.clone());
+            if new_sums.get(job.names.len() + j) != Some(expected) {
                 differing.push(name.clone());
             }
         }
         if snap_rows != new_rows {
             problems.push(format!(
                 "table {}: {snap_rows} row(s) in the snapshot, {new_rows} in the migrated database",
-                display_ident(&tp.table)
+                display_ident(table)
             ));
         }
         if !differing.is_empty() {
             problems.push(format!(
                 "table {}: values differ from the snapshot in column(s) {}",
-                display_ident(&tp.table),
+                display_ident(table),
                 differing.join(", ")
             ));
         }
-        let mut columns_checked = names.clone();
-        columns_checked.extend(conv.iter().map(|(n, _)| n.clone()));
         tables.push(TableCheck {
-            table: tp.table.clone(),
+            table: table.clone(),
             rows_expected: *snap_rows,
             rows_found: *new_rows,
             columns_checked,
