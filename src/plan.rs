@@ -487,7 +487,13 @@ fn plan_table(
                 ));
             }
         }
-        if let (Some(sel), true) = (&cp.select, col.not_null) {
+        // A value copied or converted from a NOT NULL column cannot be NULL;
+        // anything else is counted on the snapshot.
+        let cannot_be_null = matches!(
+            cp.source,
+            ColumnSource::Copy { .. } | ColumnSource::Convert { .. }
+        ) && old.is_some_and(|o| o.not_null);
+        if let (Some(sel), true, false) = (&cp.select, col.not_null, cannot_be_null) {
             let nulls: i64 = snap.query_row(
                 &format!(
                     "SELECT count(*) FROM main.{} WHERE {sel} IS NULL",

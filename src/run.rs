@@ -353,8 +353,11 @@ impl Run {
             before
         } else if let Some((copy, fingerprint)) = self.local_backup.clone() {
             // The backup was taken consistently with a fingerprint: the
-            // snapshot is a copy of it, without reading production again.
-            std::fs::copy(&copy, &dest)
+            // snapshot is the same file, linked into the run directory (a
+            // copy across filesystems), without reading production again.
+            // Every later step opens the snapshot read-only.
+            std::fs::hard_link(&copy, &dest)
+                .or_else(|_| std::fs::copy(&copy, &dest).map(|_| ()))
                 .with_context(|| format!("copying the snapshot to {}", dest.display()))?;
             fingerprint
         } else {
