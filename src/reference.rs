@@ -88,7 +88,7 @@ pub const PRIMITIVES: &[Primitive] = &[
     p(
         "validate",
         "let report = validate(p, migrated);",
-        "Row counts, checksums, integrity_check, foreign keys and schema of the result; writes report.json.",
+        "Row counts, checksums, integrity (quick_check + every index against its table), foreign keys and schema of the result; writes report.json.",
     ),
     p(
         "require",
