@@ -81,7 +81,12 @@ pub fn checkpoint(path: &Path) -> Result<()> {
 /// Copies `src` (read-only) to `dest` with the online backup API. `dest` is
 /// created with mode 0600 before SQLite writes to it.
 pub fn copy_consistent(src: &Path, dest: &Path) -> Result<()> {
-    let conn = db::open_readonly(src)?;
+    backup_api_copy(&db::open_readonly(src)?, src, dest)
+}
+
+/// The online backup of `conn`'s main database (which is `src`) into `dest`,
+/// through a 0600 temporary file renamed when complete and fsynced.
+fn backup_api_copy(conn: &Connection, src: &Path, dest: &Path) -> Result<()> {
     let tmp = dest.with_extension("partial");
     let _ = std::fs::remove_file(&tmp);
     OpenOptions::new()
@@ -252,17 +257,5 @@ pub fn file_sha256(path: &Path) -> Result<String> {
 /// Like [`copy_consistent`], but opens the source read-write so that a WAL
 /// file beside it is applied (a database and WAL downloaded together).
 pub fn copy_consistent_rw(src: &Path, dest: &Path) -> Result<()> {
-    let conn = db::open_rw(src)?;
-    let tmp = dest.with_extension("partial");
-    let _ = std::fs::remove_file(&tmp);
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    conn.backup(MAIN_DB, &tmp, None::<fn(rusqlite::backup::Progress)>)?;
-    drop(conn);
-    File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, dest)?;
-    Ok(())
+    backup_api_copy(&db::open_rw(src)?, src, dest)
 }

@@ -507,26 +507,8 @@ fn rejected_rows(
     conn.execute_batch(&target.raw_sql)?;
     let from = tp.from.clone().unwrap_or_default();
     let origin = prod.table(&from).context("origin table")?;
-    let order = if origin.without_rowid {
-        origin
-            .primary_key
-            .iter()
-            .map(|c| quote_ident(c))
-            .collect::<Vec<_>>()
-            .join(", ")
-    } else {
-        "rowid".to_string()
-    };
-    let ident = if origin.without_rowid {
-        origin
-            .primary_key
-            .iter()
-            .map(|c| quote_ident(c))
-            .collect::<Vec<_>>()
-            .join(" || ',' || ")
-    } else {
-        "rowid".to_string()
-    };
+    let order = origin.row_identity().join(", ");
+    let ident = origin.row_identity().join(" || ',' || ");
     let insert = format!(
         "{} ORDER BY {order} LIMIT ?1 OFFSET ?2",
         tp.insert_sql(SNAPSHOT_SCHEMA)

@@ -67,11 +67,7 @@ fn parse_index_sql(sql: &str) -> Option<(Vec<String>, Option<String>)> {
 pub fn verify(conn: &Connection, schema: &Schema) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     for table in schema.tables.iter().filter(|t| t.virtual_module.is_none()) {
-        let ident: Vec<String> = if table.without_rowid {
-            table.primary_key.iter().map(|c| quote_ident(c)).collect()
-        } else {
-            vec!["rowid".into()]
-        };
+        let ident = table.row_identity();
         let mut specs = Vec::new();
         for index in schema
             .indexes

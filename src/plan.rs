@@ -753,16 +753,7 @@ fn row_key(target: &Table, origin: &Table, columns: &[ColumnPlan]) -> (Vec<Strin
 }
 
 fn sample_keys(snap: &Connection, origin: &Table, condition: &str) -> Result<String> {
-    let key = if origin.without_rowid {
-        origin
-            .primary_key
-            .iter()
-            .map(|c| quote_ident(c))
-            .collect::<Vec<_>>()
-            .join(" || ',' || ")
-    } else {
-        "rowid".to_string()
-    };
+    let key = origin.row_identity().join(" || ',' || ");
     let mut stmt = snap.prepare(&format!(
         "SELECT {key} FROM main.{} WHERE {condition} LIMIT 5",
         quote_ident(&origin.name)

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::deploy::Commands;
 use crate::error::aborted;
 use crate::ssh::{Remote, SshOptions, SshUrl, shell_quote};
 
@@ -20,14 +21,6 @@ pub struct RemoteDb {
     pub url: SshUrl,
     remote: Remote,
     has_sqlite3: bool,
-}
-
-/// The commands of `sqlmorph.toml`, run on the host.
-#[derive(Debug, Clone, Default)]
-pub struct HostCommands {
-    pub stop: Option<String>,
-    pub restart: Option<String>,
-    pub health_check: Option<String>,
 }
 
 fn given(c: &Option<String>) -> Option<&str> {
@@ -279,7 +272,7 @@ pub fn deploy_fleet(
     hosts: &mut [RemoteDb],
     migrated: &Path,
     fingerprints: &[String],
-    commands: &HostCommands,
+    commands: &Commands,
     progress: bool,
     log: &mut dyn FnMut(&str, bool),
 ) -> Result<Vec<HostOutcome>> {

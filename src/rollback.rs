@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::backup;
-use crate::deploy::{self, Commands};
+use crate::deploy;
 use crate::error::input;
 use crate::prompt::Prompter;
 use crate::run::{Log, Options, stamp_now};
@@ -65,11 +65,7 @@ pub fn rollback(opts: &Options, chosen: Option<&Path>, prompter: Prompter) -> Re
         &opts.production,
         &staged,
         &fingerprint,
-        &Commands {
-            stop: opts.stop.clone(),
-            restart: opts.restart.clone(),
-            health_check: opts.health_check.clone(),
-        },
+        &opts.commands(),
         &mut log,
     );
     let _ = std::fs::remove_file(&staged);
@@ -105,11 +101,7 @@ fn rollback_remote(opts: &Options, source: &Path, name: &Path, log: &mut Log) ->
         "backed up the current production to {}",
         saved.display()
     ));
-    let commands = crate::remote::HostCommands {
-        stop: opts.stop.clone(),
-        restart: opts.restart.clone(),
-        health_check: opts.health_check.clone(),
-    };
+    let commands = opts.commands();
     crate::remote::deploy_fleet(
         &mut hosts,
         source,

@@ -48,6 +48,15 @@ pub struct Options {
 }
 
 impl Options {
+    /// The commands run around the swap.
+    pub fn commands(&self) -> deploy::Commands {
+        deploy::Commands {
+            stop: self.stop.clone(),
+            restart: self.restart.clone(),
+            health_check: self.health_check.clone(),
+        }
+    }
+
     /// True when production is reached over SSH.
     pub fn is_remote(&self) -> bool {
         !self.remotes.is_empty()
@@ -195,7 +204,39 @@ impl Run {
             dry_run: opts.dry_run,
             ..Summary::default()
         };
-        Ok(Run {
+        Ok(Run::assemble(
+            opts, prompter, dir, log, stamp, summary, false,
+        ))
+    }
+
+    /// A session with no run directory of its own (the REPL): scratch files
+    /// go to `scratch`, the log only to the console.
+    pub fn detached(opts: Options, prompter: Prompter, scratch: PathBuf, read_only: bool) -> Run {
+        let summary = Summary {
+            run_dir: scratch.clone(),
+            ..Summary::default()
+        };
+        Run::assemble(
+            opts,
+            prompter,
+            scratch,
+            Log::console(false),
+            stamp_now(),
+            summary,
+            read_only,
+        )
+    }
+
+    fn assemble(
+        opts: Options,
+        prompter: Prompter,
+        dir: PathBuf,
+        log: Log,
+        stamp: String,
+        summary: Summary,
+        read_only: bool,
+    ) -> Run {
+        Run {
             opts,
             dir,
             log,
@@ -206,35 +247,6 @@ impl Run {
             plan: None,
             migrated: None,
             summary,
-            exit: None,
-            read_only: false,
-            transformed: Vec::new(),
-            hosts: Vec::new(),
-            prefetched: None,
-            fleet_fingerprints: Vec::new(),
-            local_backup: None,
-            snapshot_sums: None,
-            settings: None,
-        })
-    }
-
-    /// A session with no run directory of its own (the REPL): scratch files
-    /// go to `scratch`, the log only to the console.
-    pub fn detached(opts: Options, prompter: Prompter, scratch: PathBuf, read_only: bool) -> Run {
-        Run {
-            summary: Summary {
-                run_dir: scratch.clone(),
-                ..Summary::default()
-            },
-            opts,
-            dir: scratch,
-            log: Log::console(false),
-            prompter,
-            mappings: Mappings::default(),
-            stamp: stamp_now(),
-            snapshot: None,
-            plan: None,
-            migrated: None,
             exit: None,
             read_only,
             transformed: Vec::new(),
@@ -640,11 +652,7 @@ impl Run {
         )?;
         if self.opts.is_remote() {
             let mut hosts = std::mem::take(&mut self.hosts);
-            let commands = crate::remote::HostCommands {
-                stop: self.opts.stop.clone(),
-                restart: self.opts.restart.clone(),
-                health_check: self.opts.health_check.clone(),
-            };
+            let commands = self.opts.commands();
             let fingerprints = self.fleet_fingerprints.clone();
             let log = &mut self.log;
             let result = crate::remote::deploy_fleet(
@@ -675,11 +683,7 @@ impl Run {
             &self.opts.production,
             &migrated.path,
             &fingerprint,
-            &deploy::Commands {
-                stop: self.opts.stop.clone(),
-                restart: self.opts.restart.clone(),
-                health_check: self.opts.health_check.clone(),
-            },
+            &self.opts.commands(),
             &mut self.log,
         )?;
         self.log.line(&format!(

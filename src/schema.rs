@@ -192,6 +192,21 @@ pub fn affinity(decl_type: &str) -> &'static str {
     }
 }
 
+impl Table {
+    /// SQL expressions that identify a row: `rowid`, or the primary-key
+    /// columns of a WITHOUT ROWID table.
+    pub fn row_identity(&self) -> Vec<String> {
+        if self.without_rowid {
+            self.primary_key
+                .iter()
+                .map(|c| sqltext::quote_ident(c))
+                .collect()
+        } else {
+            vec!["rowid".to_string()]
+        }
+    }
+}
+
 impl Schema {
     /// Reads the schema of a source: a `.sql` script or a SQLite file.
     pub fn load(path: &Path) -> Result<Schema> {
