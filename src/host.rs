@@ -327,9 +327,8 @@ fn register_primitives(engine: &mut Engine, run: &Shared<Run>) {
     });
     prim!("production", |r| Ok(r.borrow().production()));
     prim!("source", |r| r.borrow().source_schema());
-    prim!("open", |r, path: &str| {
+    prim!("open", |_run, path: &str| {
         crate::db::check_sqlite_file(Path::new(path))?;
-        let _ = r;
         Ok(Db {
             path: PathBuf::from(path),
             role: "file".into(),
@@ -341,14 +340,10 @@ fn register_primitives(engine: &mut Engine, run: &Shared<Run>) {
         .map_or(String::new(), |p| p.display().to_string())));
     prim!("snapshot", |r| r.borrow_mut().snapshot());
     prim!("schema", |r, db: Db| r.borrow_mut().schema_of(&db));
-    prim!("schema", |r, path: &str| {
-        let _ = r;
-        Schema::load(Path::new(path))
-    });
-    prim!("diff", |r, a: Schema, b: Schema| {
-        let _ = r;
-        Ok(crate::diff::diff(&a, &b))
-    });
+    prim!("schema", |_run, path: &str| Schema::load(Path::new(path)));
+    prim!("diff", |_run, a: Schema, b: Schema| Ok(crate::diff::diff(
+        &a, &b
+    )));
     prim!("plan", |r, snapshot: Db, source: Schema| {
         let (plan, diff) = r.borrow_mut().plan(&snapshot, &source)?;
         Ok(PlanValue {

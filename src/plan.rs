@@ -356,7 +356,7 @@ pub fn build(
             approved,
         });
     }
-    plan.renames = suggest_renames(prod, source, maps, &plan);
+    plan.renames = suggest_renames(prod, source, &plan);
     Ok(plan)
 }
 
@@ -1092,12 +1092,7 @@ pub fn similarity(a: &str, b: &str) -> f64 {
 
 /// Renames that the schemas suggest and the recipe has not declared (nor
 /// declared as drops).
-pub fn suggest_renames(
-    prod: &Schema,
-    source: &Schema,
-    maps: &Mappings,
-    plan: &Plan,
-) -> Vec<RenameSuggestion> {
+pub fn suggest_renames(prod: &Schema, source: &Schema, plan: &Plan) -> Vec<RenameSuggestion> {
     let mut out = Vec::new();
     // Columns: a new column and a dropped one in the same table.
     for tp in &plan.tables {
@@ -1184,7 +1179,6 @@ pub fn suggest_renames(
             .max_by(|a, b| (a.1 + a.2).total_cmp(&(b.1 + b.2)));
         if let Some((t, overlap, sim)) = best {
             taken.push(t.name.clone());
-            let _ = maps;
             out.push(RenameSuggestion {
                 kind: "table".into(),
                 table: t.name.clone(),
