@@ -18,6 +18,7 @@
 use std::cell::OnceCell;
 use std::fmt;
 use std::fs;
+use std::io::IsTerminal;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -939,16 +940,25 @@ fn authenticate(session: &Session, url: &SshUrl, opts: &SshOptions) -> Result<()
                 key.display()
             );
         }
-        return session
-            .userauth_pubkey_file(&url.user, None, key, passphrase)
-            .map_err(|e| {
-                anyhow!(
-                    "authentication failed for {who} with key {}: {} (is its public key in the \
+        let first = session.userauth_pubkey_file(&url.user, None, key, passphrase);
+        // An encrypted key with no passphrase given: ask, at a terminal only.
+        let first = match first {
+            Err(_) if passphrase.is_none() && std::io::stdin().is_terminal() => {
+                let asked =
+                    rpassword::prompt_password(format!("Passphrase for {}: ", key.display()))
+                        .context("reading the passphrase")?;
+                session.userauth_pubkey_file(&url.user, None, key, Some(&asked))
+            }
+            other => other,
+        };
+        return first.map_err(|e| {
+            anyhow!(
+                "authentication failed for {who} with key {}: {} (is its public key in the \
                      server's authorized_keys? is the passphrase right?)",
-                    key.display(),
-                    e.message()
-                )
-            });
+                key.display(),
+                e.message()
+            )
+        });
     }
     let mut tried = Vec::new();
     match agent_auth(session, &url.user) {

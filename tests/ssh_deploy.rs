@@ -365,3 +365,48 @@ fn rollback_over_ssh_restores_the_backup() {
     );
     assert_eq!(std::fs::read_dir(ws.path("backups")).unwrap().count(), 2);
 }
+
+#[test]
+fn an_encrypted_key_takes_its_passphrase_from_the_environment() {
+    let sshd = Sshd::start();
+    let (ws, remote) = setup(&sshd, "");
+    // A passphrase-protected key that the server authorizes.
+    let key = ws.path("locked_key");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "open sesame", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::copy(key.with_extension("pub"), sshd.dir.join("client.pub")).unwrap();
+    config(&ws, &[url(&sshd, &remote)], &key, &sshd.known_hosts, "");
+
+    let out = ws
+        .cmd()
+        .args(["run", "--yes"])
+        .env_remove("SQLMORPH_SSH_PASSPHRASE")
+        .output()
+        .unwrap();
+    code(&out, 2);
+    assert!(
+        stderr_of(&out).contains("is the passphrase right?"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    let out = ws
+        .cmd()
+        .args(["run", "--yes"])
+        .env("SQLMORPH_SSH_PASSPHRASE", "open sesame")
+        .output()
+        .unwrap();
+    code(&out, 0);
+    assert_eq!(
+        column(&remote, "SELECT tz FROM users WHERE id = 1"),
+        vec!["UTC"]
+    );
+    for run in std::fs::read_dir(ws.path(".sqlmorph/runs")).unwrap() {
+        let log = std::fs::read_to_string(run.unwrap().path().join("log.txt")).unwrap();
+        assert!(!log.contains("open sesame"), "secrets never reach the log");
+    }
+}
