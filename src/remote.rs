@@ -39,6 +39,15 @@ impl RemoteDb {
         })
     }
 
+    /// How a consistent copy is taken on this host, for the log.
+    pub fn copy_method(&self) -> &'static str {
+        if self.has_sqlite3 {
+            "sqlite3 .backup on the host"
+        } else {
+            "the file and its -wal together (no sqlite3 on the host)"
+        }
+    }
+
     fn q(&self) -> String {
         shell_quote(&self.url.path)
     }

@@ -297,8 +297,11 @@ impl Run {
         self.connect_hosts()?;
         let dest = crate::remote::prefetch_path();
         let host = &self.hosts[0];
-        self.log
-            .line(&format!("  downloading a consistent copy of {}", host.url));
+        self.log.line(&format!(
+            "  downloading a consistent copy of {} ({})",
+            host.url,
+            host.copy_method()
+        ));
         let fingerprint = host.fetch_consistent(&dest, crate::progress::enabled())?;
         self.prefetched = Some((dest.clone(), fingerprint.clone()));
         Ok((dest, fingerprint))

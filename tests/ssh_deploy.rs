@@ -410,3 +410,91 @@ fn an_encrypted_key_takes_its_passphrase_from_the_environment() {
         assert!(!log.contains("open sesame"), "secrets never reach the log");
     }
 }
+
+/// A directory of the tools the remote side needs, without `sqlite3`.
+fn path_without_sqlite3(ws: &Workspace) -> PathBuf {
+    let bin = ws.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in [
+        "sh",
+        "bash",
+        "cat",
+        "cut",
+        "sha256sum",
+        "ln",
+        "cp",
+        "mv",
+        "sync",
+        "dirname",
+        "stat",
+        "rm",
+        "test",
+        "env",
+        "true",
+        "mkdir",
+    ] {
+        if let Some(found) = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.exists())
+        {
+            std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
+        }
+    }
+    assert!(!bin.join("sqlite3").exists());
+    bin
+}
+
+#[test]
+fn without_sqlite3_on_the_host_the_file_and_its_wal_are_copied_together() {
+    let ws = Workspace::new();
+    let bin = path_without_sqlite3(&ws);
+    let sshd = Sshd::start_with(&[format!("SetEnv=PATH={}", bin.display())]);
+    std::fs::create_dir(ws.path("remote")).unwrap();
+    let remote = ws.path("remote/prod.sqlite3");
+    // The "application" keeps a connection with committed rows still in the WAL.
+    let app = rusqlite::Connection::open(&remote).unwrap();
+    app.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; {PROD}"
+    ))
+    .unwrap();
+    assert!(ws.path("remote/prod.sqlite3-wal").metadata().unwrap().len() > 0);
+    ws.file("schema.sql", SOURCE);
+    config(
+        &ws,
+        &[url(&sshd, &remote)],
+        &sshd.client_key,
+        &sshd.known_hosts,
+        "",
+    );
+
+    let out = ws.cmd().args(["run", "--dry-run"]).output().unwrap();
+    code(&out, 0);
+    assert!(
+        stdout_of(&out).contains("no sqlite3 on the host"),
+        "{}",
+        stdout_of(&out)
+    );
+    let run_dir = std::fs::read_dir(ws.path(".sqlmorph/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(
+        column(
+            &run_dir.join("production.sqlite3"),
+            "SELECT count(*) FROM users"
+        ),
+        vec!["3"],
+        "the WAL's rows are in the snapshot"
+    );
+
+    // With the application gone (its WAL checkpointed), a real run deploys.
+    drop(app);
+    code(&run(&ws, &[]), 0);
+    assert_eq!(
+        column(&remote, "SELECT id || tz FROM users ORDER BY id"),
+        vec!["1UTC", "2UTC", "3UTC"]
+    );
+}

@@ -34,6 +34,11 @@ pub struct Sshd {
 
 impl Sshd {
     pub fn start() -> Sshd {
+        Sshd::start_with(&[])
+    }
+
+    /// Starts a server with extra `-o` options (e.g. `SetEnv=PATH=…`).
+    pub fn start_with(options: &[String]) -> Sshd {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} is missing: install openssh-server (apt-get install -y openssh-server)"
@@ -58,7 +63,7 @@ impl Sshd {
         let mut failures = String::new();
         for _ in 0..5 {
             let port = free_port();
-            match spawn(&dir, port, &log) {
+            match spawn(&dir, port, &log, options) {
                 Ok(child) => {
                     let known_hosts = dir.join("known_hosts");
                     fs::write(&known_hosts, format!("[127.0.0.1]:{port} {host_pub}\n"))
@@ -161,7 +166,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts sshd and waits for "Server listening on"; stderr keeps being copied to `log`.
-fn spawn(dir: &Path, port: u16, log: &Path) -> Result<Child, String> {
+fn spawn(dir: &Path, port: u16, log: &Path, options: &[String]) -> Result<Child, String> {
     let d = dir.display();
     let mut child = Command::new(SSHD)
         .args([
@@ -190,6 +195,7 @@ fn spawn(dir: &Path, port: u16, log: &Path) -> Result<Child, String> {
         ])
         .args(["-o", "KbdInteractiveAuthentication=no", "-o", "UsePAM=no"])
         .args(["-o", "Subsystem=sftp internal-sftp"])
+        .args(options.iter().flat_map(|o| ["-o", o.as_str()]))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
