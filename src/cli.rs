@@ -148,8 +148,10 @@ pub enum Command {
         recipe: Option<PathBuf>,
         #[command(flatten)]
         target: Target,
+        /// Where timestamped backups go (default: backups).
         #[arg(long, value_name = "D")]
         backup_dir: Option<PathBuf>,
+        /// Where run directories go (default: .sqlmorph).
         #[arg(long, value_name = "W")]
         work_dir: Option<PathBuf>,
         /// Run every step on copies and print the report; production and the
@@ -178,8 +180,10 @@ pub enum Command {
     },
     /// List the backups of production, newest first.
     Backups {
+        /// The backup directory (default: from sqlmorph.toml, else backups).
         #[arg(long, value_name = "D")]
         backup_dir: Option<PathBuf>,
+        /// The configuration file (default: ./sqlmorph.toml if present).
         #[arg(long, value_name = "F")]
         config: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -196,8 +200,11 @@ pub enum Command {
         /// The backup file to restore.
         #[arg(long, value_name = "FILE")]
         backup: Option<PathBuf>,
+        /// Where backups are (and where the current production is backed up
+        /// first).
         #[arg(long, value_name = "D")]
         backup_dir: Option<PathBuf>,
+        /// The configuration file (default: ./sqlmorph.toml if present).
         #[arg(long, value_name = "F")]
         config: Option<PathBuf>,
         /// Do not ask for confirmation.
@@ -372,9 +379,13 @@ pub fn run(cli: Cli) -> Result<u8> {
             let config = Config::load(target.config.as_deref())?;
             let opts = resolve(&config, &target, None, None, |_| {})?;
             let source = Schema::load(&opts.source)?;
-            let prod = Schema::load(&opts.production)?;
+            // Remote production: a consistent copy in the temporary
+            // directory, removed when done (nothing is written elsewhere).
+            let copy = crate::remote::TempCopy::of(&opts)?;
+            let local = copy.path().unwrap_or(&opts.production);
+            let prod = Schema::load(local)?;
             let d = diff::diff(&prod, &source);
-            let conn = crate::plan::open_for_plan(&opts.production)?;
+            let conn = crate::plan::open_for_plan(local)?;
             let plan =
                 crate::plan::build(&prod, &source, &crate::plan::Mappings::default(), &conn)?;
             let text = match format {

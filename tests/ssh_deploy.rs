@@ -498,3 +498,19 @@ fn without_sqlite3_on_the_host_the_file_and_its_wal_are_copied_together() {
         vec!["1UTC", "2UTC", "3UTC"]
     );
 }
+
+#[test]
+fn plan_reads_remote_production_and_leaves_nothing_behind() {
+    let sshd = Sshd::start();
+    let (ws, remote) = setup(&sshd, "");
+    let before = ws.snapshot();
+    let out = ws.cmd().args(["plan"]).output().unwrap();
+    code(&out, 0);
+    assert!(
+        stdout_of(&out).contains("+ tz (DEFAULT 'UTC')"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert_eq!(ws.snapshot(), before, "plan wrote nothing");
+    assert_eq!(column(&remote, "PRAGMA table_info(users)").len(), 3);
+}
