@@ -262,11 +262,6 @@ impl Plan {
     pub fn table(&self, name: &str) -> Option<&TablePlan> {
         self.tables.iter().find(|t| eq(&t.table, name))
     }
-
-    /// Data loss not approved by the recipe.
-    pub fn unapproved_loss(&self) -> Vec<String> {
-        self.data_loss.clone()
-    }
 }
 
 /// True when a rowid table's primary key is an alias of the rowid

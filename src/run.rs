@@ -510,16 +510,16 @@ impl Run {
                 "the migration cannot copy the data as it is:\n{list}"
             )));
         }
-        self.prompter.approve_loss(&plan.unapproved_loss())?;
+        // `data_loss` lists only what the recipe did not declare.
+        self.prompter.approve_loss(&plan.data_loss)?;
         if !plan.data_loss.is_empty() {
-            self.log.line(&format!(
-                "  data loss approved (--allow-destructive{}):",
-                if self.opts.dry_run {
-                    " not needed for a dry run"
-                } else {
-                    ""
-                }
-            ));
+            self.log.line(if self.opts.dry_run {
+                "  data loss (a dry run changes nothing, so no approval is needed):"
+            } else if self.prompter.allow_destructive {
+                "  data loss approved by --allow-destructive:"
+            } else {
+                "  data loss approved at the terminal:"
+            });
             for l in &plan.data_loss {
                 self.log.line(&format!("    - {l}"));
             }
