@@ -13,28 +13,10 @@ use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 use sha2::{Digest, Sha256};
 
-use crate::support::{Workspace, column, sha256_file, stderr_of, stdout_of};
-
-/// A workspace with `prod.sqlite3` built from `prod_sql` and `schema.sql`.
-pub(crate) fn setup(prod_sql: &str, source_sql: &str) -> (Workspace, PathBuf) {
-    let ws = Workspace::new();
-    let prod = ws.db("prod.sqlite3", prod_sql);
-    ws.file("schema.sql", source_sql);
-    (ws, prod)
-}
-
-/// `sqlmorph run [recipe] --source schema.sql --production prod.sqlite3 …`.
-pub(crate) fn run(ws: &Workspace, recipe: Option<&str>, extra: &[&str]) -> Output {
-    let mut c = ws.cmd();
-    c.arg("run");
-    if let Some(r) = recipe {
-        c.arg(r);
-    }
-    c.args(["--source", "schema.sql", "--production", "prod.sqlite3"])
-        .args(extra)
-        .output()
-        .unwrap()
-}
+use crate::support::{
+    Workspace, assert_code, assert_sound, column, run_migration as run, setup, sha256_file,
+    stderr_of, stdout_of,
+};
 
 /// Runs the stock migration with `--yes` and asserts it deployed.
 fn migrate(ws: &Workspace) -> Output {
@@ -59,35 +41,6 @@ fn migrate_with(ws: &Workspace, lines: &str, extra: &[&str]) -> Output {
     let out = run(ws, Some("recipe.rhai"), &args);
     assert_code(&out, 0);
     out
-}
-
-pub(crate) fn assert_code(out: &Output, code: i32) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout_of(out),
-        stderr_of(out)
-    );
-}
-
-/// The result has exactly the source's schema, and SQLite finds nothing
-/// wrong with it.
-pub(crate) fn assert_sound(ws: &Workspace) {
-    let out = ws
-        .cmd()
-        .args(["diff", "prod.sqlite3", "schema.sql"])
-        .output()
-        .unwrap();
-    assert_code(&out, 0);
-    let prod = ws.path("prod.sqlite3");
-    assert_eq!(column(&prod, "PRAGMA integrity_check"), vec!["ok"]);
-    assert_eq!(
-        column(&prod, "PRAGMA foreign_key_check"),
-        Vec::<String>::new()
-    );
-    let out = ws.cmd().args(["check", "prod.sqlite3"]).output().unwrap();
-    assert_code(&out, 0);
 }
 
 /// Every row of a query, every column rendered with its storage class and

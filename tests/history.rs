@@ -11,8 +11,9 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use crate::fidelity::{assert_code, assert_sound, dump, run};
+use crate::fidelity::dump;
 use crate::support::{Workspace, column, stdout_of};
+use crate::support::{assert_code, assert_sound, run_migration as run};
 
 /// One version of the application's schema and how to get there.
 struct Version {

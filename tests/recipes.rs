@@ -5,7 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::support::{Workspace, column, sha256_file, stderr_of, stdout_of};
+use crate::support::{
+    Workspace, assert_code, assert_sound, column, run_migration as run, setup, sha256_file,
+    stderr_of, stdout_of,
+};
+
+fn assert_ok(out: &Output) {
+    assert_code(out, 0);
+}
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -13,48 +20,13 @@ fn root() -> &'static Path {
 
 /// A workspace with prod.sqlite3, schema.sql and the named example recipe.
 fn example(recipe: &str, prod_sql: &str, source_sql: &str) -> (Workspace, PathBuf) {
-    let ws = Workspace::new();
-    let prod = ws.db("prod.sqlite3", prod_sql);
-    ws.file("schema.sql", source_sql);
+    let (ws, prod) = setup(prod_sql, source_sql);
     std::fs::copy(
         root().join("recipes/examples").join(recipe),
         ws.path(recipe),
     )
     .unwrap();
     (ws, prod)
-}
-
-fn run(ws: &Workspace, recipe: Option<&str>, extra: &[&str]) -> Output {
-    let mut c = ws.cmd();
-    c.arg("run");
-    if let Some(r) = recipe {
-        c.arg(r);
-    }
-    c.args(["--source", "schema.sql", "--production", "prod.sqlite3"])
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout_of(out),
-        stderr_of(out)
-    );
-}
-
-fn assert_matches_source(ws: &Workspace) {
-    let out = ws
-        .cmd()
-        .args(["diff", "prod.sqlite3", "schema.sql"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stdout_of(&out));
-    let out = ws.cmd().args(["check", "prod.sqlite3"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stdout_of(&out));
 }
 
 const PRACTICE: &str = "CREATE TABLE practice(id INTEGER PRIMARY KEY, tune TEXT NOT NULL, played TEXT, minutes INT);
@@ -68,7 +40,7 @@ fn example_rename_column_keeps_every_value() {
         &prod,
         "SELECT id || ':' || ifnull(played, 'NULL') FROM practice ORDER BY id",
     );
-    ok(&run(&ws, Some("rename_column.rhai"), &["--yes"]));
+    assert_ok(&run(&ws, Some("rename_column.rhai"), &["--yes"]));
     assert_eq!(
         column(
             &prod,
@@ -76,7 +48,7 @@ fn example_rename_column_keeps_every_value() {
         ),
         before
     );
-    assert_matches_source(&ws);
+    assert_sound(&ws);
     let history = column(
         &prod,
         "SELECT recipe || ' ' || recipe_sha256 FROM _sqlmorph_history",
@@ -125,7 +97,7 @@ fn a_rename_without_a_recipe_line_stops_and_prints_the_line() {
 
     // --allow-destructive: dropped and added as the schemas say, loudly.
     let out = run(&ws, None, &["--yes", "--allow-destructive"]);
-    ok(&out);
+    assert_ok(&out);
     let text = stdout_of(&out);
     assert!(
         text.contains("WARNING: column played is treated as dropped")
@@ -151,14 +123,14 @@ fn example_split_table_keeps_every_order_linked() {
         &prod,
         "SELECT id || ':' || customer_name || ':' || customer_email || ':' || total FROM orders ORDER BY id",
     );
-    ok(&run(&ws, Some("split_table.rhai"), &["--yes"]));
+    assert_ok(&run(&ws, Some("split_table.rhai"), &["--yes"]));
     let after = column(
         &prod,
         "SELECT o.id || ':' || c.name || ':' || c.email || ':' || o.total FROM orders o JOIN customers c ON c.id = o.customer_id ORDER BY o.id",
     );
     assert_eq!(after, before, "every order linked to its customer");
     assert_eq!(column(&prod, "SELECT count(*) FROM customers"), vec!["3"]);
-    assert_matches_source(&ws);
+    assert_sound(&ws);
 }
 
 #[test]
@@ -166,7 +138,7 @@ fn example_date_to_epoch_converts_and_checks_every_value() {
     let source = "CREATE TABLE practice(id INTEGER PRIMARY KEY, tune TEXT NOT NULL, practiced INTEGER, minutes INT);";
     let prod_sql = PRACTICE.replace("played", "practiced");
     let (ws, prod) = example("date_to_epoch.rhai", &prod_sql, source);
-    ok(&run(&ws, Some("date_to_epoch.rhai"), &["--yes"]));
+    assert_ok(&run(&ws, Some("date_to_epoch.rhai"), &["--yes"]));
     assert_eq!(
         column(
             &prod,
@@ -178,7 +150,7 @@ fn example_date_to_epoch_converts_and_checks_every_value() {
             "3:NULL:null"
         ]
     );
-    assert_matches_source(&ws);
+    assert_sound(&ws);
 
     // An unparsable date would become NULL: that needs approval.
     let (ws, prod) = example(
@@ -209,7 +181,7 @@ fn example_backfill_not_null_from_another_table() {
         "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL);
          CREATE TABLE orders(id INTEGER PRIMARY KEY, user_id INT NOT NULL REFERENCES users(id), total REAL, user_name TEXT NOT NULL);",
     );
-    ok(&run(&ws, Some("backfill_not_null.rhai"), &["--yes"]));
+    assert_ok(&run(&ws, Some("backfill_not_null.rhai"), &["--yes"]));
     assert_eq!(
         column(
             &prod,
@@ -217,7 +189,7 @@ fn example_backfill_not_null_from_another_table() {
         ),
         vec!["10:ann", "11:bob", "12:ann"]
     );
-    assert_matches_source(&ws);
+    assert_sound(&ws);
 }
 
 #[test]
@@ -229,7 +201,7 @@ fn example_json_to_columns_with_transform() {
         "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT, city TEXT, zip TEXT);",
     );
     let out = run(&ws, Some("json_to_columns.rhai"), &["--yes"]);
-    ok(&out);
+    assert_ok(&out);
     assert!(
         stdout_of(&out).contains("transform users: 3 row(s), 2 changed (column(s): city, zip)"),
         "{}",
@@ -242,7 +214,7 @@ fn example_json_to_columns_with_transform() {
         ),
         vec!["1:ann:Cork:T12", "2:bob:NULL:NULL", "3:cy:Galway:91"]
     );
-    assert_matches_source(&ws);
+    assert_sound(&ws);
 }
 
 #[test]
@@ -268,7 +240,7 @@ fn a_runtime_error_inside_transform_names_the_line_and_changes_nothing() {
 fn new_creates_a_dated_migration_from_the_template() {
     let ws = Workspace::new();
     let out = ws.cmd().args(["new", "rename practiced"]).output().unwrap();
-    ok(&out);
+    assert_ok(&out);
     let dir: Vec<PathBuf> = std::fs::read_dir(ws.path("migrations"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -427,7 +399,7 @@ fn a_recipe_imports_a_module_beside_it() {
         "main.rhai",
         "import \"lib/renames\" as r;\nr::declare();\nimport \"std/default\";\n",
     );
-    ok(&run(&ws, Some("main.rhai"), &["--yes"]));
+    assert_ok(&run(&ws, Some("main.rhai"), &["--yes"]));
     assert_eq!(
         column(&prod, "SELECT count(practiced) FROM practice"),
         vec!["2"]

@@ -123,3 +123,54 @@ impl Workspace {
     }
 }
 pub mod tty;
+
+/// A workspace with `prod.sqlite3` built from `prod_sql` and `schema.sql`.
+pub fn setup(prod_sql: &str, source_sql: &str) -> (Workspace, PathBuf) {
+    let ws = Workspace::new();
+    let prod = ws.db("prod.sqlite3", prod_sql);
+    ws.file("schema.sql", source_sql);
+    (ws, prod)
+}
+
+/// `sqlmorph run [recipe] --source schema.sql --production prod.sqlite3 …`.
+pub fn run_migration(ws: &Workspace, recipe: Option<&str>, extra: &[&str]) -> std::process::Output {
+    let mut c = ws.cmd();
+    c.arg("run");
+    if let Some(r) = recipe {
+        c.arg(r);
+    }
+    c.args(["--source", "schema.sql", "--production", "prod.sqlite3"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// The exit code, with both outputs shown when it is not the expected one.
+pub fn assert_code(out: &std::process::Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout_of(out),
+        stderr_of(out)
+    );
+}
+
+/// Production has exactly the source's schema, and SQLite finds nothing
+/// wrong with it.
+pub fn assert_sound(ws: &Workspace) {
+    let out = ws
+        .cmd()
+        .args(["diff", "prod.sqlite3", "schema.sql"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let prod = ws.path("prod.sqlite3");
+    assert_eq!(column(&prod, "PRAGMA integrity_check"), vec!["ok"]);
+    assert_eq!(
+        column(&prod, "PRAGMA foreign_key_check"),
+        Vec::<String>::new()
+    );
+    let out = ws.cmd().args(["check", "prod.sqlite3"]).output().unwrap();
+    assert_code(&out, 0);
+}
