@@ -824,3 +824,43 @@ fn the_demo_migrates_end_to_end() {
     assert_eq!(column(&prod, "PRAGMA user_version"), vec!["4"]);
     assert_sound(&ws);
 }
+
+#[test]
+fn flags_override_sqlmorph_toml() {
+    let (ws, prod) = setup(
+        USERS,
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC');",
+    );
+    ws.file(
+        "other.sql",
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, nick TEXT);",
+    );
+    ws.file(
+        "sqlmorph.toml",
+        "source = \"schema.sql\"\nproduction = \"prod.sqlite3\"\nbackup_dir = \"bk\"\n",
+    );
+    let out = ws
+        .cmd()
+        .args([
+            "run",
+            "--yes",
+            "--source",
+            "other.sql",
+            "--backup-dir",
+            "flagdir",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert_eq!(std::fs::read_dir(ws.path("flagdir")).unwrap().count(), 1);
+    assert!(!ws.path("bk").exists(), "the flag won over the file");
+    let columns = column(
+        &prod,
+        "SELECT name FROM pragma_table_info('users') ORDER BY cid",
+    );
+    assert_eq!(
+        columns,
+        vec!["id", "name", "age", "nick"],
+        "--source won over the file"
+    );
+}
