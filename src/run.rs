@@ -165,6 +165,8 @@ pub struct Run {
     fleet_fingerprints: Vec<String>,
     /// A local backup and the production fingerprint it matches.
     local_backup: Option<(PathBuf, String)>,
+    /// The backup's `quick_check`, running on another core.
+    backup_check: Option<std::thread::JoinHandle<Result<()>>>,
     /// The snapshot's checksums, computed on another core during the copy,
     /// with the plan they were computed for.
     snapshot_sums: Option<(Plan, validate::SnapshotSums)>,
@@ -254,6 +256,7 @@ impl Run {
             prefetched: None,
             fleet_fingerprints: Vec::new(),
             local_backup: None,
+            backup_check: None,
             snapshot_sums: None,
             settings: None,
         }
@@ -339,12 +342,34 @@ impl Run {
                 &self.stamp,
             )?;
             self.local_backup = Some((path.clone(), fingerprint));
-            path
+            // Checked on another core while the snapshot is planned; the
+            // result is awaited before the copy (and before any deploy).
+            let checked = path.clone();
+            self.backup_check = Some(std::thread::spawn(move || backup::quick_check(&checked)));
+            self.log.line(&format!(
+                "  backup: {} (quick_check running)",
+                path.display()
+            ));
+            self.summary.backup = Some(path.clone());
+            return Ok(Some(path));
         };
         self.log
             .line(&format!("  backup: {} (quick_check ok)", path.display()));
         self.summary.backup = Some(path.clone());
         Ok(Some(path))
+    }
+
+    /// Waits for the backup's `quick_check`: a backup that fails it stops
+    /// the run before anything is built or deployed.
+    fn backup_checked(&mut self) -> Result<()> {
+        if let Some(check) = self.backup_check.take() {
+            check
+                .join()
+                .map_err(|_| anyhow::anyhow!("the backup check panicked"))?
+                .context("the backup is not sound; production was not touched")?;
+            self.log.line("  backup quick_check ok");
+        }
+        Ok(())
     }
 
     /// Step 2: a consistent snapshot of production in the run directory,
@@ -530,6 +555,7 @@ impl Run {
     /// Steps 6–7: a fresh database from the source schema with the
     /// production data copied in.
     pub fn copy(&mut self, plan: &Plan, snapshot: &Db, source: &Schema) -> Result<Db> {
+        self.backup_checked()?;
         let out = self.dir.join("migrated.sqlite3");
         let prod = Schema::load(&snapshot.path)?;
         let settings = match self.settings {
@@ -629,6 +655,7 @@ impl Run {
 
     /// Step 10: compare-and-swap into production, history, restart.
     pub fn deploy(&mut self, migrated: &Db) -> Result<()> {
+        self.backup_checked()?;
         if self.opts.dry_run {
             self.log.line("  dry run: production not changed");
             self.summary.outcome = "dry run".into();
