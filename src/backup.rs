@@ -19,19 +19,24 @@ use sha2::{Digest, Sha256};
 
 use crate::db;
 
-/// The content fingerprint of a database file and its WAL.
+/// The content fingerprint of a local database file and its WAL: XXH3-128
+/// of the file, then `-wal` and the WAL's bytes when a WAL exists. It is only
+/// ever compared with another fingerprint of the same file taken the same
+/// way, so a fast non-cryptographic hash is enough (a remote production is
+/// fingerprinted with `sha256sum` on its host instead).
 pub fn fingerprint(path: &Path) -> Result<String> {
-    let mut h = Sha256::new();
-    hash_file(&mut h, path)?;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    hash_file(path, |b| h.update(b))?;
     let wal = wal_path(path);
     if wal.exists() {
         h.update(b"-wal");
-        hash_file(&mut h, &wal)?;
+        hash_file(&wal, |b| h.update(b))?;
     }
-    Ok(hex::encode(h.finalize()))
+    Ok(format!("{:032x}", h.digest128()))
 }
 
-fn hash_file(h: &mut Sha256, path: &Path) -> Result<()> {
+/// Feeds a file to `update` in 1 MiB pieces.
+fn hash_file(path: &Path, mut update: impl FnMut(&[u8])) -> Result<()> {
     let mut f = File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -39,7 +44,7 @@ fn hash_file(h: &mut Sha256, path: &Path) -> Result<()> {
         if n == 0 {
             return Ok(());
         }
-        h.update(&buf[..n]);
+        update(&buf[..n]);
     }
 }
 
@@ -251,7 +256,7 @@ pub fn shm_path(path: &Path) -> PathBuf {
 /// SHA-256 of one file (hex).
 pub fn file_sha256(path: &Path) -> Result<String> {
     let mut h = Sha256::new();
-    hash_file(&mut h, path)?;
+    hash_file(path, |b| h.update(b))?;
     Ok(hex::encode(h.finalize()))
 }
 
