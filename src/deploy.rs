@@ -143,12 +143,17 @@ pub fn swap_local(
     crate::db::check_sqlite_file(production)?;
     let staged = staged_path(production);
     let _ = std::fs::remove_file(&staged);
-    if std::fs::rename(migrated, &staged).is_err() {
+    let moved = std::fs::rename(migrated, &staged).is_ok();
+    if !moved {
         std::fs::copy(migrated, &staged)
             .with_context(|| format!("copying the migrated file to {}", staged.display()))?;
         std::fs::File::open(&staged)?.sync_all()?;
     }
     let result = compare_and_swap(production, &staged, fingerprint, commands, log);
+    if result.is_err() && moved && staged.exists() {
+        // Not deployed: the migrated file goes back to the run directory.
+        let _ = std::fs::rename(&staged, migrated);
+    }
     let _ = std::fs::remove_file(&staged);
     result
 }
