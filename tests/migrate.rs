@@ -358,6 +358,15 @@ fn a_write_after_the_snapshot_aborts_the_swap() {
         3,
         "old schema kept"
     );
+    let dir = &run_dirs(&ws)[0];
+    assert!(
+        dir.join("migrated.sqlite3").exists(),
+        "the migrated file stays in the run directory"
+    );
+    assert!(
+        !ws.path(".prod.sqlite3.sqlmorph-new").exists(),
+        "no staged file beside production"
+    );
 }
 
 #[test]
