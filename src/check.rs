@@ -63,22 +63,28 @@ impl Health {
 /// Runs `integrity_check` (or `quick_check` when `quick`) and
 /// `foreign_key_check` on the `main` database of a connection.
 pub fn health(conn: &Connection, quick: bool) -> Result<Health> {
+    Ok(Health {
+        integrity: integrity(conn, quick)?,
+        foreign_keys: foreign_key_violations(conn)?,
+    })
+}
+
+/// The messages of `integrity_check` (or `quick_check` when `quick`) on
+/// `main`; empty when it said `ok`.
+pub fn integrity(conn: &Connection, quick: bool) -> Result<Vec<String>> {
     let pragma = if quick {
         "quick_check"
     } else {
         "integrity_check"
     };
-    let mut stmt = conn.prepare(&format!("PRAGMA {pragma}"))?;
-    let integrity: Vec<String> = stmt
+    let mut stmt = conn.prepare(&format!("PRAGMA main.{pragma}"))?;
+    let messages = stmt
         .query_map([], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?
         .into_iter()
         .filter(|m| m != "ok")
         .collect();
-    Ok(Health {
-        integrity,
-        foreign_keys: foreign_key_violations(conn)?,
-    })
+    Ok(messages)
 }
 
 /// Every row of `main` that violates a foreign key.

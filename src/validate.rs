@@ -211,7 +211,7 @@ pub fn validate(
     let structure_path = migrated.to_path_buf();
     let structure_thread = thread::spawn(move || -> Result<(Vec<String>, usize)> {
         let conn = open_ro(&structure_path)?;
-        let mut problems = check::health(&conn, true)?.integrity;
+        let mut problems = check::integrity(&conn, true)?;
         let schema = Schema::read(&conn, "main")?;
         problems.extend(indexcheck::verify(&conn, &schema)?);
         Ok((problems, schema.indexes.len()))
