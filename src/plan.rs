@@ -563,34 +563,35 @@ fn plan_table(
                 .any(|(t, col)| (eq(t, &origin.name) || eq(t, &target.name)) && eq(col, &c.name)),
         })
         .collect();
-    let mut dropped = dropped;
-    if !dropped.is_empty() && rows > 0 {
-        let counts: Vec<String> = dropped
-            .iter()
-            .map(|d| format!("count({})", quote_ident(&d.name)))
-            .collect();
+    // Non-NULL values of the dropped columns: one scan, on another core
+    // (its own read-only connection) while the conversions are measured here.
+    let counting = (!dropped.is_empty() && rows > 0).then(|| {
         let sql = format!(
             "SELECT {} FROM main.{}",
-            counts.join(", "),
+            dropped
+                .iter()
+                .map(|d| format!("count({})", quote_ident(&d.name)))
+                .collect::<Vec<_>>()
+                .join(", "),
             quote_ident(&origin.name)
         );
-        snap.query_row(&sql, [], |r| {
-            for (i, d) in dropped.iter_mut().enumerate() {
-                d.values = r.get(i)?;
-            }
-            Ok(())
-        })?;
-    }
-    for d in &dropped {
-        if d.values > 0 && !d.approved {
-            plan.data_loss.push(format!(
-                "column {}.{} is dropped: {} non-NULL value(s) lost",
-                display_ident(&origin.name),
-                display_ident(&d.name),
-                d.values
-            ));
-        }
-    }
+        let n = dropped.len();
+        let path = snap
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from);
+        std::thread::spawn(move || -> Result<Vec<i64>> {
+            let conn = match path {
+                Some(p) => crate::db::open_readonly(&p)?,
+                None => anyhow::bail!("the snapshot has no file to read from another thread"),
+            };
+            Ok(conn.query_row(&sql, [], |r| {
+                (0..n)
+                    .map(|i| r.get(i))
+                    .collect::<rusqlite::Result<Vec<i64>>>()
+            })?)
+        })
+    });
 
     let mut tp = TablePlan {
         table: target.name.clone(),
@@ -606,6 +607,24 @@ fn plan_table(
     };
     if rows > 0 && fill == Fill::Rows {
         analyze_conversions(&mut tp, target, snap, plan)?;
+    }
+    if let Some(counting) = counting {
+        let values = counting
+            .join()
+            .map_err(|_| anyhow::anyhow!("counting dropped values panicked"))??;
+        for (d, v) in tp.dropped.iter_mut().zip(values) {
+            d.values = v;
+        }
+    }
+    for d in &tp.dropped {
+        if d.values > 0 && !d.approved {
+            plan.data_loss.push(format!(
+                "column {}.{} is dropped: {} non-NULL value(s) lost",
+                display_ident(&origin.name),
+                display_ident(&d.name),
+                d.values
+            ));
+        }
     }
     if target.autoincrement != origin.autoincrement && origin.autoincrement {
         plan.notes.push(format!(
