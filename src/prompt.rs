@@ -46,15 +46,25 @@ impl Prompter {
         Ok(line.trim().to_string())
     }
 
-    /// A yes/no question that loses no data. Declining aborts (exit 3).
-    pub fn confirm(&self, question: &str) -> Result<()> {
+    /// True when a question that loses no data is answered without asking
+    /// (`--yes`, a dry run); an error when it must be asked and there is no
+    /// terminal; false when the user is to be asked.
+    fn answered(&self, question: &str) -> Result<bool> {
         if self.yes || self.dry_run {
-            return Ok(());
+            return Ok(true);
         }
         if !self.interactive {
             return Err(aborted(format!(
                 "{question} — needs confirmation, and there is no terminal to ask: rerun with --yes"
             )));
+        }
+        Ok(false)
+    }
+
+    /// A yes/no question that loses no data. Declining aborts (exit 3).
+    pub fn confirm(&self, question: &str) -> Result<()> {
+        if self.answered(question)? {
+            return Ok(());
         }
         let answer = Self::ask(&format!("{question} [y/N]"))?;
         if matches!(answer.to_lowercase().as_str(), "y" | "yes") {
@@ -66,13 +76,8 @@ impl Prompter {
 
     /// The deployment question: the user must type `yes` in full.
     pub fn confirm_typed(&self, question: &str) -> Result<()> {
-        if self.yes || self.dry_run {
+        if self.answered(question)? {
             return Ok(());
-        }
-        if !self.interactive {
-            return Err(aborted(format!(
-                "{question} — needs confirmation, and there is no terminal to ask: rerun with --yes"
-            )));
         }
         let answer = Self::ask(&format!("{question} Type 'yes' to go on:"))?;
         if answer == "yes" {

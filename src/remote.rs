@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::deploy::Commands;
 use crate::error::aborted;
+use crate::run::Log;
 use crate::ssh::{Remote, SshOptions, SshUrl, shell_quote};
 
 /// One production database on one host.
@@ -148,24 +149,16 @@ impl RemoteDb {
     }
 
     /// Runs a configured command on the host; `SQLMORPH_DB` holds the
-    /// database path. Output goes to the log (through `log`).
-    pub fn run_command(
-        &self,
-        what: &str,
-        command: &str,
-        log: &mut dyn FnMut(&str, bool),
-    ) -> Result<()> {
-        log(
-            &format!("  {what} on {}: {command}", self.url.host_port()),
-            true,
-        );
+    /// database path. Output goes to the run log.
+    pub fn run_command(&self, what: &str, command: &str, log: &mut Log) -> Result<()> {
+        log.line(&format!("  {what} on {}: {command}", self.url.host_port()));
         let out = self.remote.exec(&format!(
             "SQLMORPH_DB={} ; export SQLMORPH_DB; {command}",
             self.q()
         ))?;
         let text = format!("{}{}", out.stdout, out.stderr);
         if !text.trim().is_empty() {
-            log(text.trim_end(), false);
+            log.quiet(text.trim_end());
         }
         if out.status != 0 {
             bail!(
@@ -283,7 +276,7 @@ pub fn deploy_fleet(
     fingerprints: &[String],
     commands: &Commands,
     progress: bool,
-    log: &mut dyn FnMut(&str, bool),
+    log: &mut Log,
 ) -> Result<Vec<HostOutcome>> {
     // 1. Upload everywhere, in parallel.
     let staged: Vec<Result<String>> = std::thread::scope(|s| {
@@ -325,7 +318,7 @@ pub fn deploy_fleet(
             .and_then(|_| h.swap(&staged[i], &fingerprints[i]));
         match step {
             Ok(()) => {
-                log(&format!("  swapped {}", h.url), true);
+                log.line(&format!("  swapped {}", h.url));
                 swapped.push(i);
             }
             Err(e) => {
@@ -385,7 +378,7 @@ pub fn deploy_fleet(
         } else {
             "not changed".to_string()
         };
-        log(&format!("  {}: {status}", h.url), true);
+        log.line(&format!("  {}: {status}", h.url));
         report.push(HostOutcome {
             host: h.url.to_string(),
             status,

@@ -108,13 +108,7 @@ fn rollback_remote(opts: &Options, source: &Path, name: &Path, log: &mut Log) ->
         &fingerprints,
         &commands,
         crate::progress::enabled(),
-        &mut |line: &str, console: bool| {
-            if console {
-                log.line(line)
-            } else {
-                log.quiet(line)
-            }
-        },
+        log,
     )?;
     log.line(&format!(
         "restored {} from {}",

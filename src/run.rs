@@ -681,26 +681,14 @@ impl Run {
             plan.as_ref(),
         )?;
         if self.opts.is_remote() {
-            let mut hosts = std::mem::take(&mut self.hosts);
-            let commands = self.opts.commands();
-            let fingerprints = self.fleet_fingerprints.clone();
-            let log = &mut self.log;
-            let result = crate::remote::deploy_fleet(
-                &mut hosts,
+            let outcome = crate::remote::deploy_fleet(
+                &mut self.hosts,
                 &migrated.path,
-                &fingerprints,
-                &commands,
+                &self.fleet_fingerprints,
+                &self.opts.commands(),
                 crate::progress::enabled(),
-                &mut |line: &str, console: bool| {
-                    if console {
-                        log.line(line)
-                    } else {
-                        log.quiet(line)
-                    }
-                },
-            );
-            self.hosts = hosts;
-            let outcome = result?;
+                &mut self.log,
+            )?;
             for o in &outcome {
                 self.log.line(&format!("  {}: {}", o.host, o.status));
             }

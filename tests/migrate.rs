@@ -329,19 +329,7 @@ fn a_write_after_the_snapshot_aborts_the_swap() {
             "",
         ),
     );
-    let out = ws
-        .cmd()
-        .args([
-            "run",
-            "race.rhai",
-            "--source",
-            "schema.sql",
-            "--production",
-            "prod.sqlite3",
-            "--yes",
-        ])
-        .output()
-        .unwrap();
+    let out = run_migration(&ws, Some("race.rhai"), &["--yes"]);
     assert_code(&out, 3);
     assert!(
         stderr_of(&out).contains("changed after the snapshot"),
@@ -380,19 +368,7 @@ fn validation_catches_a_lost_row_before_deploy() {
         "lossy.rhai",
         &recipe_with("", r#"sql(migrated, "DELETE FROM users WHERE id = 2");"#),
     );
-    let out = ws
-        .cmd()
-        .args([
-            "run",
-            "lossy.rhai",
-            "--source",
-            "schema.sql",
-            "--production",
-            "prod.sqlite3",
-            "--yes",
-        ])
-        .output()
-        .unwrap();
+    let out = run_migration(&ws, Some("lossy.rhai"), &["--yes"]);
     assert_code(&out, 3);
     let err = stderr_of(&out);
     assert!(
@@ -417,19 +393,7 @@ fn validation_catches_a_changed_value() {
             r#"sql(migrated, "UPDATE users SET name = 'ANN' WHERE id = 1");"#,
         ),
     );
-    let out = ws
-        .cmd()
-        .args([
-            "run",
-            "edit.rhai",
-            "--source",
-            "schema.sql",
-            "--production",
-            "prod.sqlite3",
-            "--yes",
-        ])
-        .output()
-        .unwrap();
+    let out = run_migration(&ws, Some("edit.rhai"), &["--yes"]);
     assert_code(&out, 3);
     assert!(
         stderr_of(&out).contains("values differ from the snapshot in column(s) name"),
@@ -448,19 +412,7 @@ fn validation_catches_an_index_that_does_not_match_its_table() {
     let before = sha256_file(&prod);
     // The index's entries hold lower(name); make its definition say upper(name).
     ws.file("tamper.rhai", &recipe_with("", r#"sql(migrated, "PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = 'CREATE INDEX users_name ON users(upper(name))' WHERE name = 'users_name'; PRAGMA writable_schema = RESET;");"#));
-    let out = ws
-        .cmd()
-        .args([
-            "run",
-            "tamper.rhai",
-            "--source",
-            "schema.sql",
-            "--production",
-            "prod.sqlite3",
-            "--yes",
-        ])
-        .output()
-        .unwrap();
+    let out = run_migration(&ws, Some("tamper.rhai"), &["--yes"]);
     assert_code(&out, 3);
     assert!(
         stderr_of(&out).contains("index users_name does not match the content of table users"),
@@ -624,18 +576,7 @@ fn recipe_errors_name_file_line_and_column() {
     );
     let before = sha256_file(&prod);
     ws.file("syntax.rhai", "let x = 1;\nlet y = ;\n");
-    let out = ws
-        .cmd()
-        .args([
-            "run",
-            "syntax.rhai",
-            "--source",
-            "schema.sql",
-            "--production",
-            "prod.sqlite3",
-        ])
-        .output()
-        .unwrap();
+    let out = run_migration(&ws, Some("syntax.rhai"), &[]);
     assert_code(&out, 2);
     assert!(
         stderr_of(&out).contains("syntax.rhai:2:9"),
@@ -647,18 +588,7 @@ fn recipe_errors_name_file_line_and_column() {
         "unknown.rhai",
         "backup();\nlet s = snapshot();\nfrobnicate(s);\n",
     );
-    let out = ws
-        .cmd()
-        .args([
-            "run",
-            "unknown.rhai",
-            "--source",
-            "schema.sql",
-            "--production",
-            "prod.sqlite3",
-        ])
-        .output()
-        .unwrap();
+    let out = run_migration(&ws, Some("unknown.rhai"), &[]);
     assert_code(&out, 2);
     let err = stderr_of(&out);
     assert!(
@@ -672,18 +602,7 @@ fn recipe_errors_name_file_line_and_column() {
     // A small, configured limit keeps the test fast (and tests [limits]).
     ws.file("sqlmorph.toml", "[limits]\nmax_operations = 100000\n");
     ws.file("forever.rhai", "let n = 0;\nloop { n += 1; }\n");
-    let out = ws
-        .cmd()
-        .args([
-            "run",
-            "forever.rhai",
-            "--source",
-            "schema.sql",
-            "--production",
-            "prod.sqlite3",
-        ])
-        .output()
-        .unwrap();
+    let out = run_migration(&ws, Some("forever.rhai"), &[]);
     assert_code(&out, 2);
     assert!(
         stderr_of(&out).contains("too many operations"),
