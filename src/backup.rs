@@ -91,7 +91,7 @@ pub fn copy_consistent(src: &Path, dest: &Path) -> Result<()> {
 
 /// The online backup of `conn`'s main database (which is `src`) into `dest`,
 /// through a 0600 temporary file renamed when complete and fsynced.
-fn backup_api_copy(conn: &Connection, src: &Path, dest: &Path) -> Result<()> {
+pub(crate) fn backup_api_copy(conn: &Connection, src: &Path, dest: &Path) -> Result<()> {
     let tmp = dest.with_extension("partial");
     let _ = std::fs::remove_file(&tmp);
     OpenOptions::new()

@@ -145,3 +145,13 @@ pub fn open_source(path: &Path) -> Result<Connection> {
         open_readonly(path)
     }
 }
+
+/// True when a database file's header marks it as a WAL database (bytes 18
+/// and 19 are 2), read from the file itself.
+pub fn header_says_wal(path: &Path) -> Result<bool> {
+    let mut head = [0u8; 20];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .with_context(|| format!("reading the header of {}", path.display()))?;
+    Ok(head[18] == 2 && head[19] == 2)
+}

@@ -17,7 +17,7 @@ use crate::config::Limits;
 use crate::diff::SchemaDiff;
 use crate::error::ExitKind;
 use crate::plan::Plan;
-use crate::run::{Db, Run};
+use crate::run::{Db, Run, Validated};
 use crate::schema::{Column, Schema, Table};
 use crate::validate::Report;
 
@@ -249,9 +249,15 @@ fn register_types(engine: &mut Engine) {
     engine
         .register_type_with_name::<Db>("Db")
         .register_get("path", |d: &mut Db| d.path.display().to_string())
-        .register_get("role", |d: &mut Db| d.role.clone())
+        .register_get("role", |d: &mut Db| d.role.name().to_string())
         .register_fn("to_string", |d: &mut Db| {
-            format!("{} database {}", d.role, d.path.display())
+            format!("{} database {}", d.role.name(), d.path.display())
+        });
+    engine
+        .register_type_with_name::<Validated>("Validated")
+        .register_get("path", |v: &mut Validated| v.path().display().to_string())
+        .register_fn("to_string", |v: &mut Validated| {
+            format!("validated database {}", v.path().display())
         });
 }
 
@@ -281,6 +287,25 @@ pub fn rhai_value(v: Value) -> Dynamic {
         Value::Text(t) => t.into(),
         Value::Blob(b) => Dynamic::from_blob(b),
     }
+}
+
+/// `sql` on a handle: a write that the handle's role refuses names the rule.
+fn exec_on(run: &Run, db: &Db, sql: &str, params: &Array) -> Result<i64> {
+    exec_sql(&run.connect(db)?, sql, params).map_err(|e| {
+        let read_only = e
+            .downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code)
+            == Some(rusqlite::ErrorCode::ReadOnly);
+        if read_only {
+            crate::error::input(format!(
+                "sql: {}: attempt to write a readonly database: {}",
+                db.path.display(),
+                run.read_only_reason(db)
+            ))
+        } else {
+            e
+        }
+    })
 }
 
 /// Runs one statement with bound parameters; returns the rows changed.
@@ -327,13 +352,9 @@ fn register_primitives(engine: &mut Engine, run: &Shared<Run>) {
     });
     prim!("production", |r| Ok(r.borrow().production()));
     prim!("source", |r| r.borrow().source_schema());
-    prim!("open", |_run, path: &str| {
-        crate::db::check_sqlite_file(Path::new(path))?;
-        Ok(Db {
-            path: PathBuf::from(path),
-            role: "file".into(),
-        })
-    });
+    prim!("open", |r, path: &str| r
+        .borrow()
+        .open_file(Path::new(path)));
     prim!("backup", |r| Ok(r
         .borrow_mut()
         .backup()?
@@ -373,7 +394,14 @@ fn register_primitives(engine: &mut Engine, run: &Shared<Run>) {
         .borrow_mut()
         .require(&report));
     prim!("confirm_deploy", |r| r.borrow_mut().confirm_deploy());
-    prim!("deploy", |r, db: Db| r.borrow_mut().deploy(&db));
+    prim!("deploy", |r, v: Validated| r.borrow_mut().deploy(&v));
+    prim!("deploy", |_run, db: Db| {
+        Err::<(), _>(crate::error::aborted(format!(
+            "deploy takes only the validated database that `require(report)` returns, not the {} database {}",
+            db.role.name(),
+            db.path.display()
+        )))
+    });
     prim!("restart", |r| {
         let mut run = r.borrow_mut();
         if run.opts.dry_run {
@@ -384,13 +412,15 @@ fn register_primitives(engine: &mut Engine, run: &Shared<Run>) {
             None => Ok(()),
         }
     });
-    prim!("sql", |r, db: Db, sql: &str| exec_sql(
-        &r.borrow().connect(&db)?,
+    prim!("sql", |r, db: Db, sql: &str| exec_on(
+        &r.borrow(),
+        &db,
         sql,
         &Array::new()
     ));
-    prim!("sql", |r, db: Db, sql: &str, params: Array| exec_sql(
-        &r.borrow().connect(&db)?,
+    prim!("sql", |r, db: Db, sql: &str, params: Array| exec_on(
+        &r.borrow(),
+        &db,
         sql,
         &params
     ));

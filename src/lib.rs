@@ -28,4 +28,5 @@ pub mod schema;
 pub mod sqltext;
 pub mod ssh;
 pub mod style;
+pub mod target;
 pub mod validate;

@@ -92,8 +92,8 @@ pub const PRIMITIVES: &[Primitive] = &[
     ),
     p(
         "require",
-        "require(report);",
-        "Stops the run (exit 3) unless the report passed.",
+        "let ok = require(report);",
+        "Stops the run (exit 3) unless the report passed; returns the validated database, the only thing deploy takes. The migrated file is read-only from validation on.",
     ),
     p(
         "confirm_deploy",
@@ -102,8 +102,8 @@ pub const PRIMITIVES: &[Primitive] = &[
     ),
     p(
         "deploy",
-        "deploy(migrated);",
-        "Compare-and-swap into production, history row, restart and health check; skipped in a dry run.",
+        "deploy(ok);",
+        "Writes the validated database into production through SQLite (compare-and-swap under production's write lock), history row, restart and health check; skipped in a dry run.",
     ),
     p(
         "restart",

@@ -207,7 +207,7 @@ impl Session {
                 name.clone(),
                 Db {
                     path: path.clone(),
-                    role: "file".into(),
+                    role: crate::run::Role::File { writable: write },
                 },
             );
             opened.push(name);

@@ -1,119 +1,112 @@
 //! `sqlmorph rollback`: put a backup back into production with the same
 //! compare-and-swap as a deploy, after backing up the current production.
+//!
+//! Unless a backup is named, the one restored is the backup recorded with
+//! the last deploy in production's `_sqlmorph_history`: the state before
+//! that deploy, whatever runs were declined or failed since.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use rusqlite::Connection;
 
 use crate::backup;
-use crate::deploy;
 use crate::error::input;
 use crate::prompt::Prompter;
 use crate::run::{Log, Options, stamp_now};
+use crate::target::{Access, Production};
 
-/// Restores `chosen` (or the newest backup of production) into production.
+/// Restores `chosen` (or the backup taken before the last deploy) into
+/// production.
 pub fn rollback(opts: &Options, chosen: Option<&Path>, prompter: Prompter) -> Result<PathBuf> {
+    let mut log = Log::console(false);
+    let mut prod = Production::new(opts, Access::Swap);
+    let (source, why) = match chosen {
+        Some(p) => (p.to_path_buf(), "named with --backup".to_string()),
+        None => match prod.last_deploy(&mut log)? {
+            Some((at, path)) => (path, format!("taken before the deploy of {at}")),
+            None => {
+                return Err(input(format!(
+                    "{} records no deploy with a backup (_sqlmorph_history); name the backup to \
+                     restore with --backup FILE (`sqlmorph backups` lists them)",
+                    prod.name()
+                )));
+            }
+        },
+    };
+    check_backup(&source)?;
+    let now = prod.with_reader(&mut log, summary)?;
+    let then = summary(&crate::db::open_readonly(&source)?)?;
+    prompter.confirm_typed(&format!(
+        "Restore {} from {} ({why})?\n  production now: {now}\n  the backup:     {then}\n\
+         Everything written to production since that backup is replaced \
+         (production's current content is backed up first).",
+        prod.name(),
+        source.display()
+    ))?;
     let name = opts
         .remotes
         .first()
         .map_or_else(|| opts.production.clone(), |u| PathBuf::from(&u.path));
-    let stem = name
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let source = match chosen {
-        Some(p) => p.to_path_buf(),
-        None => backup::list(&opts.backup_dir)?
-            .into_iter()
-            .find(|b| {
-                b.path
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{stem}_backup_")))
-            })
-            .map(|b| b.path)
-            .ok_or_else(|| {
-                input(format!(
-                    "no backup of {} in {}",
-                    opts.production.display(),
-                    opts.backup_dir.display()
-                ))
-            })?,
-    };
-    backup::quick_check(&source)
-        .with_context(|| format!("checking the backup {}", source.display()))?;
-    let mut log = Log::console(false);
-    prompter.confirm_typed(&format!(
-        "Restore {} from {}?",
-        opts.production.display(),
-        source.display()
-    ))?;
-    if opts.is_remote() {
-        return rollback_remote(opts, &source, &name, &mut log);
-    }
-    backup::checkpoint(&opts.production)?;
-    let fingerprint = backup::fingerprint(&opts.production)?;
-    let current = backup::backup(&opts.production, &opts.backup_dir, &stamp_now())?;
+    std::fs::create_dir_all(&opts.backup_dir)
+        .with_context(|| format!("creating {}", opts.backup_dir.display()))?;
+    let current = backup::backup_path(&name, &opts.backup_dir, &stamp_now());
+    let token = prod.copy_to(&current, &mut log)?;
     log.line(&format!(
         "backed up the current production to {}",
         current.display()
     ));
-    // The swap consumes its input: restore from a copy, keep the backup.
-    let staged =
-        std::env::temp_dir().join(format!("sqlmorph-rollback-{}.sqlite3", std::process::id()));
-    std::fs::copy(&source, &staged).with_context(|| format!("copying {}", source.display()))?;
-    let result = deploy::swap_local(
-        &opts.production,
-        &staged,
-        &fingerprint,
-        &opts.commands(),
-        &mut log,
-    );
-    let _ = std::fs::remove_file(&staged);
-    let note = result?;
+    let note = prod.swap(&source, &token, &current, &opts.commands(), &mut log)?;
     log.line(&format!(
         "restored {} from {}{note}",
-        opts.production.display(),
+        prod.name(),
         source.display()
     ));
     Ok(source)
 }
 
-/// Rollback over SSH: every host's fingerprint, a backup of the current
-/// production (from the first host), then the fleet deploy of the backup.
-fn rollback_remote(opts: &Options, source: &Path, name: &Path, log: &mut Log) -> Result<PathBuf> {
-    let mut hosts = opts
-        .remotes
-        .iter()
-        .map(|u| crate::remote::RemoteDb::connect(u, &opts.ssh))
-        .collect::<Result<Vec<_>>>()?;
-    let current = crate::remote::prefetch_path();
-    let fingerprint = hosts[0].fetch_consistent(&current, crate::progress::enabled())?;
-    let mut fingerprints = vec![fingerprint];
-    for h in hosts.iter().skip(1) {
-        fingerprints.push(h.fingerprint()?);
+/// A backup worth restoring: a non-empty SQLite file that passes
+/// `quick_check` and has at least one table.
+fn check_backup(path: &Path) -> Result<()> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| input(format!("{shown}: {e}")))?;
+    if meta.len() == 0 {
+        return Err(input(format!(
+            "{shown} is empty (0 bytes): it is not a backup; production was not changed"
+        )));
     }
-    std::fs::create_dir_all(&opts.backup_dir)?;
-    let saved = backup::backup_path(name, &opts.backup_dir, &stamp_now());
-    let kept = backup::copy_consistent(&current, &saved);
-    let _ = std::fs::remove_file(&current);
-    kept?;
-    log.line(&format!(
-        "backed up the current production to {}",
-        saved.display()
-    ));
-    let commands = opts.commands();
-    crate::remote::deploy_fleet(
-        &mut hosts,
-        source,
-        &fingerprints,
-        &commands,
-        crate::progress::enabled(),
-        log,
+    backup::quick_check(path).map_err(|e| input(format!("{e:#}; production was not changed")))?;
+    let conn = crate::db::open_readonly(path)?;
+    let tables: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        [],
+        |r| r.get(0),
     )?;
-    log.line(&format!(
-        "restored {} from {}",
-        opts.production.display(),
-        source.display()
-    ));
-    Ok(source.to_path_buf())
+    if tables == 0 {
+        return Err(input(format!(
+            "{shown} has no tables: restoring it would empty production; production was not changed"
+        )));
+    }
+    Ok(())
+}
+
+/// "N table(s), M row(s), schema <hash>" of a database, for the question.
+fn summary(conn: &Connection) -> Result<String> {
+    let schema = crate::schema::Schema::read(conn, "main")?;
+    let mut rows = 0i64;
+    for t in &schema.tables {
+        rows += conn.query_row(
+            &format!(
+                "SELECT count(*) FROM main.{}",
+                crate::sqltext::quote_ident(&t.name)
+            ),
+            [],
+            |r| r.get::<_, i64>(0),
+        )?;
+    }
+    Ok(format!(
+        "{} table(s), {rows} row(s), schema {}",
+        schema.tables.len(),
+        &schema.hash()[..12]
+    ))
 }

@@ -17,11 +17,12 @@ use crate::backup;
 use crate::copy::{self, FileSettings};
 use crate::deploy;
 use crate::diff::{self, SchemaDiff};
-use crate::error::{ExitKind, aborted};
+use crate::error::{ExitKind, aborted, input};
 use crate::plan::{self, ColumnSource, Mappings, Plan};
 use crate::prompt::Prompter;
 use crate::schema::Schema;
 use crate::style::Style;
+use crate::target::{Access, Production, Token};
 use crate::validate::{self, Report};
 
 /// Everything a run needs to know, resolved from flags and `sqlmorph.toml`.
@@ -117,13 +118,54 @@ impl Log {
     }
 }
 
-/// A database a recipe holds: the snapshot, the migrated file, or one it
-/// opened by path.
+/// What a database handle may be used for. The role decides how
+/// [`Run::connect`] opens it, so a recipe cannot write what it must not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Production: read only through a consistent copy (`snapshot`, or
+    /// `schema(production())`); written only by `deploy`.
+    Production,
+    /// The consistent copy taken for this run: read-only.
+    Snapshot,
+    /// The fresh database the copy fills: the only writable one, until it
+    /// is validated.
+    Migrated,
+    /// A file a recipe or the REPL opened by path: read-only in a dry run,
+    /// in the read-only REPL, and for production's own file or a backup.
+    File { writable: bool },
+}
+
+impl Role {
+    /// The name recipes see (`db.role`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Production => "production",
+            Role::Snapshot => "snapshot",
+            Role::Migrated => "migrated",
+            Role::File { .. } => "file",
+        }
+    }
+}
+
+/// A database a recipe holds: production, the snapshot, the migrated file,
+/// or one it opened by path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Db {
     pub path: PathBuf,
-    /// `snapshot`, `migrated`, `production`, `source` or `file`.
-    pub role: String,
+    pub role: Role,
+}
+
+/// The migrated database once validation passed: the only value `deploy`
+/// accepts. Only [`Run::require`] makes one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Validated {
+    path: PathBuf,
+}
+
+impl Validated {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 /// What a finished run reports (`--format json`).
@@ -146,7 +188,8 @@ pub struct Run {
     pub prompter: Prompter,
     pub mappings: Mappings,
     pub stamp: String,
-    pub snapshot: Option<(PathBuf, String)>,
+    /// The snapshot and what it proves about production (the swap's check).
+    pub snapshot: Option<(PathBuf, Token)>,
     pub plan: Option<Plan>,
     pub migrated: Option<PathBuf>,
     pub summary: Summary,
@@ -157,14 +200,12 @@ pub struct Run {
     /// (table, column) values rewritten by `transform`: validation reports
     /// them instead of comparing them with the snapshot.
     pub transformed: Vec<(String, String)>,
-    /// Remote production: the hosts (connected on first use), a consistent
-    /// copy fetched once (outside the run directory) with its fingerprint,
-    /// and every host's fingerprint at snapshot time.
-    hosts: Vec<crate::remote::RemoteDb>,
-    prefetched: Option<(PathBuf, String)>,
-    fleet_fingerprints: Vec<String>,
-    /// A local backup and the production fingerprint it matches.
-    local_backup: Option<(PathBuf, String)>,
+    /// Production, reached only through the target seam.
+    production: Production,
+    /// This run's backup and production's state when it was taken.
+    backup: Option<(PathBuf, Token)>,
+    /// The migrated file passed validation: it is read-only from then on.
+    validated: bool,
     /// The backup's `quick_check`, running on another core.
     backup_check: Option<std::thread::JoinHandle<Result<()>>>,
     /// The snapshot's checksums, computed on another core during the copy,
@@ -239,6 +280,14 @@ impl Run {
         read_only: bool,
     ) -> Run {
         Run {
+            production: Production::new(
+                &opts,
+                if opts.dry_run || read_only {
+                    Access::ReadOnly
+                } else {
+                    Access::Swap
+                },
+            ),
             opts,
             dir,
             log,
@@ -252,10 +301,8 @@ impl Run {
             exit: None,
             read_only,
             transformed: Vec::new(),
-            hosts: Vec::new(),
-            prefetched: None,
-            fleet_fingerprints: Vec::new(),
-            local_backup: None,
+            backup: None,
+            validated: false,
             backup_check: None,
             snapshot_sums: None,
             settings: None,
@@ -274,40 +321,35 @@ impl Run {
     pub fn production(&self) -> Db {
         Db {
             path: self.opts.production.clone(),
-            role: "production".into(),
+            role: Role::Production,
         }
     }
 
-    /// Connects to every production host (once).
-    fn connect_hosts(&mut self) -> Result<()> {
-        if self.hosts.is_empty() {
-            for url in &self.opts.remotes {
-                self.log
-                    .quiet(&format!("connecting to {}", url.host_port()));
-                self.hosts
-                    .push(crate::remote::RemoteDb::connect(url, &self.opts.ssh)?);
+    /// A handle for a file a recipe opens by path. Production's own file and
+    /// anything in the backup directory are read-only; so is everything in
+    /// a dry run or the read-only REPL.
+    pub fn open_file(&self, path: &Path) -> Result<Db> {
+        crate::db::check_sqlite_file(path)?;
+        let same = |other: &Path| {
+            use std::os::unix::fs::MetadataExt;
+            match (std::fs::metadata(path), std::fs::metadata(other)) {
+                (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+                _ => false,
             }
+        };
+        if !self.production.is_remote() && same(&self.opts.production) {
+            return Ok(self.production());
         }
-        Ok(())
-    }
-
-    /// A consistent local copy of remote production (the first host),
-    /// fetched once per run, and its fingerprint.
-    fn prefetch(&mut self) -> Result<(PathBuf, String)> {
-        if let Some(p) = &self.prefetched {
-            return Ok(p.clone());
-        }
-        self.connect_hosts()?;
-        let dest = crate::remote::prefetch_path();
-        let host = &self.hosts[0];
-        self.log.line(&format!(
-            "  downloading a consistent copy of {} ({})",
-            host.url,
-            host.copy_method()
-        ));
-        let fingerprint = host.fetch_consistent(&dest, crate::progress::enabled())?;
-        self.prefetched = Some((dest.clone(), fingerprint.clone()));
-        Ok((dest, fingerprint))
+        let in_backups = std::fs::canonicalize(path)
+            .ok()
+            .zip(std::fs::canonicalize(&self.opts.backup_dir).ok())
+            .is_some_and(|(p, b)| p.starts_with(b));
+        Ok(Db {
+            path: path.to_path_buf(),
+            role: Role::File {
+                writable: !(self.opts.dry_run || self.read_only || in_backups),
+            },
+        })
     }
 
     /// The source schema.
@@ -315,48 +357,36 @@ impl Run {
         Schema::load(&self.opts.source)
     }
 
-    /// Step 1: a timestamped backup of production (skipped in a dry run).
+    /// Step 1: a timestamped backup of production (skipped in a dry run),
+    /// a consistent copy whose `quick_check` runs on another core and is
+    /// awaited before the copy and before any deploy.
     pub fn backup(&mut self) -> Result<Option<PathBuf>> {
         if self.opts.dry_run {
             self.log.line("  dry run: no backup written");
             return Ok(None);
         }
-        let path = if self.opts.is_remote() {
-            let (copy, _) = self.prefetch()?;
-            let name = PathBuf::from(&self.opts.remotes[0].path);
-            std::fs::create_dir_all(&self.opts.backup_dir).with_context(|| {
-                format!(
-                    "creating the backup directory {}",
-                    self.opts.backup_dir.display()
-                )
-            })?;
-            let dest = backup::backup_path(&name, &self.opts.backup_dir, &self.stamp);
-            backup::copy_consistent(&copy, &dest)?;
-            backup::quick_check(&dest)?;
-            dest
-        } else {
-            crate::db::check_sqlite_file(&self.opts.production)?;
-            let (path, fingerprint) = backup::backup_with_fingerprint(
-                &self.opts.production,
-                &self.opts.backup_dir,
-                &self.stamp,
-            )?;
-            self.local_backup = Some((path.clone(), fingerprint));
-            // Checked on another core while the snapshot is planned; the
-            // result is awaited before the copy (and before any deploy).
-            let checked = path.clone();
-            self.backup_check = Some(std::thread::spawn(move || backup::quick_check(&checked)));
-            self.log.line(&format!(
-                "  backup: {} (quick_check running)",
-                path.display()
-            ));
-            self.summary.backup = Some(path.clone());
-            return Ok(Some(path));
-        };
-        self.log
-            .line(&format!("  backup: {} (quick_check ok)", path.display()));
-        self.summary.backup = Some(path.clone());
-        Ok(Some(path))
+        let name = self
+            .opts
+            .remotes
+            .first()
+            .map_or_else(|| self.opts.production.clone(), |u| PathBuf::from(&u.path));
+        std::fs::create_dir_all(&self.opts.backup_dir).with_context(|| {
+            format!(
+                "creating the backup directory {}",
+                self.opts.backup_dir.display()
+            )
+        })?;
+        let dest = backup::backup_path(&name, &self.opts.backup_dir, &self.stamp);
+        let token = self.production.copy_to(&dest, &mut self.log)?;
+        let checked = dest.clone();
+        self.backup_check = Some(std::thread::spawn(move || backup::quick_check(&checked)));
+        self.log.line(&format!(
+            "  backup: {} (quick_check running)",
+            dest.display()
+        ));
+        self.backup = Some((dest.clone(), token));
+        self.summary.backup = Some(dest.clone());
+        Ok(Some(dest))
     }
 
     /// Waits for the backup's `quick_check`: a backup that fails it stops
@@ -372,62 +402,40 @@ impl Run {
         Ok(())
     }
 
-    /// Step 2: a consistent snapshot of production in the run directory,
-    /// with its fingerprint.
+    /// Step 2: a consistent snapshot of production in the run directory.
+    /// After a backup it is that same copy, linked (no second read of
+    /// production); every later step opens it read-only.
     pub fn snapshot(&mut self) -> Result<Db> {
         let dest = self.dir.join("production.sqlite3");
-        let fingerprint = if self.opts.is_remote() {
-            let (copy, fingerprint) = self.prefetch()?;
-            std::fs::copy(&copy, &dest)
-                .with_context(|| format!("copying the snapshot to {}", dest.display()))?;
-            // Every replica's own fingerprint, for its own compare-and-swap.
-            self.fleet_fingerprints = vec![fingerprint.clone()];
-            for h in self.hosts.iter().skip(1) {
-                self.fleet_fingerprints.push(h.fingerprint()?);
+        let token = match &self.backup {
+            Some((copy, token)) => {
+                std::fs::hard_link(copy, &dest)
+                    .or_else(|_| std::fs::copy(copy, &dest).map(|_| ()))
+                    .with_context(|| format!("copying the snapshot to {}", dest.display()))?;
+                token.clone()
             }
-            fingerprint
-        } else if self.opts.dry_run {
-            // A dry run must not even checkpoint production.
-            let before = backup::fingerprint(&self.opts.production)?;
-            backup::copy_consistent(&self.opts.production, &dest)?;
-            before
-        } else if let Some((copy, fingerprint)) = self.local_backup.clone() {
-            // The backup was taken consistently with a fingerprint: the
-            // snapshot is the same file, linked into the run directory (a
-            // copy across filesystems), without reading production again.
-            // Every later step opens the snapshot read-only.
-            std::fs::hard_link(&copy, &dest)
-                .or_else(|_| std::fs::copy(&copy, &dest).map(|_| ()))
-                .with_context(|| format!("copying the snapshot to {}", dest.display()))?;
-            fingerprint
-        } else {
-            crate::db::check_sqlite_file(&self.opts.production)?;
-            backup::copy_with_fingerprint(&self.opts.production, &dest)?
+            None => self.production.copy_to(&dest, &mut self.log)?,
         };
         let conn = crate::db::open_readonly(&dest)?;
-        self.settings = Some(FileSettings::of(&conn)?);
-        if backup::wal_path(&self.opts.production).exists() {
-            if let Some(s) = &mut self.settings {
-                s.wal = true;
-            }
-        }
-        self.log.line(&format!(
-            "  snapshot: {} (fingerprint {})",
-            dest.display(),
-            &fingerprint[..16]
-        ));
-        self.snapshot = Some((dest.clone(), fingerprint));
+        // Production's journal mode is in the copy's header (the backup
+        // keeps it), whatever the read-only connection reports.
+        self.settings = Some(FileSettings {
+            wal: crate::db::header_says_wal(&dest)?,
+            ..FileSettings::of(&conn)?
+        });
+        self.log.line(&format!("  snapshot: {}", dest.display()));
+        self.snapshot = Some((dest.clone(), token));
         Ok(Db {
             path: dest,
-            role: "snapshot".into(),
+            role: Role::Snapshot,
         })
     }
 
-    /// The schema of a database handle (remote production: of its copy).
+    /// The schema of a database handle; production's is read consistently
+    /// through the target.
     pub fn schema_of(&mut self, db: &Db) -> Result<Schema> {
-        if db.role == "production" && self.opts.is_remote() {
-            let (copy, _) = self.prefetch()?;
-            return Schema::load(&copy);
+        if db.role == Role::Production {
+            return self.production.schema(&mut self.log);
         }
         Schema::load(&db.path)
     }
@@ -590,9 +598,10 @@ impl Run {
             self.log.quiet(&format!("    {t}: {r} row(s) in {s:.2}s"));
         }
         self.migrated = Some(out.clone());
+        self.validated = false;
         Ok(Db {
             path: out,
-            role: "migrated".into(),
+            role: Role::Migrated,
         })
     }
 
@@ -625,13 +634,22 @@ impl Run {
         )?;
         self.log.line(report.render().trim_end());
         self.summary.report = Some(report.clone());
+        // A validated file is proof only while nothing writes it.
+        self.validated = report.ok && self.migrated.as_ref() == Some(&migrated.path);
         Ok(report)
     }
 
-    /// Stops the run unless the report passed.
-    pub fn require(&mut self, report: &Report) -> Result<()> {
+    /// Stops the run unless the report passed; otherwise the validated
+    /// database, which is what `deploy` takes.
+    pub fn require(&mut self, report: &Report) -> Result<Validated> {
         if report.ok {
-            Ok(())
+            match (&self.migrated, self.validated) {
+                (Some(path), true) => Ok(Validated { path: path.clone() }),
+                _ => Err(aborted(
+                    "require: the migrated database of this run has not passed validation \
+                     (validate it after the last copy: `let report = validate(p, migrated);`)",
+                )),
+            }
         } else {
             Err(aborted(format!(
                 "validation failed; production was not touched:\n{}",
@@ -654,87 +672,91 @@ impl Run {
     }
 
     /// Step 10: compare-and-swap into production, history, restart.
-    pub fn deploy(&mut self, migrated: &Db) -> Result<()> {
+    pub fn deploy(&mut self, validated: &Validated) -> Result<()> {
         self.backup_checked()?;
         if self.opts.dry_run {
             self.log.line("  dry run: production not changed");
             self.summary.outcome = "dry run".into();
             return Ok(());
         }
-        let (_, fingerprint) = self
+        if self.migrated.as_deref() != Some(validated.path()) || !self.validated {
+            return Err(aborted(
+                "deploy: this is not the validated database of this run's last copy",
+            ));
+        }
+        let (snapshot, token) = self
             .snapshot
             .clone()
             .context("deploy needs a snapshot first")?;
-        let source = self.source_schema()?;
-        let before = self
-            .snapshot
-            .as_ref()
-            .map(|(p, _)| Schema::load(p).map(|s| s.hash()))
-            .transpose()?
-            .unwrap_or_default();
-        let plan = self.plan.clone();
+        let (backup, _) = self.backup.clone().ok_or_else(|| {
+            aborted("deploy needs a backup of production taken in this run: call backup() first")
+        })?;
+        let before = Schema::load(&snapshot)?.hash();
+        let after = self.source_schema()?.hash();
         deploy::record_history(
-            &migrated.path,
+            validated.path(),
             &self.opts,
             &before,
-            &source.hash(),
-            plan.as_ref(),
+            &after,
+            self.plan.as_ref(),
+            Some(&backup),
         )?;
-        if self.opts.is_remote() {
-            let outcome = crate::remote::deploy_fleet(
-                &mut self.hosts,
-                &migrated.path,
-                &self.fleet_fingerprints,
-                &self.opts.commands(),
-                crate::progress::enabled(),
-                &mut self.log,
-            )?;
-            for o in &outcome {
-                self.log.line(&format!("  {}: {}", o.host, o.status));
-            }
-            self.migrated = None;
-            self.summary.deployed = true;
-            self.summary.outcome = "deployed".into();
-            return Ok(());
-        }
-        let outcome = deploy::swap_local(
-            &self.opts.production,
-            &migrated.path,
-            &fingerprint,
+        let note = self.production.swap(
+            validated.path(),
+            &token,
+            &snapshot,
             &self.opts.commands(),
             &mut self.log,
         )?;
-        self.log.line(&format!(
-            "  deployed to {}{outcome}",
-            self.opts.production.display()
-        ));
+        self.log
+            .line(&format!("  deployed to {}{note}", self.production.name()));
+        // Its content is production's now; the backup is the lasting copy.
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = validated.path().as_os_str().to_owned();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
         self.migrated = None;
         self.summary.deployed = true;
         self.summary.outcome = "deployed".into();
         Ok(())
     }
 
-    /// Runs SQL on a database handle; the migrated file has the snapshot
-    /// attached as `snapshot`.
+    /// Opens a database handle as its role allows: production never (it is
+    /// read through a copy), the snapshot read-only, the migrated file
+    /// writable until validated (with the snapshot attached as `snapshot`),
+    /// a file writable only outside a dry run.
     pub fn connect(&self, db: &Db) -> Result<Connection> {
-        if db.role == "production" && self.opts.is_remote() {
-            anyhow::bail!(
-                "production on {} is reached only through backup, snapshot and deploy",
-                db.path.display()
-            );
-        }
-        match db.role.as_str() {
-            "migrated" => {
-                let snap = self
-                    .snapshot
-                    .as_ref()
-                    .map(|(p, _)| p.clone())
-                    .context("no snapshot")?;
-                copy::open_scratch(&db.path, &snap)
+        match db.role {
+            Role::Production => Err(input(format!(
+                "production ({}) is not opened by recipes: read it through `snapshot()` \
+                 (a consistent copy) or `schema(production())`; only `deploy` writes it",
+                self.production.name()
+            ))),
+            Role::Migrated if !self.validated => {
+                let (snap, _) = self.snapshot.as_ref().context("no snapshot")?;
+                copy::open_scratch(&db.path, snap)
             }
-            "snapshot" | "source" => crate::db::open_readonly(&db.path),
-            _ if self.read_only => crate::db::open_readonly(&db.path),
-            _ => crate::db::open_rw(&db.path),
+            Role::File { writable: true } => crate::db::open_rw(&db.path),
+            Role::Snapshot | Role::Migrated | Role::File { .. } => {
+                crate::db::open_readonly(&db.path)
+            }
+        }
+    }
+
+    /// Why a handle refused a write, for the error a recipe sees.
+    pub fn read_only_reason(&self, db: &Db) -> &'static str {
+        match db.role {
+            Role::Snapshot => {
+                "the snapshot is read-only (it is production's content at the snapshot)"
+            }
+            Role::Migrated => {
+                "the migrated database was validated: it is read-only now (make changes before `validate`)"
+            }
+            _ if self.opts.dry_run => "a dry run writes nothing outside its run directory",
+            _ => {
+                "this file is read-only here (production's own file, a backup, or the read-only REPL)"
+            }
         }
     }
 
@@ -867,14 +889,6 @@ fn conv_text(c: &plan::ColumnPlan) -> String {
     })
 }
 
-impl Drop for Run {
-    fn drop(&mut self) {
-        if let Some((p, _)) = &self.prefetched {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
 /// Rows a `transform` closure sees and returns.
 pub type Row = rhai::Map;
 
@@ -901,7 +915,7 @@ impl Run {
             let plan = me.plan.clone().context("transform needs a plan")?;
             let conn = me.connect(&Db {
                 path: migrated,
-                role: "migrated".into(),
+                role: Role::Migrated,
             })?;
             (plan, conn)
         };

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::Output;
 
 use crate::support::{
-    Workspace, assert_code, assert_sound, column, run_migration, setup, sha256_file, stderr_of,
-    stdout_of,
+    Workspace, assert_code, assert_sound, column, content, run_migration, setup, sha256_file,
+    stderr_of, stdout_of,
 };
 
 fn run(ws: &Workspace, extra: &[&str]) -> Output {
@@ -309,9 +309,9 @@ approve(p);
 let migrated = copy(p);
 {before_validate}
 let report = validate(p, migrated);
-require(report);
+let ok = require(report);
 confirm_deploy();
-deploy(migrated);
+deploy(ok);
 "#
     )
 }
@@ -322,14 +322,15 @@ fn a_write_after_the_snapshot_aborts_the_swap() {
         USERS,
         "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC');",
     );
+    // Another process writes production after the snapshot, before the
+    // swap (the `stop` command runs in between).
     ws.file(
-        "race.rhai",
-        &recipe_with(
-            r#"sql(open("prod.sqlite3"), "INSERT INTO users VALUES (4, 'late', 1)");"#,
-            "",
-        ),
+        "late.py",
+        "import sqlite3\nc = sqlite3.connect('prod.sqlite3')\n\
+         c.execute(\"INSERT INTO users VALUES (4, 'late', 1)\")\nc.commit()\n",
     );
-    let out = run_migration(&ws, Some("race.rhai"), &["--yes"]);
+    ws.file("sqlmorph.toml", "stop = \"python3 late.py\"\n");
+    let out = run_migration(&ws, None, &["--yes"]);
     assert_code(&out, 3);
     assert!(
         stderr_of(&out).contains("changed after the snapshot"),
@@ -643,7 +644,7 @@ fn a_failing_health_check_restores_the_previous_file() {
         USERS,
         "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC');",
     );
-    let before = sha256_file(&prod);
+    let before = content(&prod);
     ws.file(
         "sqlmorph.toml",
         "health_check = \"exit 1\"\nrestart = \"echo restarted >> restarts.txt\"\n",
@@ -655,7 +656,7 @@ fn a_failing_health_check_restores_the_previous_file() {
         "{}",
         stderr_of(&out)
     );
-    assert_eq!(sha256_file(&prod), before);
+    assert_eq!(content(&prod), before, "the previous database is back");
     assert_eq!(
         std::fs::read_to_string(ws.path("restarts.txt"))
             .unwrap()

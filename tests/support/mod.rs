@@ -174,3 +174,41 @@ pub fn assert_sound(ws: &Workspace) {
     let out = ws.cmd().args(["check", "prod.sqlite3"]).output().unwrap();
     assert_code(&out, 0);
 }
+
+/// A database's logical content: its schema (sqlite_schema, in order) and
+/// every row of every table (in rowid or key order), as text. Equal for two
+/// files that hold the same database, whatever their bytes.
+pub fn content(db: &Path) -> String {
+    let conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut out = String::new();
+    let objects: Vec<(String, String, Option<String>)> = conn
+        .prepare("SELECT type, name, sql FROM sqlite_schema ORDER BY type, name")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    for (kind, name, sql) in objects {
+        out.push_str(&format!("{kind} {name}: {}\n", sql.unwrap_or_default()));
+        if kind != "table" || name.starts_with("sqlite_") {
+            continue;
+        }
+        let q = format!("SELECT * FROM \"{}\" ORDER BY 1", name.replace('"', "\"\""));
+        let mut stmt = conn.prepare(&q).unwrap();
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| {
+                (0..n)
+                    .map(|i| {
+                        r.get::<_, rusqlite::types::Value>(i)
+                            .map(|v| format!("{v:?}"))
+                    })
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .unwrap();
+        for row in rows {
+            out.push_str(&format!("  {}\n", row.unwrap().join("|")));
+        }
+    }
+    out
+}

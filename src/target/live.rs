@@ -1,0 +1,316 @@
+//! A live production file: one that an application may have open, in WAL
+//! or rollback-journal mode, while sqlmorph reads it and, once, writes it.
+//!
+//! Every access goes through SQLite connections, so SQLite's own locking
+//! protects the application and us alike (no file of production is ever
+//! opened beside them: closing any descriptor of a file drops every POSIX
+//! lock the process holds on it).
+//!
+//! * A [`LiveDb`] keeps one connection open for the whole session. It never
+//!   checkpoints on close, and it leaves no `-wal`/`-shm` it created.
+//! * [`LiveDb::copy_to`] writes a consistent copy with the online backup API
+//!   inside one read transaction and records production's `data_version` in
+//!   that same transaction: the compare-and-swap baseline.
+//! * [`Swappable::swap_in`] writes the new content *into* the live file
+//!   with the online backup API, while SQLite's write lock is held, after
+//!   checking under that lock that no other connection committed since the
+//!   baseline and that the path still names the same file. The inode, owner,
+//!   mode and any symlink stay as they were; a crash leaves SQLite's journal
+//!   or WAL to make the write all or nothing; the application's connections
+//!   see the old database or the new one (the backup bumps the schema cookie
+//!   so their prepared statements are re-prepared).
+//!
+//! WAL mode: the destination connection takes the write lock (a backup step
+//! of zero pages) and the session connection, which readers may use beside a
+//! writer, reads `data_version`. Rollback-journal mode: readers are shut out
+//! by the exclusive lock the copy needs, so the session connection takes it
+//! itself (`locking_mode=EXCLUSIVE`, `BEGIN EXCLUSIVE`), checks, and is then
+//! the backup's destination, releasing the lock when done.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use crate::error::{aborted, input};
+
+/// How long the swap waits for the application to release its locks.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// The session's view of production: read it, copy it, and (through
+/// [`Swappable`]) swap new content into it.
+pub struct LiveDb {
+    path: PathBuf,
+    conn: Connection,
+    identity: (u64, u64),
+    /// Which connection `conn` is (a swap in WAL mode replaces it).
+    generation: u32,
+    wal_existed: bool,
+    shm_existed: bool,
+    swapped: bool,
+}
+
+/// Production's state at a consistent copy (or right after a swap): the
+/// session connection's `data_version`, which moves when any other
+/// connection commits. Only meaningful for the [`LiveDb`] that made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Baseline {
+    generation: u32,
+    version: i64,
+}
+
+/// A [`LiveDb`] that may write production: the only type with `swap_in`.
+/// A dry run, `plan` and the REPL hold a plain [`LiveDb`], which cannot.
+pub struct Swappable(LiveDb);
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+fn identity(path: &Path) -> Result<(u64, u64)> {
+    let m = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok((m.dev(), m.ino()))
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code()
+        .is_some_and(|c| matches!(c, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+}
+
+fn locked(path: &Path, wait: Duration) -> anyhow::Error {
+    aborted(format!(
+        "{} stayed locked by another process for {}s (a transaction held open by the application); \
+         nothing was changed. Stop the application during the swap (`stop` in sqlmorph.toml) or retry",
+        path.display(),
+        wait.as_secs()
+    ))
+}
+
+impl LiveDb {
+    /// Opens production (which must exist and be SQLite) and reads its
+    /// schema once, so a corrupt file fails here.
+    pub fn open(path: &Path) -> Result<LiveDb> {
+        crate::db::check_sqlite_file(path)?;
+        let wal_existed = sibling(path, "-wal").exists();
+        let shm_existed = sibling(path, "-shm").exists();
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("opening {}", path.display()))?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        conn.busy_timeout(LOCK_WAIT)?;
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(|e| crate::db::corrupt(path, &e))?;
+        Ok(LiveDb {
+            path: path.to_path_buf(),
+            identity: identity(path)?,
+            conn,
+            generation: 0,
+            wal_existed,
+            shm_existed,
+            swapped: false,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for reads (schema, history) in their own statements.
+    pub fn reader(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    /// A consistent copy of production at `dest` (created 0600 through a
+    /// `.partial` file, fsynced, renamed), and the compare-and-swap baseline
+    /// read in the same transaction.
+    pub fn copy_to(&self, dest: &Path) -> Result<Baseline> {
+        self.conn.execute_batch("BEGIN")?;
+        let copied = self.data_version().and_then(|version| {
+            crate::backup::backup_api_copy(&self.conn, &self.path, dest).map(|()| version)
+        });
+        let _ = self.conn.execute_batch("COMMIT");
+        Ok(Baseline {
+            generation: self.generation,
+            version: copied?,
+        })
+    }
+
+    /// Fails (exit 3) when a write reached production since `baseline` or
+    /// the path now names another file.
+    fn check_unchanged(&self, baseline: Baseline) -> Result<()> {
+        if baseline.generation != self.generation {
+            anyhow::bail!(
+                "internal: a baseline of an earlier connection to {}",
+                self.path.display()
+            );
+        }
+        if identity(&self.path)? != self.identity {
+            return Err(aborted(format!(
+                "{} was replaced by another file during the migration; nothing was changed. \
+                 Rerun sqlmorph to migrate the current file",
+                self.path.display()
+            )));
+        }
+        if self.data_version()? != baseline.version {
+            return Err(aborted(format!(
+                "production ({}) changed after the snapshot was taken: a write reached it during the migration. \
+                 Nothing was changed; rerun sqlmorph to migrate the current data",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    fn journal_mode(&self) -> Result<String> {
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        Ok(mode.to_ascii_lowercase())
+    }
+}
+
+impl Swappable {
+    pub fn open(path: &Path) -> Result<Swappable> {
+        LiveDb::open(path).map(Swappable)
+    }
+
+    pub fn live(&self) -> &LiveDb {
+        &self.0
+    }
+
+    pub fn live_mut(&mut self) -> &mut LiveDb {
+        &mut self.0
+    }
+
+    /// Writes `new` into production if nothing committed since the last
+    /// [`LiveDb::copy_to`]; otherwise exit 3 and production untouched.
+    /// Afterwards the baseline is production right after this write, so a
+    /// later swap (a restore) is refused once the application has written.
+    pub fn swap_in(&mut self, new: &Path, expected: Baseline, wait: Duration) -> Result<Baseline> {
+        let src = crate::db::open_readonly(new)?;
+        let after = if self.0.journal_mode()? == "wal" {
+            self.swap_wal(&src, expected, wait)?
+        } else {
+            self.swap_exclusive(&src, expected, wait)?
+        };
+        self.0.swapped = true;
+        Ok(after)
+    }
+
+    /// WAL: a second connection holds the write lock while the session
+    /// connection (a reader, never blocked by a writer) checks. The second
+    /// connection then becomes the session connection: its `data_version`,
+    /// read before the lock and unchanged up to the lock (the check proves
+    /// it), ignores its own commit.
+    fn swap_wal(
+        &mut self,
+        src: &Connection,
+        expected: Baseline,
+        wait: Duration,
+    ) -> Result<Baseline> {
+        let live = &mut self.0;
+        let mut dst = Connection::open_with_flags(
+            &live.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        dst.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        dst.busy_timeout(wait)?;
+        let version: i64 = dst.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        {
+            let backup = Backup::new(src, &mut dst)?;
+            match backup.step(0) {
+                Err(e) if is_busy(&e) => return Err(locked(&live.path, wait)),
+                other => other.with_context(|| format!("locking {}", live.path.display()))?,
+            };
+            live.check_unchanged(expected)?;
+            finish(&backup, &live.path)?;
+        }
+        // Move what the backup appended to the WAL into the file, as far as
+        // the application's readers allow; never waits.
+        let _ = dst.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        dst.busy_timeout(LOCK_WAIT)?;
+        live.conn = dst;
+        live.generation += 1;
+        Ok(Baseline {
+            generation: live.generation,
+            version,
+        })
+    }
+
+    /// Rollback journal: the session connection keeps the exclusive lock
+    /// from the check to the end of the copy (its own commit leaves its
+    /// `data_version`, the baseline, as it was).
+    fn swap_exclusive(
+        &mut self,
+        src: &Connection,
+        expected: Baseline,
+        wait: Duration,
+    ) -> Result<Baseline> {
+        let live = &mut self.0;
+        live.conn.busy_timeout(wait)?;
+        live.conn.execute_batch("PRAGMA locking_mode=EXCLUSIVE")?;
+        let result = (|| {
+            match live.conn.execute_batch("BEGIN EXCLUSIVE; COMMIT") {
+                Err(e) if is_busy(&e) => return Err(locked(&live.path, wait)),
+                other => other?,
+            }
+            live.check_unchanged(expected)?;
+            let path = live.path.clone();
+            let backup = Backup::new(src, &mut live.conn)?;
+            finish(&backup, &path)
+        })();
+        // Back to normal locking; the next read releases the lock.
+        let _ = live.conn.execute_batch("PRAGMA locking_mode=NORMAL");
+        let _ = live
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()));
+        let _ = live.conn.busy_timeout(LOCK_WAIT);
+        result.map(|()| expected)
+    }
+}
+
+/// Copies every remaining page and commits.
+fn finish(backup: &Backup<'_, '_>, path: &Path) -> Result<()> {
+    match backup.step(-1) {
+        Ok(StepResult::Done) => Ok(()),
+        Ok(other) => Err(input(format!(
+            "writing {} did not finish ({other:?}); nothing was changed",
+            path.display()
+        ))),
+        Err(e) => Err(anyhow::Error::new(e)
+            .context(format!("writing the new content into {}", path.display()))),
+    }
+}
+
+impl Drop for LiveDb {
+    /// Leaves production's directory as it was found: a `-wal`/`-shm` that
+    /// this session created is removed when the WAL holds nothing (then the
+    /// close-time checkpoint has nothing to copy), or after a swap (whose
+    /// content the checkpoint moves into the file).
+    fn drop(&mut self) {
+        let wal = sibling(&self.path, "-wal");
+        let empty = std::fs::metadata(&wal).map_or(true, |m| m.len() == 0);
+        let ours = !self.wal_existed || !self.shm_existed;
+        if self.swapped || (ours && empty) {
+            let _ = self
+                .conn
+                .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false);
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The deploy to a local production file: `stop`, the swap, `restart` and
+//! `health_check`, and the restore when the service does not come back.
+//!
+//! Every way out of [`deploy`] after `stop` ran runs `restart`, so a failed
+//! check never leaves the service stopped.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::live::{Baseline, LOCK_WAIT, Swappable};
+use crate::deploy::{Commands, given, run_command};
+use crate::error::deploy_failed;
+use crate::run::Log;
+
+/// Swaps `new` into production (if production is still at `expected`) and
+/// brings the service back. When `restart` or `health_check` fails, `restore`
+/// goes back in, unless the application already wrote to the new database.
+pub fn deploy(
+    prod: &mut Swappable,
+    new: &Path,
+    expected: Baseline,
+    restore: &Path,
+    commands: &Commands,
+    log: &mut Log,
+) -> Result<String> {
+    let stopped = given(&commands.stop).is_some();
+    if let Some(stop) = given(&commands.stop) {
+        if let Err(e) = run_command("stop", stop, log) {
+            return Err(restart_after(e, commands, log));
+        }
+    }
+    let after = match prod.swap_in(new, expected, LOCK_WAIT) {
+        Ok(after) => after,
+        Err(e) if stopped => return Err(restart_after(e, commands, log)),
+        Err(e) => return Err(e),
+    };
+    match bring_back(commands, log) {
+        Ok(note) => Ok(note),
+        Err(e) => Err(restore_after(e, prod, restore, after, commands, log)),
+    }
+}
+
+/// `restart`, then `health_check`; a note on what ran.
+fn bring_back(commands: &Commands, log: &mut Log) -> Result<String> {
+    let mut note = String::new();
+    if let Some(c) = given(&commands.restart) {
+        run_command("restart", c, log)?;
+        note.push_str("; restarted");
+    }
+    if let Some(c) = given(&commands.health_check) {
+        run_command("health_check", c, log)?;
+        note.push_str("; health check passed");
+    }
+    Ok(note)
+}
+
+/// The deploy stopped before the swap after `stop` ran: restart, and say
+/// so in the error (which keeps its exit code).
+fn restart_after(e: anyhow::Error, commands: &Commands, log: &mut Log) -> anyhow::Error {
+    match given(&commands.restart).map(|c| run_command("restart", c, log)) {
+        Some(Ok(())) => e.context("production was not changed; the service was restarted"),
+        Some(Err(r)) => e.context(format!(
+            "production was not changed, but restarting the service failed: {r:#}"
+        )),
+        None => e,
+    }
+}
+
+/// The service did not come back: put `restore` back in (refused when the
+/// application wrote to the new database meanwhile) and restart (exit 4).
+fn restore_after(
+    e: anyhow::Error,
+    prod: &mut Swappable,
+    restore: &Path,
+    after: Baseline,
+    commands: &Commands,
+    log: &mut Log,
+) -> anyhow::Error {
+    let path = prod.live().path().display().to_string();
+    if let Err(r) = prod.swap_in(restore, after, LOCK_WAIT) {
+        return deploy_failed(format!(
+            "{e:#}\nproduction ({path}) keeps the new database: restoring the previous one was refused ({r:#}). \
+             Check the service; `sqlmorph rollback` restores the backup taken before this deploy"
+        ));
+    }
+    let again = given(&commands.restart).map(|c| run_command("restart", c, log));
+    deploy_failed(format!(
+        "{e:#}\nthe previous database was restored to {path}{}",
+        match again {
+            Some(Err(e2)) => format!(" but restarting again failed too: {e2:#}"),
+            Some(Ok(())) => " and the service restarted".to_string(),
+            None => String::new(),
+        }
+    ))
+}

@@ -1,0 +1,243 @@
+//! The production target: the one seam through which a run reads and
+//! writes production, whether it is a local file or hosts over SSH.
+//!
+//! A run never opens production itself. It asks the [`Production`] for a
+//! consistent copy (which carries the compare-and-swap [`Token`]), for the
+//! schema, and once for the swap. A [`Production`] opened for a dry run,
+//! `plan` or the REPL is [`Access::ReadOnly`] and has no way to write.
+
+pub mod live;
+pub mod local;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rusqlite::Connection;
+
+use crate::deploy::Commands;
+use crate::error::aborted;
+use crate::remote::RemoteDb;
+use crate::run::{Log, Options};
+use crate::schema::Schema;
+use live::{Baseline, LiveDb, Swappable};
+
+/// Whether a session may write production at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadOnly,
+    Swap,
+}
+
+/// What a consistent copy proves about production at the time it was taken;
+/// the swap is refused unless production is still in that state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Token {
+    Local(Baseline),
+    /// Every host's fingerprint, in fleet order.
+    Remote(Vec<String>),
+}
+
+/// Local production: opened on first use, read-only unless swapping.
+enum Local {
+    ReadOnly(LiveDb),
+    Swap(Swappable),
+}
+
+impl Local {
+    fn live(&self) -> &LiveDb {
+        match self {
+            Local::ReadOnly(l) => l,
+            Local::Swap(s) => s.live(),
+        }
+    }
+}
+
+/// Remote production: the hosts (connected on first use) and a consistent
+/// copy of the first one, fetched once, outside the run directory.
+#[derive(Default)]
+struct Remote {
+    hosts: Vec<RemoteDb>,
+    fetched: Option<(tempfile::TempDir, PathBuf, Vec<String>)>,
+}
+
+/// Production, local or remote.
+pub struct Production {
+    opts: Options,
+    access: Access,
+    local: Option<Local>,
+    remote: Remote,
+}
+
+impl Production {
+    pub fn new(opts: &Options, access: Access) -> Production {
+        Production {
+            opts: opts.clone(),
+            access,
+            local: None,
+            remote: Remote::default(),
+        }
+    }
+
+    pub fn is_remote(&self) -> bool {
+        !self.opts.remotes.is_empty()
+    }
+
+    /// Where production is, for messages.
+    pub fn name(&self) -> String {
+        match self.opts.remotes.first() {
+            Some(u) => u.to_string(),
+            None => self.opts.production.display().to_string(),
+        }
+    }
+
+    fn local(&mut self) -> Result<&Local> {
+        if self.local.is_none() {
+            let path = &self.opts.production;
+            self.local = Some(match self.access {
+                Access::ReadOnly => Local::ReadOnly(LiveDb::open(path)?),
+                Access::Swap => Local::Swap(Swappable::open(path)?),
+            });
+        }
+        Ok(self.local.as_ref().expect("opened above"))
+    }
+
+    /// The consistent copy of the first host, fetched once, with every
+    /// host's fingerprint.
+    fn fetched(&mut self, log: &mut Log) -> Result<(PathBuf, Vec<String>)> {
+        if let Some((_, p, f)) = &self.remote.fetched {
+            return Ok((p.clone(), f.clone()));
+        }
+        if self.remote.hosts.is_empty() {
+            for url in &self.opts.remotes {
+                log.quiet(&format!("connecting to {}", url.host_port()));
+                self.remote
+                    .hosts
+                    .push(RemoteDb::connect(url, &self.opts.ssh)?);
+            }
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("sqlmorph-")
+            .tempdir()
+            .context("creating a temporary directory")?;
+        let dest = dir.path().join("production.sqlite3");
+        let first = &self.remote.hosts[0];
+        log.line(&format!(
+            "  downloading a consistent copy of {} ({})",
+            first.url,
+            first.copy_method()
+        ));
+        let mut prints = vec![first.fetch_consistent(&dest, crate::progress::enabled())?];
+        for h in self.remote.hosts.iter().skip(1) {
+            prints.push(h.fingerprint()?);
+        }
+        self.remote.fetched = Some((dir, dest.clone(), prints.clone()));
+        Ok((dest, prints))
+    }
+
+    /// A consistent copy of production at `dest` (0600), and its token.
+    pub fn copy_to(&mut self, dest: &Path, log: &mut Log) -> Result<Token> {
+        if self.is_remote() {
+            let (fetched, prints) = self.fetched(log)?;
+            crate::backup::copy_consistent(&fetched, dest)?;
+            return Ok(Token::Remote(prints));
+        }
+        Ok(Token::Local(self.local()?.live().copy_to(dest)?))
+    }
+
+    /// Runs `f` on a consistent read of production (a remote one: of its
+    /// copy).
+    pub fn with_reader<T>(
+        &mut self,
+        log: &mut Log,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
+        if self.is_remote() {
+            let (fetched, _) = self.fetched(log)?;
+            return f(&crate::db::open_readonly(&fetched)?);
+        }
+        let conn = self.local()?.live().reader();
+        conn.execute_batch("BEGIN")?;
+        let out = f(conn);
+        let _ = conn.execute_batch("COMMIT");
+        out
+    }
+
+    /// Production's schema, read consistently.
+    pub fn schema(&mut self, log: &mut Log) -> Result<Schema> {
+        self.with_reader(log, |c| Schema::read(c, "main"))
+    }
+
+    /// The newest deploy recorded in production's `_sqlmorph_history` with
+    /// the backup taken before it: (deployed_at, backup path).
+    pub fn last_deploy(&mut self, log: &mut Log) -> Result<Option<(String, PathBuf)>> {
+        self.with_reader(log, |conn| {
+            let has_column: i64 = conn.query_row(
+                "SELECT count(*) FROM pragma_table_info('_sqlmorph_history') WHERE name = 'backup'",
+                [],
+                |r| r.get(0),
+            )?;
+            if has_column == 0 {
+                return Ok(None);
+            }
+            let row = conn.query_row(
+                "SELECT deployed_at, backup FROM _sqlmorph_history
+                 WHERE backup IS NOT NULL AND backup <> '' ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        PathBuf::from(r.get::<_, String>(1)?),
+                    ))
+                },
+            );
+            match row {
+                Ok(r) => Ok(Some(r)),
+                Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    /// Swaps `new` into production if production is still as `token`
+    /// says; `restore` (production's content at `token`) goes back in when
+    /// the service does not come back. Runs the commands around the swap.
+    pub fn swap(
+        &mut self,
+        new: &Path,
+        token: &Token,
+        restore: &Path,
+        commands: &Commands,
+        log: &mut Log,
+    ) -> Result<String> {
+        if self.access == Access::ReadOnly {
+            return Err(aborted(format!(
+                "{} was opened read-only (dry run, plan or REPL): it cannot be deployed to",
+                self.name()
+            )));
+        }
+        match token {
+            Token::Local(baseline) => {
+                self.local()?;
+                let Some(Local::Swap(prod)) = &mut self.local else {
+                    unreachable!("opened for swapping above")
+                };
+                local::deploy(prod, new, *baseline, restore, commands, log)
+            }
+            Token::Remote(prints) => {
+                self.fetched(log)?;
+                let outcome = crate::remote::deploy_fleet(
+                    &mut self.remote.hosts,
+                    new,
+                    prints,
+                    commands,
+                    crate::progress::enabled(),
+                    log,
+                )?;
+                Ok(outcome
+                    .iter()
+                    .map(|o| format!("; {}: {}", o.host, o.status))
+                    .collect())
+            }
+        }
+    }
+}
