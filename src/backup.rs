@@ -1,11 +1,8 @@
-//! Backups and snapshots of production, and its fingerprint.
-//!
-//! Both copies use SQLite's online backup API, which gives a consistent copy
-//! even while the application writes (and in WAL mode). The fingerprint is
-//! the SHA-256 of the database file and its `-wal`; it is taken before and
-//! after a copy (a change in between means a write raced the copy, and the
-//! copy is retried) and again at the swap, so that a write that reached
-//! production after the snapshot is detected, never overwritten.
+//! Backup files: consistent copies made with SQLite's online backup API
+//! (0600, through a `.partial` file, fsynced), their names, their
+//! `quick_check`, and the listing `sqlmorph backups` prints. Production is
+//! copied through `crate::target`, which also keeps the compare-and-swap
+//! baseline of each copy.
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
@@ -13,27 +10,11 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use rusqlite::{Connection, MAIN_DB, OpenFlags};
+use rusqlite::{Connection, MAIN_DB};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::db;
-
-/// The content fingerprint of a local database file and its WAL: XXH3-128
-/// of the file, then `-wal` and the WAL's bytes when a WAL exists. It is only
-/// ever compared with another fingerprint of the same file taken the same
-/// way, so a fast non-cryptographic hash is enough (a remote production is
-/// fingerprinted with `sha256sum` on its host instead).
-pub fn fingerprint(path: &Path) -> Result<String> {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    hash_file(path, |b| h.update(b))?;
-    let wal = wal_path(path);
-    if wal.exists() {
-        h.update(b"-wal");
-        hash_file(&wal, |b| h.update(b))?;
-    }
-    Ok(format!("{:032x}", h.digest128()))
-}
 
 /// Feeds a file to `update` in 1 MiB pieces.
 fn hash_file(path: &Path, mut update: impl FnMut(&[u8])) -> Result<()> {
@@ -53,34 +34,6 @@ pub fn wal_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push("-wal");
     PathBuf::from(s)
-}
-
-/// Moves a WAL database's committed pages into the main file and empties
-/// the `-wal`, so that the file alone holds the content. Logical content is
-/// unchanged. A database not in WAL mode is left alone.
-pub fn checkpoint(path: &Path) -> Result<()> {
-    if !wal_path(path).exists() {
-        return Ok(());
-    }
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
-    if mode.eq_ignore_ascii_case("wal") {
-        let (busy, _, _): (i64, i64, i64) =
-            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?;
-        if busy != 0 {
-            bail!(
-                "{} is busy: the WAL checkpoint could not finish",
-                path.display()
-            );
-        }
-    }
-    Ok(())
 }
 
 /// Copies `src` (read-only) to `dest` with the online backup API. `dest` is
@@ -107,24 +60,6 @@ pub(crate) fn backup_api_copy(conn: &Connection, src: &Path, dest: &Path) -> Res
     Ok(())
 }
 
-/// Copies production to `dest` so that the copy matches a fingerprint: the
-/// fingerprint is taken before and after the copy, and the copy is retried
-/// (up to three times) when a write came in between. Returns the fingerprint.
-pub fn copy_with_fingerprint(src: &Path, dest: &Path) -> Result<String> {
-    for _ in 0..3 {
-        checkpoint(src)?;
-        let before = fingerprint(src)?;
-        copy_consistent(src, dest)?;
-        if fingerprint(src)? == before {
-            return Ok(before);
-        }
-    }
-    bail!(
-        "{} kept changing while it was being copied (3 tries); stop the writers or try again",
-        src.display()
-    )
-}
-
 /// Checks a copy with `quick_check`.
 pub fn quick_check(path: &Path) -> Result<()> {
     let conn = db::open_readonly(path)?;
@@ -149,32 +84,6 @@ pub fn backup_path(production: &Path, backup_dir: &Path, stamp: &str) -> PathBuf
         n += 1;
     }
     p
-}
-
-/// Makes a timestamped, quick-checked backup of a local database.
-pub fn backup(production: &Path, backup_dir: &Path, stamp: &str) -> Result<PathBuf> {
-    std::fs::create_dir_all(backup_dir)
-        .with_context(|| format!("creating the backup directory {}", backup_dir.display()))?;
-    let dest = backup_path(production, backup_dir, stamp);
-    copy_consistent(production, &dest)?;
-    quick_check(&dest)?;
-    Ok(dest)
-}
-
-/// Like [`backup`] without the final `quick_check` (the caller runs it, so
-/// that it can overlap other work), and returns the fingerprint of
-/// production that the backup matches (so the run's snapshot can be the
-/// backup itself).
-pub fn backup_with_fingerprint(
-    production: &Path,
-    backup_dir: &Path,
-    stamp: &str,
-) -> Result<(PathBuf, String)> {
-    std::fs::create_dir_all(backup_dir)
-        .with_context(|| format!("creating the backup directory {}", backup_dir.display()))?;
-    let dest = backup_path(production, backup_dir, stamp);
-    let fingerprint = copy_with_fingerprint(production, &dest)?;
-    Ok((dest, fingerprint))
 }
 
 /// One backup file.
@@ -226,24 +135,6 @@ pub fn list(backup_dir: &Path) -> Result<Vec<BackupInfo>> {
     }
     out.sort_by(|a, b| b.path.file_name().cmp(&a.path.file_name()));
     Ok(out)
-}
-
-/// Opens a connection that guards production during the swap: its write
-/// lock keeps other writers out between the last fingerprint and the rename.
-pub fn lock_for_swap(production: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        production,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .with_context(|| format!("opening {} to lock it", production.display()))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.execute_batch("BEGIN IMMEDIATE").with_context(|| {
-        format!(
-            "locking {} (another process holds a write lock)",
-            production.display()
-        )
-    })?;
-    Ok(conn)
 }
 
 /// `<db>-shm`.
