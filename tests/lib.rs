@@ -6,6 +6,7 @@ mod support;
 mod check_cmd;
 mod diff_cmd;
 mod fidelity;
+mod handles;
 mod history;
 mod input_errors;
 mod migrate;
