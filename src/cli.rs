@@ -379,13 +379,18 @@ pub fn run(cli: Cli) -> Result<u8> {
             let config = Config::load(target.config.as_deref())?;
             let opts = resolve(&config, &target, None, None, |_| {})?;
             let source = Schema::load(&opts.source)?;
-            // Remote production: a consistent copy in the temporary
-            // directory, removed when done (nothing is written elsewhere).
-            let copy = crate::remote::TempCopy::of(&opts)?;
-            let local = copy.path().unwrap_or(&opts.production);
-            let prod = Schema::load(local)?;
+            // A consistent copy of production in a private temporary
+            // directory, removed when done: production itself is only read,
+            // in one transaction, and nothing is left beside it.
+            let scratch = tempfile::Builder::new()
+                .prefix("sqlmorph-plan-")
+                .tempdir()?;
+            let local = scratch.path().join("production.sqlite3");
+            crate::target::Production::new(&opts, crate::target::Access::ReadOnly)
+                .copy_to(&local, &mut crate::run::Log::console(true))?;
+            let prod = Schema::load(&local)?;
             let d = diff::diff(&prod, &source);
-            let conn = crate::plan::open_for_plan(local)?;
+            let conn = crate::plan::open_for_plan(&local)?;
             let plan =
                 crate::plan::build(&prod, &source, &crate::plan::Mappings::default(), &conn)?;
             let text = match format {

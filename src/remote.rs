@@ -409,33 +409,3 @@ pub fn deploy_fleet(
 pub fn prefetch_path() -> PathBuf {
     std::env::temp_dir().join(format!("sqlmorph-prefetch-{}.sqlite3", std::process::id()))
 }
-
-/// A consistent copy of remote production in the temporary directory, for
-/// commands that only read it (`plan`); removed when dropped.
-pub struct TempCopy(Option<PathBuf>);
-
-impl TempCopy {
-    /// Fetches the first host's database when production is remote.
-    pub fn of(opts: &crate::run::Options) -> Result<TempCopy> {
-        let Some(url) = opts.remotes.first() else {
-            return Ok(TempCopy(None));
-        };
-        let host = RemoteDb::connect(url, &opts.ssh)?;
-        let path = prefetch_path();
-        host.fetch_consistent(&path, crate::progress::enabled())?;
-        Ok(TempCopy(Some(path)))
-    }
-
-    /// The local copy, if production is remote.
-    pub fn path(&self) -> Option<&Path> {
-        self.0.as_deref()
-    }
-}
-
-impl Drop for TempCopy {
-    fn drop(&mut self) {
-        if let Some(p) = &self.0 {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}

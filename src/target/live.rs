@@ -231,6 +231,20 @@ impl Swappable {
         )?;
         dst.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
         dst.busy_timeout(wait)?;
+        let sizes: (i64, i64) = (
+            src.query_row("PRAGMA page_size", [], |r| r.get(0))?,
+            dst.query_row("PRAGMA page_size", [], |r| r.get(0))?,
+        );
+        if sizes.0 != sizes.1 {
+            return Err(input(format!(
+                "{} is in WAL mode with page_size {}, and SQLite cannot write a database of page_size {} \
+                 into a WAL database; nothing was changed. Drop `PRAGMA page_size` from the source, or \
+                 take production out of WAL mode for the migration",
+                live.path.display(),
+                sizes.1,
+                sizes.0
+            )));
+        }
         let version: i64 = dst.query_row("PRAGMA data_version", [], |r| r.get(0))?;
         {
             let backup = Backup::new(src, &mut dst)?;
