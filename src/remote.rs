@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use crate::deploy::Commands;
 use crate::error::aborted;
 use crate::run::Log;
-use crate::ssh::{Remote, SshOptions, SshUrl, shell_quote};
+use crate::ssh::{Remote, SshOptions, SshUrl, shell_command, shell_quote};
 
 /// One production database on one host.
 pub struct RemoteDb {
@@ -69,12 +69,18 @@ impl RemoteDb {
         format!("{}.sqlmorph-prev", self.url.path)
     }
 
+    /// The host's `sqlite3` on the database (10 s busy timeout), running `arg`.
+    fn sqlite3(&self, arg: &str) -> String {
+        shell_command(&["sqlite3", "-cmd", ".timeout 10000", &self.url.path, arg])
+    }
+
     /// Shell text that checkpoints (when possible) and prints the fingerprint.
     fn fingerprint_script(&self) -> String {
         let db = self.q();
         let checkpoint = if self.has_sqlite3 {
             format!(
-                "[ -e {db}-wal ] && sqlite3 -cmd '.timeout 10000' {db} 'PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null; "
+                "[ -e {db}-wal ] && {} >/dev/null; ",
+                self.sqlite3("PRAGMA wal_checkpoint(TRUNCATE);")
             )
         } else {
             String::new()
@@ -99,44 +105,22 @@ impl RemoteDb {
 
     /// Downloads a consistent copy to `dest` and returns the fingerprint it
     /// matches (retried up to three times when the database kept changing).
+    /// A failure leaves nothing behind: neither `dest` nor a temporary.
     pub fn fetch_consistent(&self, dest: &Path, progress: bool) -> Result<String> {
+        let fetched = self.fetch_tries(dest, progress);
+        if fetched.is_err() {
+            let _ = std::fs::remove_file(dest);
+        }
+        fetched
+    }
+
+    fn fetch_tries(&self, dest: &Path, progress: bool) -> Result<String> {
         for _ in 0..3 {
             let before = self.fingerprint()?;
-            let part = dest.with_extension("download");
             if self.has_sqlite3 {
-                let tmp = self.sibling("sqlmorph-copy");
-                let out = self.remote.exec(&format!(
-                    "sqlite3 -cmd '.timeout 10000' {} \".backup '{}'\"",
-                    self.q(),
-                    tmp.replace('\'', "''")
-                ))?;
-                if out.status != 0 {
-                    let _ = self.remote.remove(&tmp);
-                    bail!(
-                        "sqlite3 .backup of {} failed: {}",
-                        self.url,
-                        out.stderr.trim()
-                    );
-                }
-                let got = self.remote.download(&tmp, &part, progress);
-                let _ = self.remote.remove(&tmp);
-                got?;
-                std::fs::rename(&part, dest)?;
+                self.fetch_backup(dest, progress)?;
             } else {
-                self.remote.download(&self.url.path, &part, progress)?;
-                let wal = format!("{}-wal", self.url.path);
-                let local_wal = crate::backup::wal_path(&part);
-                let _ = std::fs::remove_file(&local_wal);
-                if self.remote.exists(&wal)? {
-                    self.remote.download(&wal, &local_wal, progress)?;
-                }
-                // SQLite applies the WAL when the pair is opened; the backup
-                // API writes one self-contained file.
-                let result = crate::backup::copy_consistent_rw(&part, dest);
-                let _ = std::fs::remove_file(&part);
-                let _ = std::fs::remove_file(&local_wal);
-                let _ = std::fs::remove_file(crate::backup::shm_path(&part));
-                result?;
+                self.fetch_with_wal(dest, progress)?;
             }
             if self.fingerprint()? == before {
                 return Ok(before);
@@ -148,13 +132,56 @@ impl RemoteDb {
         )
     }
 
+    /// A `.backup` taken on the host beside production, downloaded, removed.
+    fn fetch_backup(&self, dest: &Path, progress: bool) -> Result<()> {
+        let tmp = self.sibling("sqlmorph-copy");
+        let backup = format!(".backup {}", dot_command_arg(&tmp));
+        let fetched = self.remote.exec(&self.sqlite3(&backup)).and_then(|out| {
+            if out.status != 0 {
+                bail!(
+                    "sqlite3 .backup of {} failed: {}",
+                    self.url,
+                    out.stderr.trim()
+                );
+            }
+            self.remote.download(&tmp, dest, progress)
+        });
+        let _ = self.remote.remove(&tmp);
+        fetched.map(drop)
+    }
+
+    /// The file and its `-wal` downloaded together; SQLite applies the WAL
+    /// when the pair is opened, and the backup API writes one file.
+    fn fetch_with_wal(&self, dest: &Path, progress: bool) -> Result<()> {
+        let part = dest.with_extension("download");
+        let local_wal = crate::backup::wal_path(&part);
+        let result = self
+            .download_with_wal(&part, &local_wal, progress)
+            .and_then(|()| crate::backup::copy_consistent_rw(&part, dest));
+        for p in [&part, &local_wal, &crate::backup::shm_path(&part)] {
+            let _ = std::fs::remove_file(p);
+        }
+        result
+    }
+
+    fn download_with_wal(&self, local: &Path, local_wal: &Path, progress: bool) -> Result<()> {
+        let _ = std::fs::remove_file(local_wal);
+        self.remote.download(&self.url.path, local, progress)?;
+        let wal = format!("{}-wal", self.url.path);
+        if self.remote.exists(&wal)? {
+            self.remote.download(&wal, local_wal, progress)?;
+        }
+        Ok(())
+    }
+
     /// Runs a configured command on the host; `SQLMORPH_DB` holds the
     /// database path. Output goes to the run log.
     pub fn run_command(&self, what: &str, command: &str, log: &mut Log) -> Result<()> {
         log.line(&format!("  {what} on {}: {command}", self.url.host_port()));
         let out = self.remote.exec(&format!(
-            "SQLMORPH_DB={} ; export SQLMORPH_DB; {command}",
-            self.q()
+            "SQLMORPH_DB={}; export SQLMORPH_DB; exec {}",
+            self.q(),
+            shell_command(&["/bin/sh", "-c", command])
         ))?;
         let text = format!("{}{}", out.stdout, out.stderr);
         if !text.trim().is_empty() {
@@ -177,7 +204,7 @@ impl RemoteDb {
         let tmp = self.sibling("sqlmorph-new");
         let mode = self
             .remote
-            .exec(&format!("stat -c %a -- {}", self.q()))
+            .exec(&shell_command(&["stat", "-c", "%a", "--", &self.url.path]))
             .ok()
             .filter(|o| o.status == 0)
             .and_then(|o| i32::from_str_radix(o.stdout.trim(), 8).ok())
@@ -239,9 +266,8 @@ impl RemoteDb {
     /// Puts `<db>.sqlmorph-prev` back.
     pub fn restore_prev(&self) -> Result<()> {
         let out = self.remote.exec(&format!(
-            "mv -f -- {} {} && sync",
-            shell_quote(&self.prev_path()),
-            self.q()
+            "{} && sync",
+            shell_command(&["mv", "-f", "--", &self.prev_path(), &self.url.path])
         ))?;
         if out.status != 0 {
             bail!(
@@ -257,6 +283,12 @@ impl RemoteDb {
     pub fn discard(&self, staged: &str) {
         let _ = self.remote.remove(staged);
     }
+}
+
+/// `path` as one argument of a sqlite3 dot-command: double-quoted, `\` and
+/// `"` escaped (the CLI resolves backslash escapes inside double quotes).
+fn dot_command_arg(path: &str) -> String {
+    format!("\"{}\"", path.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// What happened on one host of a deploy.
@@ -421,9 +453,11 @@ impl TempCopy {
             return Ok(TempCopy(None));
         };
         let host = RemoteDb::connect(url, &opts.ssh)?;
+        // Owned before the download starts: whatever happens, it is removed.
         let path = prefetch_path();
+        let copy = TempCopy(Some(path.clone()));
         host.fetch_consistent(&path, crate::progress::enabled())?;
-        Ok(TempCopy(Some(path)))
+        Ok(copy)
     }
 
     /// The local copy, if production is remote.

@@ -514,3 +514,146 @@ fn plan_reads_remote_production_and_leaves_nothing_behind() {
     assert_eq!(ws.snapshot(), before, "plan wrote nothing");
     assert_eq!(column(&remote, "PRAGMA table_info(users)").len(), 3);
 }
+
+/// The names in `dir`, sorted (empty when it does not exist).
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// `sqlmorph plan` with its temporary directory set to `tmp`.
+fn plan_with_tmpdir(ws: &Workspace, tmp: &Path) -> Output {
+    ws.cmd().args(["plan"]).env("TMPDIR", tmp).output().unwrap()
+}
+
+#[test]
+fn plan_of_a_remote_path_with_quotes_and_dollars_leaves_nothing_behind() {
+    let sshd = Sshd::start();
+    let ws = Workspace::new();
+    std::fs::create_dir(ws.path("remote")).unwrap();
+    let remote = ws.db("remote/it's $HOME.sqlite3", PROD);
+    ws.file("schema.sql", SOURCE);
+    config(
+        &ws,
+        &[url(&sshd, &remote)],
+        &sshd.client_key,
+        &sshd.known_hosts,
+        "",
+    );
+    let tmp = ws.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let before = listing(&ws.path("remote"));
+    let out = plan_with_tmpdir(&ws, &tmp);
+    code(&out, 0);
+    assert!(
+        stdout_of(&out).contains("+ tz (DEFAULT 'UTC')"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert_eq!(
+        listing(&ws.path("remote")),
+        before,
+        "nothing left on the host"
+    );
+    assert_eq!(
+        listing(&tmp),
+        Vec::<String>::new(),
+        "no local temporary left"
+    );
+}
+
+/// A `sha256sum` that reads its input and answers a new hash on every call.
+const RESTLESS_SHA256SUM: &str = r#"#!/bin/sh
+cat >/dev/null
+n=$(cat "$0.calls" 2>/dev/null || echo 0)
+n=$((n + 1))
+echo "$n" > "$0.calls"
+printf '%064d  -\n' "$n"
+"#;
+
+#[test]
+fn a_failed_remote_plan_leaves_no_temporary_behind() {
+    // A host whose sha256sum answers a new hash on every call: production
+    // "keeps changing", so every consistent copy is thrown away.
+    let ws = Workspace::new();
+    let bin = ws.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let fake = ws.file("bin/sha256sum", RESTLESS_SHA256SUM);
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let sshd = Sshd::start_with(&[format!(
+        "SetEnv=PATH={}:/usr/local/bin:/usr/bin:/bin",
+        bin.display()
+    )]);
+    std::fs::create_dir(ws.path("remote")).unwrap();
+    let remote = ws.db("remote/prod.sqlite3", PROD);
+    ws.file("schema.sql", SOURCE);
+    config(
+        &ws,
+        &[url(&sshd, &remote)],
+        &sshd.client_key,
+        &sshd.known_hosts,
+        "",
+    );
+    let tmp = ws.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let before = listing(&ws.path("remote"));
+    let out = plan_with_tmpdir(&ws, &tmp);
+    code(&out, 2);
+    assert!(
+        stderr_of(&out).contains("kept changing"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(
+        listing(&ws.path("remote")),
+        before,
+        "nothing left on the host"
+    );
+    assert_eq!(
+        listing(&tmp),
+        Vec::<String>::new(),
+        "no local temporary left"
+    );
+}
+
+#[test]
+fn a_deploy_to_a_remote_path_with_quotes_and_dollars_works() {
+    let sshd = Sshd::start();
+    let ws = Workspace::new();
+    std::fs::create_dir(ws.path("remote")).unwrap();
+    let remote = ws.db("remote/it's $HOME \"x\".sqlite3", PROD);
+    ws.file("schema.sql", SOURCE);
+    let marker = ws.path("restarted.txt");
+    config(
+        &ws,
+        &[url(&sshd, &remote)],
+        &sshd.client_key,
+        &sshd.known_hosts,
+        &format!(
+            "restart = {:?}",
+            format!(
+                "printf %s \"$SQLMORPH_DB\" > {:?}",
+                marker.display().to_string()
+            )
+        ),
+    );
+    code(&run(&ws, &[]), 0);
+    assert_eq!(
+        column(&remote, "SELECT id || tz FROM users ORDER BY id"),
+        vec!["1UTC", "2UTC", "3UTC"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        remote.display().to_string(),
+        "the restart command was told the exact path"
+    );
+    let prev = PathBuf::from(format!("{}.sqlmorph-prev", remote.display()));
+    assert!(prev.exists(), "the previous file is kept beside production");
+}
