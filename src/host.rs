@@ -480,6 +480,9 @@ fn register_primitives(engine: &mut Engine, run: &Shared<Run>) {
             .push((table.into(), column.into()));
         Ok(())
     });
+    prim!("quote_ident", |_run, name: &str| Ok(
+        crate::sqltext::quote_ident(name)
+    ));
 }
 
 /// The names of every function the engine registers (primitives, getters

@@ -121,6 +121,11 @@ pub const PRIMITIVES: &[Primitive] = &[
         "Runs a query; returns an array of maps (column name -> value).",
     ),
     p(
+        "quote_ident",
+        r#"let sql = "SELECT count(*) FROM " + quote_ident(table);"#,
+        r#"A table or column name quoted for SQL text (`odd"name` becomes `"odd""name"`)."#,
+    ),
+    p(
         "dry_run",
         "if dry_run() { … }",
         "True when the run was started with --dry-run.",
