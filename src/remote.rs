@@ -1,5 +1,6 @@
 //! Production on a host reached over SSH: consistent copies, fingerprints
-//! computed on the host, and the compare-and-swap deploy with rollback.
+//! computed on the host, and the compare-and-swap deploy with rollback. A
+//! fleet deploy restarts every host it stopped, whichever way it ends.
 //!
 //! The fingerprint has the same definition as a local one (SHA-256 of the
 //! file, then `-wal` and the WAL's bytes when a WAL exists), computed on the
@@ -8,6 +9,7 @@
 //! `.backup`; without it, the file and its WAL are downloaded together and
 //! the fingerprint before and after proves that no write came in between.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -299,9 +301,10 @@ pub struct HostOutcome {
 }
 
 /// Deploys `migrated` to every host: upload and verify everywhere, then
-/// compare-and-swap everywhere, then restart and health-check everywhere.
-/// If any host fails, every host that was swapped is rolled back (and
-/// restarted), so the fleet ends all-old or all-new.
+/// stop (when configured) and compare-and-swap host by host, then restart
+/// and health-check everywhere. If any host fails, every host that was
+/// swapped is rolled back, so the fleet ends all-old or all-new, and every
+/// host that was stopped or had its database changed is restarted.
 pub fn deploy_fleet(
     hosts: &mut [RemoteDb],
     migrated: &Path,
@@ -310,7 +313,27 @@ pub fn deploy_fleet(
     progress: bool,
     log: &mut Log,
 ) -> Result<Vec<HostOutcome>> {
-    // 1. Upload everywhere, in parallel.
+    let staged = stage_all(hosts, migrated, progress)?;
+    let mut fleet = Fleet {
+        hosts,
+        staged,
+        commands,
+        log,
+        swapped: Vec::new(),
+        owes_restart: BTreeSet::new(),
+    };
+    match fleet
+        .swap_all(fingerprints)
+        .and_then(|()| fleet.restart_all())
+    {
+        Ok(()) => Ok(fleet.outcomes("deployed")),
+        Err((failed, err)) => Err(fleet.roll_back(failed, err)),
+    }
+}
+
+/// Uploads and verifies the new file on every host, in parallel. On any
+/// failure every upload is removed and no host was changed.
+fn stage_all(hosts: &mut [RemoteDb], migrated: &Path, progress: bool) -> Result<Vec<String>> {
     let staged: Vec<Result<String>> = std::thread::scope(|s| {
         let handles: Vec<_> = hosts
             .iter_mut()
@@ -337,102 +360,154 @@ pub fn deploy_fleet(
             )
         });
     }
-    let staged: Vec<String> = staged.into_iter().map(|r| r.unwrap_or_default()).collect();
+    staged.into_iter().collect()
+}
 
-    let hosts: &[RemoteDb] = hosts;
-    // 2. Stop (optional) and swap, host by host; undo all on a failure.
-    let mut swapped: Vec<usize> = Vec::new();
-    let mut failure: Option<(usize, anyhow::Error)> = None;
-    for (i, h) in hosts.iter().enumerate() {
-        let step = given(&commands.stop)
-            .map(|c| h.run_command("stop", c, log))
-            .transpose()
-            .and_then(|_| h.swap(&staged[i], &fingerprints[i]));
-        match step {
-            Ok(()) => {
-                log.line(&format!("  swapped {}", h.url));
-                swapped.push(i);
-            }
-            Err(e) => {
-                failure = Some((i, e));
-                break;
-            }
+/// The swap, restart and rollback of a fleet deploy. It remembers every host
+/// that owes a `restart` (its `stop` ran, or its database was swapped or put
+/// back) and, when dropped, restarts those that are still owed one: on
+/// every way out of a deploy, no host is left stopped.
+struct Fleet<'a> {
+    hosts: &'a [RemoteDb],
+    staged: Vec<String>,
+    commands: &'a Commands,
+    log: &'a mut Log,
+    swapped: Vec<usize>,
+    owes_restart: BTreeSet<usize>,
+}
+
+/// A step that failed on one host (its index).
+type HostError = (usize, anyhow::Error);
+
+impl Fleet<'_> {
+    /// Stop (when configured) and compare-and-swap, host by host.
+    fn swap_all(&mut self, fingerprints: &[String]) -> Result<(), HostError> {
+        for (i, fingerprint) in fingerprints.iter().enumerate() {
+            self.swap_one(i, fingerprint).map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
+
+    fn swap_one(&mut self, i: usize, fingerprint: &str) -> Result<()> {
+        let host = &self.hosts[i];
+        if let Some(stop) = given(&self.commands.stop) {
+            self.owes_restart.insert(i);
+            host.run_command("stop", stop, self.log)?;
+        }
+        host.swap(&self.staged[i], fingerprint)?;
+        self.owes_restart.insert(i);
+        self.swapped.push(i);
+        self.log.line(&format!("  swapped {}", host.url));
+        Ok(())
+    }
+
+    /// Restart and health check, host by host, once every host is swapped.
+    fn restart_all(&mut self) -> Result<(), HostError> {
+        for i in 0..self.hosts.len() {
+            self.restart(i)
+                .and_then(|()| self.health_check(i))
+                .map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
+
+    /// Runs `restart` (when configured) on host `i`, which then owes none.
+    fn restart(&mut self, i: usize) -> Result<()> {
+        self.owes_restart.remove(&i);
+        match given(&self.commands.restart) {
+            Some(c) => self.hosts[i].run_command("restart", c, self.log),
+            None => Ok(()),
         }
     }
-    // 3. Restart and health-check the swapped hosts.
-    if failure.is_none() {
-        for (i, h) in hosts.iter().enumerate() {
-            let step = given(&commands.restart)
-                .map(|c| h.run_command("restart", c, log))
-                .transpose()
-                .and_then(|_| {
-                    given(&commands.health_check)
-                        .map(|c| h.run_command("health_check", c, log))
-                        .transpose()
-                });
-            if let Err(e) = step {
-                failure = Some((i, e));
-                break;
-            }
+
+    fn health_check(&mut self, i: usize) -> Result<()> {
+        match given(&self.commands.health_check) {
+            Some(c) => self.hosts[i].run_command("health_check", c, self.log),
+            None => Ok(()),
         }
     }
-    let Some((failed, err)) = failure else {
-        return Ok(hosts
+
+    /// Puts `<db>.sqlmorph-prev` back on host `i`.
+    fn restore(&mut self, i: usize) -> Result<()> {
+        self.owes_restart.insert(i);
+        self.hosts[i].restore_prev()
+    }
+
+    fn outcomes(&self, status: &str) -> Vec<HostOutcome> {
+        self.hosts
             .iter()
             .map(|h| HostOutcome {
                 host: h.url.to_string(),
-                status: "deployed".into(),
+                status: status.to_string(),
             })
-            .collect());
-    };
-    for (h, tmp) in hosts.iter().zip(&staged) {
-        h.discard(tmp);
+            .collect()
     }
-    let mut report = Vec::new();
-    let mut rollback_failed = false;
-    for (i, h) in hosts.iter().enumerate() {
-        let status = if swapped.contains(&i) {
-            let undo = h.restore_prev().and_then(|()| {
-                given(&commands.restart)
-                    .map(|c| h.run_command("restart", c, log))
-                    .transpose()
-                    .map(|_| ())
-            });
-            match undo {
-                Ok(()) => "rolled back to the previous database".to_string(),
-                Err(e) => {
-                    rollback_failed = true;
-                    format!("ROLLBACK FAILED: {e:#}")
-                }
+
+    /// Removes the uploads, rolls back every swapped host, restarts every
+    /// host that owes it, and returns the error reporting each host.
+    fn roll_back(&mut self, failed: usize, err: anyhow::Error) -> anyhow::Error {
+        for (h, tmp) in self.hosts.iter().zip(&self.staged) {
+            h.discard(tmp);
+        }
+        let mut undo_failed = false;
+        let mut summary = String::new();
+        for i in 0..self.hosts.len() {
+            let (status, ok) = self.undo(i, failed, &err);
+            undo_failed |= !ok;
+            let host = &self.hosts[i].url;
+            self.log.line(&format!("  {host}: {status}"));
+            summary.push_str(&format!("\n  {host}: {status}"));
+        }
+        let is_abort = err
+            .chain()
+            .any(|e| e.downcast_ref::<crate::error::Exit>().is_some())
+            && self.swapped.is_empty();
+        let message = format!(
+            "deploy failed on {}: {err:#}{summary}",
+            self.hosts[failed].url.host_port()
+        );
+        if is_abort && !undo_failed {
+            aborted(message)
+        } else {
+            crate::error::deploy_failed(message)
+        }
+    }
+
+    /// Undoes what the deploy did on host `i`: its status, and whether the
+    /// undo worked.
+    fn undo(&mut self, i: usize, failed: usize, err: &anyhow::Error) -> (String, bool) {
+        let (mut status, mut ok) = if self.swapped.contains(&i) {
+            match self.restore(i) {
+                Ok(()) => ("rolled back to the previous database".to_string(), true),
+                Err(e) => (format!("ROLLBACK FAILED: {e:#}"), false),
             }
         } else if i == failed {
-            format!("failed: {err:#}")
+            (format!("failed: {err:#}"), true)
         } else {
-            "not changed".to_string()
+            ("not changed".to_string(), true)
         };
-        log.line(&format!("  {}: {status}", h.url));
-        report.push(HostOutcome {
-            host: h.url.to_string(),
-            status,
-        });
+        if self.owes_restart.contains(&i) {
+            match self.restart(i) {
+                Ok(()) if given(&self.commands.restart).is_some() => status.push_str("; restarted"),
+                Ok(()) => {}
+                Err(e) => {
+                    status.push_str(&format!("; RESTART FAILED: {e:#}"));
+                    ok = false;
+                }
+            }
+        }
+        (status, ok)
     }
-    let summary = report
-        .iter()
-        .map(|o| format!("  {}: {}", o.host, o.status))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let is_abort = err
-        .chain()
-        .any(|e| e.downcast_ref::<crate::error::Exit>().is_some())
-        && swapped.is_empty();
-    let message = format!(
-        "deploy failed on {}: {err:#}\n{summary}",
-        hosts[failed].url.host_port()
-    );
-    if is_abort && !rollback_failed {
-        Err(aborted(message))
-    } else {
-        Err(crate::error::deploy_failed(message))
+}
+
+impl Drop for Fleet<'_> {
+    fn drop(&mut self) {
+        for i in std::mem::take(&mut self.owes_restart) {
+            if let Err(e) = self.restart(i) {
+                let host = &self.hosts[i].url;
+                self.log.line(&format!("  restart on {host} failed: {e:#}"));
+            }
+        }
     }
 }
 

@@ -657,3 +657,59 @@ fn a_deploy_to_a_remote_path_with_quotes_and_dollars_works() {
     let prev = PathBuf::from(format!("{}.sqlmorph-prev", remote.display()));
     assert!(prev.exists(), "the previous file is kept beside production");
 }
+
+/// The lines the restart command appended beside `db` (one per restart).
+fn restarts(db: &Path) -> Vec<String> {
+    std::fs::read_to_string(format!("{}.restarts", db.display()))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_fleet_that_aborts_restarts_every_host_it_stopped() {
+    let sshd = Sshd::start();
+    let ws = Workspace::new();
+    let hosts: Vec<PathBuf> = ["host1", "host2", "host3"]
+        .iter()
+        .map(|h| {
+            std::fs::create_dir(ws.path(h)).unwrap();
+            ws.db(&format!("{h}/prod.sqlite3"), PROD)
+        })
+        .collect();
+    ws.file("schema.sql", SOURCE);
+    // host2's stop plays the racing application: a write lands there after
+    // the snapshot, so its compare-and-swap fails and the fleet aborts.
+    let stop = "case \"$SQLMORPH_DB\" in *host2*) sqlite3 \"$SQLMORPH_DB\" \"INSERT INTO users VALUES (4, 'late', 1)\";; esac";
+    let restart = "echo \"$SSH_CONNECTION\" >> \"$SQLMORPH_DB.restarts\"";
+    let fleet: Vec<String> = hosts.iter().map(|p| url(&sshd, p)).collect();
+    config(
+        &ws,
+        &fleet,
+        &sshd.client_key,
+        &sshd.known_hosts,
+        &format!("stop = {stop:?}\nrestart = {restart:?}"),
+    );
+    let old = sha256_file(&hosts[0]);
+    let out = run(&ws, &[]);
+    code(&out, 4);
+    assert!(
+        stderr_of(&out).contains("changed after the snapshot"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(sha256_file(&hosts[0]), old, "host1 was rolled back");
+    assert_eq!(
+        column(&hosts[1], "SELECT name FROM users WHERE id = 4"),
+        vec!["late"]
+    );
+    // host1 (swapped, rolled back) and host2 (stopped, swap refused) each
+    // restarted once, over SSH; host3 was never stopped.
+    for stopped in &hosts[..2] {
+        let lines = restarts(stopped);
+        assert_eq!(lines.len(), 1, "{}: {lines:?}", stopped.display());
+        assert!(lines[0].starts_with("127.0.0.1 "), "{lines:?}");
+    }
+    assert_eq!(restarts(&hosts[2]), Vec::<String>::new());
+}
