@@ -376,10 +376,14 @@ fn register_primitives(engine: &mut Engine, run: &Shared<Run>) {
     prim!("deploy", |r, db: Db| r.borrow_mut().deploy(&db));
     prim!("restart", |r| {
         let mut run = r.borrow_mut();
+        let run = &mut *run;
         if run.opts.dry_run {
             return Ok(());
         }
         match run.opts.restart.clone().filter(|c| !c.trim().is_empty()) {
+            Some(cmd) if run.opts.is_remote() => {
+                crate::remote::restart_fleet(&run.opts.remotes, &run.opts.ssh, &cmd, &mut run.log)
+            }
             Some(cmd) => crate::deploy::run_command("restart", &cmd, &mut run.log),
             None => Ok(()),
         }

@@ -1,6 +1,7 @@
 //! Production on a host reached over SSH: consistent copies, fingerprints
 //! computed on the host, and the compare-and-swap deploy with rollback. A
-//! fleet deploy restarts every host it stopped, whichever way it ends.
+//! fleet deploy restarts every host it stopped, whichever way it ends;
+//! [`restart_fleet`] runs `restart` on every host (the `restart()` primitive).
 //!
 //! The fingerprint has the same definition as a local one (SHA-256 of the
 //! file, then `-wal` and the WAL's bytes when a WAL exists), computed on the
@@ -509,6 +510,28 @@ impl Drop for Fleet<'_> {
             }
         }
     }
+}
+
+/// Runs the `restart` command on every host, over SSH, as a deploy does
+/// (`SQLMORPH_DB` set, output to the log). Every host is tried; the first
+/// failure is returned.
+pub fn restart_fleet(
+    urls: &[SshUrl],
+    opts: &SshOptions,
+    command: &str,
+    log: &mut Log,
+) -> Result<()> {
+    let mut first_failure = None;
+    for url in urls {
+        let restarted = RemoteDb::connect(url, opts)
+            .and_then(|host| host.run_command("restart", command, log))
+            .with_context(|| format!("restarting on {}", url.host_port()));
+        if let Err(e) = restarted {
+            log.line(&format!("  {e:#}"));
+            first_failure.get_or_insert(e);
+        }
+    }
+    first_failure.map_or(Ok(()), Err)
 }
 
 /// Where the temporary prefetch of a remote production lives: outside the run

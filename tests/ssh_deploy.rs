@@ -658,6 +658,18 @@ fn a_deploy_to_a_remote_path_with_quotes_and_dollars_works() {
     assert!(prev.exists(), "the previous file is kept beside production");
 }
 
+/// `<name>/prod.sqlite3` for each name: the databases of a fleet whose
+/// "hosts" are one sshd.
+fn fleet_dbs(ws: &Workspace, names: &[&str]) -> Vec<PathBuf> {
+    names
+        .iter()
+        .map(|h| {
+            std::fs::create_dir(ws.path(h)).unwrap();
+            ws.db(&format!("{h}/prod.sqlite3"), PROD)
+        })
+        .collect()
+}
+
 /// The lines the restart command appended beside `db` (one per restart).
 fn restarts(db: &Path) -> Vec<String> {
     std::fs::read_to_string(format!("{}.restarts", db.display()))
@@ -671,13 +683,7 @@ fn restarts(db: &Path) -> Vec<String> {
 fn a_fleet_that_aborts_restarts_every_host_it_stopped() {
     let sshd = Sshd::start();
     let ws = Workspace::new();
-    let hosts: Vec<PathBuf> = ["host1", "host2", "host3"]
-        .iter()
-        .map(|h| {
-            std::fs::create_dir(ws.path(h)).unwrap();
-            ws.db(&format!("{h}/prod.sqlite3"), PROD)
-        })
-        .collect();
+    let hosts = fleet_dbs(&ws, &["host1", "host2", "host3"]);
     ws.file("schema.sql", SOURCE);
     // host2's stop plays the racing application: a write lands there after
     // the snapshot, so its compare-and-swap fails and the fleet aborts.
@@ -712,4 +718,46 @@ fn a_fleet_that_aborts_restarts_every_host_it_stopped() {
         assert!(lines[0].starts_with("127.0.0.1 "), "{lines:?}");
     }
     assert_eq!(restarts(&hosts[2]), Vec::<String>::new());
+}
+
+#[test]
+fn the_restart_primitive_runs_on_every_host_over_ssh() {
+    let sshd = Sshd::start();
+    let ws = Workspace::new();
+    let hosts = fleet_dbs(&ws, &["host1", "host2"]);
+    ws.file("schema.sql", SOURCE);
+    ws.file("restart.rhai", "restart();\n");
+    let fleet: Vec<String> = hosts.iter().map(|p| url(&sshd, p)).collect();
+    let restart = "echo \"$SSH_CONNECTION\" >> \"$SQLMORPH_DB.restarts\"";
+    config(
+        &ws,
+        &fleet,
+        &sshd.client_key,
+        &sshd.known_hosts,
+        &format!("restart = {restart:?}"),
+    );
+    let run_recipe = |extra: &[&str]| {
+        ws.cmd()
+            .args(["run", "restart.rhai", "--yes"])
+            .args(extra)
+            .env_remove("SSH_CONNECTION")
+            .env_remove("SQLMORPH_DB")
+            .output()
+            .unwrap()
+    };
+    code(&run_recipe(&["--dry-run"]), 0);
+    for db in &hosts {
+        assert_eq!(
+            restarts(db),
+            Vec::<String>::new(),
+            "a dry run restarts nothing"
+        );
+    }
+    code(&run_recipe(&[]), 0);
+    for db in &hosts {
+        let lines = restarts(db);
+        assert_eq!(lines.len(), 1, "{}: {lines:?}", db.display());
+        assert!(lines[0].starts_with("127.0.0.1 "), "over SSH: {lines:?}");
+    }
+    assert!(!ws.path(".restarts").exists(), "nothing ran here");
 }
