@@ -528,9 +528,9 @@ fn listing(dir: &Path) -> Vec<String> {
     names
 }
 
-/// `sqlmorph plan` with its temporary directory set to `tmp`.
-fn plan_with_tmpdir(ws: &Workspace, tmp: &Path) -> Output {
-    ws.cmd().args(["plan"]).env("TMPDIR", tmp).output().unwrap()
+/// `sqlmorph ARGS` with its temporary directory set to `tmp`.
+fn with_tmpdir(ws: &Workspace, tmp: &Path, args: &[&str]) -> Output {
+    ws.cmd().args(args).env("TMPDIR", tmp).output().unwrap()
 }
 
 #[test]
@@ -550,7 +550,7 @@ fn plan_of_a_remote_path_with_quotes_and_dollars_leaves_nothing_behind() {
     let tmp = ws.path("tmp");
     std::fs::create_dir(&tmp).unwrap();
     let before = listing(&ws.path("remote"));
-    let out = plan_with_tmpdir(&ws, &tmp);
+    let out = with_tmpdir(&ws, &tmp, &["plan"]);
     code(&out, 0);
     assert!(
         stdout_of(&out).contains("+ tz (DEFAULT 'UTC')"),
@@ -579,7 +579,7 @@ printf '%064d  -\n' "$n"
 "#;
 
 #[test]
-fn a_failed_remote_plan_leaves_no_temporary_behind() {
+fn a_failed_remote_copy_leaves_no_temporary_behind() {
     // A host whose sha256sum answers a new hash on every call: production
     // "keeps changing", so every consistent copy is thrown away.
     let ws = Workspace::new();
@@ -604,23 +604,25 @@ fn a_failed_remote_plan_leaves_no_temporary_behind() {
     let tmp = ws.path("tmp");
     std::fs::create_dir(&tmp).unwrap();
     let before = listing(&ws.path("remote"));
-    let out = plan_with_tmpdir(&ws, &tmp);
-    code(&out, 2);
-    assert!(
-        stderr_of(&out).contains("kept changing"),
-        "{}",
-        stderr_of(&out)
-    );
-    assert_eq!(
-        listing(&ws.path("remote")),
-        before,
-        "nothing left on the host"
-    );
-    assert_eq!(
-        listing(&tmp),
-        Vec::<String>::new(),
-        "no local temporary left"
-    );
+    for args in [&["plan"][..], &["run", "--dry-run"]] {
+        let out = with_tmpdir(&ws, &tmp, args);
+        code(&out, 2);
+        assert!(
+            stderr_of(&out).contains("kept changing"),
+            "{args:?}: {}",
+            stderr_of(&out)
+        );
+        assert_eq!(
+            listing(&ws.path("remote")),
+            before,
+            "{args:?}: nothing left on the host"
+        );
+        assert_eq!(
+            listing(&tmp),
+            Vec::<String>::new(),
+            "{args:?}: no local temporary left"
+        );
+    }
 }
 
 #[test]
