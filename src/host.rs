@@ -402,16 +402,7 @@ fn register_primitives(engine: &mut Engine, run: &Shared<Run>) {
             db.path.display()
         )))
     });
-    prim!("restart", |r| {
-        let mut run = r.borrow_mut();
-        if run.opts.dry_run {
-            return Ok(());
-        }
-        match run.opts.restart.clone().filter(|c| !c.trim().is_empty()) {
-            Some(cmd) => crate::deploy::run_command("restart", &cmd, &mut run.log),
-            None => Ok(()),
-        }
-    });
+    prim!("restart", |r| r.borrow_mut().restart());
     prim!("sql", |r, db: Db, sql: &str| exec_on(
         &r.borrow(),
         &db,
@@ -510,6 +501,9 @@ fn register_primitives(engine: &mut Engine, run: &Shared<Run>) {
             .push((table.into(), column.into()));
         Ok(())
     });
+    prim!("quote_ident", |_run, name: &str| Ok(
+        crate::sqltext::quote_ident(name)
+    ));
 }
 
 /// The names of every function the engine registers (primitives, getters

@@ -28,12 +28,12 @@ pub const PRIMITIVES: &[Primitive] = &[
     p(
         "production",
         "let prod = production();",
-        "A handle on the production database (read by primitives, written only by `deploy`).",
+        "A handle on production: recipes read it only through `snapshot()` or `schema(production())`; only `deploy` writes it.",
     ),
     p(
         "open",
         r#"let db = open("other.sqlite3");"#,
-        "A handle on another database file (read-only in the REPL without --write).",
+        "A handle on another database file (read-only in a dry run, in the REPL without --write, for production's own file and for backups).",
     ),
     p(
         "backup",
@@ -43,7 +43,7 @@ pub const PRIMITIVES: &[Primitive] = &[
     p(
         "snapshot",
         "let snap = snapshot();",
-        "Consistent copy of production in the run directory, with its fingerprint.",
+        "Consistent copy of production in the run directory (read-only), with the compare-and-swap baseline.",
     ),
     p(
         "schema",
@@ -108,7 +108,7 @@ pub const PRIMITIVES: &[Primitive] = &[
     p(
         "restart",
         "restart();",
-        "Runs the configured restart command.",
+        "Runs the configured restart command where production lives (on every host over SSH); nothing in a dry run.",
     ),
     p(
         "sql",
@@ -119,6 +119,11 @@ pub const PRIMITIVES: &[Primitive] = &[
         "query",
         r#"let rows = query(snap, "SELECT id, name FROM users");"#,
         "Runs a query; returns an array of maps (column name -> value).",
+    ),
+    p(
+        "quote_ident",
+        r#"let sql = "SELECT count(*) FROM " + quote_ident(table);"#,
+        r#"A table or column name quoted for SQL text (`odd"name` becomes `"odd""name"`)."#,
     ),
     p(
         "dry_run",

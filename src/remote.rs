@@ -1,5 +1,7 @@
 //! Production on a host reached over SSH: consistent copies, fingerprints
-//! computed on the host, and the compare-and-swap deploy with rollback.
+//! computed on the host, and the compare-and-swap deploy with rollback. A
+//! fleet deploy restarts every host it stopped, whichever way it ends;
+//! [`restart_fleet`] runs `restart` on every host (the `restart()` primitive).
 //!
 //! The fingerprint has the same definition as a local one (SHA-256 of the
 //! file, then `-wal` and the WAL's bytes when a WAL exists), computed on the
@@ -8,14 +10,15 @@
 //! `.backup`; without it, the file and its WAL are downloaded together and
 //! the fingerprint before and after proves that no write came in between.
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
 use crate::deploy::Commands;
 use crate::error::aborted;
 use crate::run::Log;
-use crate::ssh::{Remote, SshOptions, SshUrl, shell_quote};
+use crate::ssh::{Remote, SshOptions, SshUrl, shell_command, shell_quote};
 
 /// One production database on one host.
 pub struct RemoteDb {
@@ -69,12 +72,18 @@ impl RemoteDb {
         format!("{}.sqlmorph-prev", self.url.path)
     }
 
+    /// The host's `sqlite3` on the database (10 s busy timeout), running `arg`.
+    fn sqlite3(&self, arg: &str) -> String {
+        shell_command(&["sqlite3", "-cmd", ".timeout 10000", &self.url.path, arg])
+    }
+
     /// Shell text that checkpoints (when possible) and prints the fingerprint.
     fn fingerprint_script(&self) -> String {
         let db = self.q();
         let checkpoint = if self.has_sqlite3 {
             format!(
-                "[ -e {db}-wal ] && sqlite3 -cmd '.timeout 10000' {db} 'PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null; "
+                "[ -e {db}-wal ] && {} >/dev/null; ",
+                self.sqlite3("PRAGMA wal_checkpoint(TRUNCATE);")
             )
         } else {
             String::new()
@@ -99,44 +108,22 @@ impl RemoteDb {
 
     /// Downloads a consistent copy to `dest` and returns the fingerprint it
     /// matches (retried up to three times when the database kept changing).
+    /// A failure leaves nothing behind: neither `dest` nor a temporary.
     pub fn fetch_consistent(&self, dest: &Path, progress: bool) -> Result<String> {
+        let fetched = self.fetch_tries(dest, progress);
+        if fetched.is_err() {
+            let _ = std::fs::remove_file(dest);
+        }
+        fetched
+    }
+
+    fn fetch_tries(&self, dest: &Path, progress: bool) -> Result<String> {
         for _ in 0..3 {
             let before = self.fingerprint()?;
-            let part = dest.with_extension("download");
             if self.has_sqlite3 {
-                let tmp = self.sibling("sqlmorph-copy");
-                let out = self.remote.exec(&format!(
-                    "sqlite3 -cmd '.timeout 10000' {} \".backup '{}'\"",
-                    self.q(),
-                    tmp.replace('\'', "''")
-                ))?;
-                if out.status != 0 {
-                    let _ = self.remote.remove(&tmp);
-                    bail!(
-                        "sqlite3 .backup of {} failed: {}",
-                        self.url,
-                        out.stderr.trim()
-                    );
-                }
-                let got = self.remote.download(&tmp, &part, progress);
-                let _ = self.remote.remove(&tmp);
-                got?;
-                std::fs::rename(&part, dest)?;
+                self.fetch_backup(dest, progress)?;
             } else {
-                self.remote.download(&self.url.path, &part, progress)?;
-                let wal = format!("{}-wal", self.url.path);
-                let local_wal = crate::backup::wal_path(&part);
-                let _ = std::fs::remove_file(&local_wal);
-                if self.remote.exists(&wal)? {
-                    self.remote.download(&wal, &local_wal, progress)?;
-                }
-                // SQLite applies the WAL when the pair is opened; the backup
-                // API writes one self-contained file.
-                let result = crate::backup::copy_consistent_rw(&part, dest);
-                let _ = std::fs::remove_file(&part);
-                let _ = std::fs::remove_file(&local_wal);
-                let _ = std::fs::remove_file(crate::backup::shm_path(&part));
-                result?;
+                self.fetch_with_wal(dest, progress)?;
             }
             if self.fingerprint()? == before {
                 return Ok(before);
@@ -148,13 +135,56 @@ impl RemoteDb {
         )
     }
 
+    /// A `.backup` taken on the host beside production, downloaded, removed.
+    fn fetch_backup(&self, dest: &Path, progress: bool) -> Result<()> {
+        let tmp = self.sibling("sqlmorph-copy");
+        let backup = format!(".backup {}", dot_command_arg(&tmp));
+        let fetched = self.remote.exec(&self.sqlite3(&backup)).and_then(|out| {
+            if out.status != 0 {
+                bail!(
+                    "sqlite3 .backup of {} failed: {}",
+                    self.url,
+                    out.stderr.trim()
+                );
+            }
+            self.remote.download(&tmp, dest, progress)
+        });
+        let _ = self.remote.remove(&tmp);
+        fetched.map(drop)
+    }
+
+    /// The file and its `-wal` downloaded together; SQLite applies the WAL
+    /// when the pair is opened, and the backup API writes one file.
+    fn fetch_with_wal(&self, dest: &Path, progress: bool) -> Result<()> {
+        let part = dest.with_extension("download");
+        let local_wal = crate::backup::wal_path(&part);
+        let result = self
+            .download_with_wal(&part, &local_wal, progress)
+            .and_then(|()| crate::backup::copy_consistent_rw(&part, dest));
+        for p in [&part, &local_wal, &crate::backup::shm_path(&part)] {
+            let _ = std::fs::remove_file(p);
+        }
+        result
+    }
+
+    fn download_with_wal(&self, local: &Path, local_wal: &Path, progress: bool) -> Result<()> {
+        let _ = std::fs::remove_file(local_wal);
+        self.remote.download(&self.url.path, local, progress)?;
+        let wal = format!("{}-wal", self.url.path);
+        if self.remote.exists(&wal)? {
+            self.remote.download(&wal, local_wal, progress)?;
+        }
+        Ok(())
+    }
+
     /// Runs a configured command on the host; `SQLMORPH_DB` holds the
     /// database path. Output goes to the run log.
     pub fn run_command(&self, what: &str, command: &str, log: &mut Log) -> Result<()> {
         log.line(&format!("  {what} on {}: {command}", self.url.host_port()));
         let out = self.remote.exec(&format!(
-            "SQLMORPH_DB={} ; export SQLMORPH_DB; {command}",
-            self.q()
+            "SQLMORPH_DB={}; export SQLMORPH_DB; exec {}",
+            self.q(),
+            shell_command(&["/bin/sh", "-c", command])
         ))?;
         let text = format!("{}{}", out.stdout, out.stderr);
         if !text.trim().is_empty() {
@@ -177,7 +207,7 @@ impl RemoteDb {
         let tmp = self.sibling("sqlmorph-new");
         let mode = self
             .remote
-            .exec(&format!("stat -c %a -- {}", self.q()))
+            .exec(&shell_command(&["stat", "-c", "%a", "--", &self.url.path]))
             .ok()
             .filter(|o| o.status == 0)
             .and_then(|o| i32::from_str_radix(o.stdout.trim(), 8).ok())
@@ -239,9 +269,8 @@ impl RemoteDb {
     /// Puts `<db>.sqlmorph-prev` back.
     pub fn restore_prev(&self) -> Result<()> {
         let out = self.remote.exec(&format!(
-            "mv -f -- {} {} && sync",
-            shell_quote(&self.prev_path()),
-            self.q()
+            "{} && sync",
+            shell_command(&["mv", "-f", "--", &self.prev_path(), &self.url.path])
         ))?;
         if out.status != 0 {
             bail!(
@@ -259,6 +288,12 @@ impl RemoteDb {
     }
 }
 
+/// `path` as one argument of a sqlite3 dot-command: double-quoted, `\` and
+/// `"` escaped (the CLI resolves backslash escapes inside double quotes).
+fn dot_command_arg(path: &str) -> String {
+    format!("\"{}\"", path.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
 /// What happened on one host of a deploy.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct HostOutcome {
@@ -267,9 +302,10 @@ pub struct HostOutcome {
 }
 
 /// Deploys `migrated` to every host: upload and verify everywhere, then
-/// compare-and-swap everywhere, then restart and health-check everywhere.
-/// If any host fails, every host that was swapped is rolled back (and
-/// restarted), so the fleet ends all-old or all-new.
+/// stop (when configured) and compare-and-swap host by host, then restart
+/// and health-check everywhere. If any host fails, every host that was
+/// swapped is rolled back, so the fleet ends all-old or all-new, and every
+/// host that was stopped or had its database changed is restarted.
 pub fn deploy_fleet(
     hosts: &mut [RemoteDb],
     migrated: &Path,
@@ -278,7 +314,27 @@ pub fn deploy_fleet(
     progress: bool,
     log: &mut Log,
 ) -> Result<Vec<HostOutcome>> {
-    // 1. Upload everywhere, in parallel.
+    let staged = stage_all(hosts, migrated, progress)?;
+    let mut fleet = Fleet {
+        hosts,
+        staged,
+        commands,
+        log,
+        swapped: Vec::new(),
+        owes_restart: BTreeSet::new(),
+    };
+    match fleet
+        .swap_all(fingerprints)
+        .and_then(|()| fleet.restart_all())
+    {
+        Ok(()) => Ok(fleet.outcomes("deployed")),
+        Err((failed, err)) => Err(fleet.roll_back(failed, err)),
+    }
+}
+
+/// Uploads and verifies the new file on every host, in parallel. On any
+/// failure every upload is removed and no host was changed.
+fn stage_all(hosts: &mut [RemoteDb], migrated: &Path, progress: bool) -> Result<Vec<String>> {
     let staged: Vec<Result<String>> = std::thread::scope(|s| {
         let handles: Vec<_> = hosts
             .iter_mut()
@@ -305,107 +361,175 @@ pub fn deploy_fleet(
             )
         });
     }
-    let staged: Vec<String> = staged.into_iter().map(|r| r.unwrap_or_default()).collect();
+    staged.into_iter().collect()
+}
 
-    let hosts: &[RemoteDb] = hosts;
-    // 2. Stop (optional) and swap, host by host; undo all on a failure.
-    let mut swapped: Vec<usize> = Vec::new();
-    let mut failure: Option<(usize, anyhow::Error)> = None;
-    for (i, h) in hosts.iter().enumerate() {
-        let step = given(&commands.stop)
-            .map(|c| h.run_command("stop", c, log))
-            .transpose()
-            .and_then(|_| h.swap(&staged[i], &fingerprints[i]));
-        match step {
-            Ok(()) => {
-                log.line(&format!("  swapped {}", h.url));
-                swapped.push(i);
-            }
-            Err(e) => {
-                failure = Some((i, e));
-                break;
-            }
+/// The swap, restart and rollback of a fleet deploy. It remembers every host
+/// that owes a `restart` (its `stop` ran, or its database was swapped or put
+/// back) and, when dropped, restarts those that are still owed one: on
+/// every way out of a deploy, no host is left stopped.
+struct Fleet<'a> {
+    hosts: &'a [RemoteDb],
+    staged: Vec<String>,
+    commands: &'a Commands,
+    log: &'a mut Log,
+    swapped: Vec<usize>,
+    owes_restart: BTreeSet<usize>,
+}
+
+/// A step that failed on one host (its index).
+type HostError = (usize, anyhow::Error);
+
+impl Fleet<'_> {
+    /// Stop (when configured) and compare-and-swap, host by host.
+    fn swap_all(&mut self, fingerprints: &[String]) -> Result<(), HostError> {
+        for (i, fingerprint) in fingerprints.iter().enumerate() {
+            self.swap_one(i, fingerprint).map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
+
+    fn swap_one(&mut self, i: usize, fingerprint: &str) -> Result<()> {
+        let host = &self.hosts[i];
+        if let Some(stop) = given(&self.commands.stop) {
+            self.owes_restart.insert(i);
+            host.run_command("stop", stop, self.log)?;
+        }
+        host.swap(&self.staged[i], fingerprint)?;
+        self.owes_restart.insert(i);
+        self.swapped.push(i);
+        self.log.line(&format!("  swapped {}", host.url));
+        Ok(())
+    }
+
+    /// Restart and health check, host by host, once every host is swapped.
+    fn restart_all(&mut self) -> Result<(), HostError> {
+        for i in 0..self.hosts.len() {
+            self.restart(i)
+                .and_then(|()| self.health_check(i))
+                .map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
+
+    /// Runs `restart` (when configured) on host `i`, which then owes none.
+    fn restart(&mut self, i: usize) -> Result<()> {
+        self.owes_restart.remove(&i);
+        match given(&self.commands.restart) {
+            Some(c) => self.hosts[i].run_command("restart", c, self.log),
+            None => Ok(()),
         }
     }
-    // 3. Restart and health-check the swapped hosts.
-    if failure.is_none() {
-        for (i, h) in hosts.iter().enumerate() {
-            let step = given(&commands.restart)
-                .map(|c| h.run_command("restart", c, log))
-                .transpose()
-                .and_then(|_| {
-                    given(&commands.health_check)
-                        .map(|c| h.run_command("health_check", c, log))
-                        .transpose()
-                });
-            if let Err(e) = step {
-                failure = Some((i, e));
-                break;
-            }
+
+    fn health_check(&mut self, i: usize) -> Result<()> {
+        match given(&self.commands.health_check) {
+            Some(c) => self.hosts[i].run_command("health_check", c, self.log),
+            None => Ok(()),
         }
     }
-    let Some((failed, err)) = failure else {
-        return Ok(hosts
+
+    /// Puts `<db>.sqlmorph-prev` back on host `i`.
+    fn restore(&mut self, i: usize) -> Result<()> {
+        self.owes_restart.insert(i);
+        self.hosts[i].restore_prev()
+    }
+
+    fn outcomes(&self, status: &str) -> Vec<HostOutcome> {
+        self.hosts
             .iter()
             .map(|h| HostOutcome {
                 host: h.url.to_string(),
-                status: "deployed".into(),
+                status: status.to_string(),
             })
-            .collect());
-    };
-    for (h, tmp) in hosts.iter().zip(&staged) {
-        h.discard(tmp);
+            .collect()
     }
-    let mut report = Vec::new();
-    let mut rollback_failed = false;
-    for (i, h) in hosts.iter().enumerate() {
-        let status = if swapped.contains(&i) {
-            let undo = h.restore_prev().and_then(|()| {
-                given(&commands.restart)
-                    .map(|c| h.run_command("restart", c, log))
-                    .transpose()
-                    .map(|_| ())
-            });
-            match undo {
-                Ok(()) => "rolled back to the previous database".to_string(),
-                Err(e) => {
-                    rollback_failed = true;
-                    format!("ROLLBACK FAILED: {e:#}")
-                }
+
+    /// Removes the uploads, rolls back every swapped host, restarts every
+    /// host that owes it, and returns the error reporting each host.
+    fn roll_back(&mut self, failed: usize, err: anyhow::Error) -> anyhow::Error {
+        for (h, tmp) in self.hosts.iter().zip(&self.staged) {
+            h.discard(tmp);
+        }
+        let mut undo_failed = false;
+        let mut summary = String::new();
+        for i in 0..self.hosts.len() {
+            let (status, ok) = self.undo(i, failed, &err);
+            undo_failed |= !ok;
+            let host = &self.hosts[i].url;
+            self.log.line(&format!("  {host}: {status}"));
+            summary.push_str(&format!("\n  {host}: {status}"));
+        }
+        let is_abort = err
+            .chain()
+            .any(|e| e.downcast_ref::<crate::error::Exit>().is_some())
+            && self.swapped.is_empty();
+        let message = format!(
+            "deploy failed on {}: {err:#}{summary}",
+            self.hosts[failed].url.host_port()
+        );
+        if is_abort && !undo_failed {
+            aborted(message)
+        } else {
+            crate::error::deploy_failed(message)
+        }
+    }
+
+    /// Undoes what the deploy did on host `i`: its status, and whether the
+    /// undo worked.
+    fn undo(&mut self, i: usize, failed: usize, err: &anyhow::Error) -> (String, bool) {
+        let (mut status, mut ok) = if self.swapped.contains(&i) {
+            match self.restore(i) {
+                Ok(()) => ("rolled back to the previous database".to_string(), true),
+                Err(e) => (format!("ROLLBACK FAILED: {e:#}"), false),
             }
         } else if i == failed {
-            format!("failed: {err:#}")
+            (format!("failed: {err:#}"), true)
         } else {
-            "not changed".to_string()
+            ("not changed".to_string(), true)
         };
-        log.line(&format!("  {}: {status}", h.url));
-        report.push(HostOutcome {
-            host: h.url.to_string(),
-            status,
-        });
-    }
-    let summary = report
-        .iter()
-        .map(|o| format!("  {}: {}", o.host, o.status))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let is_abort = err
-        .chain()
-        .any(|e| e.downcast_ref::<crate::error::Exit>().is_some())
-        && swapped.is_empty();
-    let message = format!(
-        "deploy failed on {}: {err:#}\n{summary}",
-        hosts[failed].url.host_port()
-    );
-    if is_abort && !rollback_failed {
-        Err(aborted(message))
-    } else {
-        Err(crate::error::deploy_failed(message))
+        if self.owes_restart.contains(&i) {
+            match self.restart(i) {
+                Ok(()) if given(&self.commands.restart).is_some() => status.push_str("; restarted"),
+                Ok(()) => {}
+                Err(e) => {
+                    status.push_str(&format!("; RESTART FAILED: {e:#}"));
+                    ok = false;
+                }
+            }
+        }
+        (status, ok)
     }
 }
 
-/// Where the temporary prefetch of a remote production lives: outside the run
-/// directory, removed when the run ends.
-pub fn prefetch_path() -> PathBuf {
-    std::env::temp_dir().join(format!("sqlmorph-prefetch-{}.sqlite3", std::process::id()))
+impl Drop for Fleet<'_> {
+    fn drop(&mut self) {
+        for i in std::mem::take(&mut self.owes_restart) {
+            if let Err(e) = self.restart(i) {
+                let host = &self.hosts[i].url;
+                self.log.line(&format!("  restart on {host} failed: {e:#}"));
+            }
+        }
+    }
+}
+
+/// Runs the `restart` command on every host, over SSH, as a deploy does
+/// (`SQLMORPH_DB` set, output to the log). Every host is tried; the first
+/// failure is returned.
+pub fn restart_fleet(
+    urls: &[SshUrl],
+    opts: &SshOptions,
+    command: &str,
+    log: &mut Log,
+) -> Result<()> {
+    let mut first_failure = None;
+    for url in urls {
+        let restarted = RemoteDb::connect(url, opts)
+            .and_then(|host| host.run_command("restart", command, log))
+            .with_context(|| format!("restarting on {}", url.host_port()));
+        if let Err(e) = restarted {
+            log.line(&format!("  {e:#}"));
+            first_failure.get_or_insert(e);
+        }
+    }
+    first_failure.map_or(Ok(()), Err)
 }

@@ -663,6 +663,18 @@ impl Run {
         }
     }
 
+    /// The `restart` primitive: the configured command, where production
+    /// lives; nothing in a dry run.
+    pub fn restart(&mut self) -> Result<()> {
+        match crate::deploy::given(&self.opts.restart) {
+            Some(cmd) if !self.opts.dry_run => {
+                let cmd = cmd.to_string();
+                self.production.restart(&cmd, &mut self.log)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Step 9: the deployment question (typed `yes`).
     pub fn confirm_deploy(&mut self) -> Result<()> {
         self.prompter.confirm_typed(&format!(

@@ -1,9 +1,13 @@
 //! SSH transport for remote databases (`ssh://user@host[:port]/absolute/path.sqlite3`).
 //!
 //! One [`Remote`] is one authenticated SSH session (libssh2 through the `ssh2` crate). It
-//! runs commands through the remote shell, hashes remote files with `sha256sum`, moves
+//! runs shell scripts with `/bin/sh -c`, hashes remote files with `sha256sum`, moves
 //! files both ways over SFTP with large pipelined buffers, and replaces a remote file
 //! atomically with `mv -f --` (SFTP v3 `rename` refuses to overwrite an existing file).
+//!
+//! Every remote command line is built with [`shell_quote`] (or [`shell_command`], which
+//! quotes each word with it): paths, names and configured commands are never pasted into
+//! a script unquoted, and the login shell only ever sees `/bin/sh -c '<script>'`.
 //!
 //! Host keys are checked against an OpenSSH `known_hosts` file with OpenSSH's rules: an
 //! entry for a non-standard port is written and matched only as `[host]:port`, hashed
@@ -262,11 +266,14 @@ impl Remote {
         })
     }
 
-    /// Runs `command` through the remote user's shell and collects its output.
-    pub fn exec(&self, command: &str) -> Result<ExecOutput> {
-        let what = || format!("running `{command}` on {}", self.target);
+    /// Runs the POSIX shell `script` as `/bin/sh -c '<script>'` (the remote user's login
+    /// shell, whatever it is, only sees that one quoted word) and collects its output.
+    pub fn exec(&self, script: &str) -> Result<ExecOutput> {
+        let what = || format!("running `{script}` on {}", self.target);
         let mut channel = self.session.channel_session().with_context(what)?;
-        channel.exec(command).with_context(what)?;
+        channel
+            .exec(&shell_command(&["/bin/sh", "-c", script]))
+            .with_context(what)?;
         let (stdout, stderr) = self.read_output(&channel).with_context(what)?;
         channel.wait_close().with_context(what)?;
         let mut status = channel.exit_status().with_context(what)?;
@@ -343,16 +350,11 @@ impl Remote {
         Ok(bufs)
     }
 
-    /// Runs a POSIX `sh` script, whatever the user's login shell is.
-    fn sh(&self, script: &str) -> Result<ExecOutput> {
-        self.exec(&format!("sh -c {}", shell_quote(script)))
-    }
-
     /// SHA-256 (lowercase hex) of a remote file, or `None` when it does not exist.
     /// Uses `sha256sum`, falling back to `shasum -a 256` (macOS, BSD).
     pub fn sha256(&self, path: &str) -> Result<Option<String>> {
         let p = shell_quote(path);
-        let out = self.sh(&format!(
+        let out = self.exec(&format!(
             "[ -e {p} ] || exit 3; \
              if command -v sha256sum >/dev/null 2>&1; then exec sha256sum -- {p}; \
              elif command -v shasum >/dev/null 2>&1; then exec shasum -a 256 -- {p}; \
@@ -482,11 +484,7 @@ impl Remote {
 
     /// Atomically replaces `to` with `from` (`mv -f -- from to`); keep both in one directory.
     pub fn rename_over(&self, from: &str, to: &str) -> Result<()> {
-        let out = self.exec(&format!(
-            "mv -f -- {} {}",
-            shell_quote(from),
-            shell_quote(to)
-        ))?;
+        let out = self.exec(&shell_command(&["mv", "-f", "--", from, to]))?;
         if out.status != 0 {
             bail!(
                 "cannot move {from} over {to} on {}: {}",
@@ -517,7 +515,7 @@ impl Remote {
 
     /// Whether the remote shell finds the command `name` (e.g. `sqlite3`).
     pub fn has_command(&self, name: &str) -> Result<bool> {
-        let out = self.sh(&format!("command -v {} >/dev/null 2>&1", shell_quote(name)))?;
+        let out = self.exec(&format!("command -v {} >/dev/null 2>&1", shell_quote(name)))?;
         Ok(out.status == 0)
     }
 }
@@ -614,6 +612,16 @@ fn tcp_connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
 /// Quotes `s` as one word for a POSIX shell: `it's` becomes `'it'\''s'`.
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// A command line from its words, each quoted with [`shell_quote`]:
+/// `["mv", "--", "it's"]` becomes `'mv' '--' 'it'\''s'`.
+pub fn shell_command(words: &[&str]) -> String {
+    words
+        .iter()
+        .map(|w| shell_quote(w))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1035,5 +1043,10 @@ mod tests {
     fn quoting() {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("$HOME"), "'$HOME'");
+        assert_eq!(
+            shell_command(&["mv", "--", "it's", "$x"]),
+            r"'mv' '--' 'it'\''s' '$x'"
+        );
     }
 }

@@ -405,3 +405,45 @@ fn a_recipe_imports_a_module_beside_it() {
         vec!["2"]
     );
 }
+
+const ODD: &str = r#"CREATE TABLE "odd""name"(id INTEGER PRIMARY KEY, "it's ""col""" TEXT);
+INSERT INTO "odd""name" VALUES (1, 'a'), (2, NULL);"#;
+const ODD_WITH_TZ: &str = r#"CREATE TABLE "odd""name"(id INTEGER PRIMARY KEY, "it's ""col""" TEXT, tz TEXT NOT NULL DEFAULT 'UTC');"#;
+
+/// A recipe that runs `checks` (std/checks calls) on the migrated database.
+fn checks_recipe(checks: &str) -> String {
+    format!(
+        "import \"std/steps\" as steps;\nimport \"std/checks\" as checks;\n\
+         let p = steps::prepare();\nlet db = copy(p);\n{checks}\nsteps::finish(p, db);\n"
+    )
+}
+
+#[test]
+fn std_checks_quote_table_and_column_names() {
+    let (ws, prod) = setup(ODD, ODD_WITH_TZ);
+    ws.file(
+        "failing.rhai",
+        &checks_recipe(r#"checks::no_nulls(db, "odd\"name", "it's \"col\"");"#),
+    );
+    let before = sha256_file(&prod);
+    let out = run(&ws, Some("failing.rhai"), &["--yes"]);
+    assert_code(&out, 2);
+    assert!(
+        stderr_of(&out).contains(r#"odd"name.it's "col": 1 NULL value(s)"#),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(sha256_file(&prod), before, "a failed check deploys nothing");
+
+    ws.file(
+        "passing.rhai",
+        &checks_recipe(
+            r#"checks::rows(db, "odd\"name", 2); checks::no_nulls(db, "odd\"name", "tz");"#,
+        ),
+    );
+    assert_ok(&run(&ws, Some("passing.rhai"), &["--yes"]));
+    assert_eq!(
+        column(&prod, r#"SELECT id || tz FROM "odd""name" ORDER BY id"#),
+        vec!["1UTC", "2UTC"]
+    );
+}

@@ -514,3 +514,252 @@ fn plan_reads_remote_production_and_leaves_nothing_behind() {
     assert_eq!(ws.snapshot(), before, "plan wrote nothing");
     assert_eq!(column(&remote, "PRAGMA table_info(users)").len(), 3);
 }
+
+/// The names in `dir`, sorted (empty when it does not exist).
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// `sqlmorph ARGS` with its temporary directory set to `tmp`.
+fn with_tmpdir(ws: &Workspace, tmp: &Path, args: &[&str]) -> Output {
+    ws.cmd().args(args).env("TMPDIR", tmp).output().unwrap()
+}
+
+#[test]
+fn plan_of_a_remote_path_with_quotes_and_dollars_leaves_nothing_behind() {
+    let sshd = Sshd::start();
+    let ws = Workspace::new();
+    std::fs::create_dir(ws.path("remote")).unwrap();
+    let remote = ws.db("remote/it's $HOME.sqlite3", PROD);
+    ws.file("schema.sql", SOURCE);
+    config(
+        &ws,
+        &[url(&sshd, &remote)],
+        &sshd.client_key,
+        &sshd.known_hosts,
+        "",
+    );
+    let tmp = ws.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let before = listing(&ws.path("remote"));
+    let out = with_tmpdir(&ws, &tmp, &["plan"]);
+    code(&out, 0);
+    assert!(
+        stdout_of(&out).contains("+ tz (DEFAULT 'UTC')"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert_eq!(
+        listing(&ws.path("remote")),
+        before,
+        "nothing left on the host"
+    );
+    assert_eq!(
+        listing(&tmp),
+        Vec::<String>::new(),
+        "no local temporary left"
+    );
+}
+
+/// A `sha256sum` that reads its input and answers a new hash on every call.
+const RESTLESS_SHA256SUM: &str = r#"#!/bin/sh
+cat >/dev/null
+n=$(cat "$0.calls" 2>/dev/null || echo 0)
+n=$((n + 1))
+echo "$n" > "$0.calls"
+printf '%064d  -\n' "$n"
+"#;
+
+#[test]
+fn a_failed_remote_copy_leaves_no_temporary_behind() {
+    // A host whose sha256sum answers a new hash on every call: production
+    // "keeps changing", so every consistent copy is thrown away.
+    let ws = Workspace::new();
+    let bin = ws.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let fake = ws.file("bin/sha256sum", RESTLESS_SHA256SUM);
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let sshd = Sshd::start_with(&[format!(
+        "SetEnv=PATH={}:/usr/local/bin:/usr/bin:/bin",
+        bin.display()
+    )]);
+    std::fs::create_dir(ws.path("remote")).unwrap();
+    let remote = ws.db("remote/prod.sqlite3", PROD);
+    ws.file("schema.sql", SOURCE);
+    config(
+        &ws,
+        &[url(&sshd, &remote)],
+        &sshd.client_key,
+        &sshd.known_hosts,
+        "",
+    );
+    let tmp = ws.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let before = listing(&ws.path("remote"));
+    for args in [&["plan"][..], &["run", "--dry-run"]] {
+        let out = with_tmpdir(&ws, &tmp, args);
+        code(&out, 2);
+        assert!(
+            stderr_of(&out).contains("kept changing"),
+            "{args:?}: {}",
+            stderr_of(&out)
+        );
+        assert_eq!(
+            listing(&ws.path("remote")),
+            before,
+            "{args:?}: nothing left on the host"
+        );
+        assert_eq!(
+            listing(&tmp),
+            Vec::<String>::new(),
+            "{args:?}: no local temporary left"
+        );
+    }
+}
+
+#[test]
+fn a_deploy_to_a_remote_path_with_quotes_and_dollars_works() {
+    let sshd = Sshd::start();
+    let ws = Workspace::new();
+    std::fs::create_dir(ws.path("remote")).unwrap();
+    let remote = ws.db("remote/it's $HOME \"x\".sqlite3", PROD);
+    ws.file("schema.sql", SOURCE);
+    let marker = ws.path("restarted.txt");
+    config(
+        &ws,
+        &[url(&sshd, &remote)],
+        &sshd.client_key,
+        &sshd.known_hosts,
+        &format!(
+            "restart = {:?}",
+            format!(
+                "printf %s \"$SQLMORPH_DB\" > {:?}",
+                marker.display().to_string()
+            )
+        ),
+    );
+    code(&run(&ws, &[]), 0);
+    assert_eq!(
+        column(&remote, "SELECT id || tz FROM users ORDER BY id"),
+        vec!["1UTC", "2UTC", "3UTC"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        remote.display().to_string(),
+        "the restart command was told the exact path"
+    );
+    let prev = PathBuf::from(format!("{}.sqlmorph-prev", remote.display()));
+    assert!(prev.exists(), "the previous file is kept beside production");
+}
+
+/// `<name>/prod.sqlite3` for each name: the databases of a fleet whose
+/// "hosts" are one sshd.
+fn fleet_dbs(ws: &Workspace, names: &[&str]) -> Vec<PathBuf> {
+    names
+        .iter()
+        .map(|h| {
+            std::fs::create_dir(ws.path(h)).unwrap();
+            ws.db(&format!("{h}/prod.sqlite3"), PROD)
+        })
+        .collect()
+}
+
+/// The lines the restart command appended beside `db` (one per restart).
+fn restarts(db: &Path) -> Vec<String> {
+    std::fs::read_to_string(format!("{}.restarts", db.display()))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_fleet_that_aborts_restarts_every_host_it_stopped() {
+    let sshd = Sshd::start();
+    let ws = Workspace::new();
+    let hosts = fleet_dbs(&ws, &["host1", "host2", "host3"]);
+    ws.file("schema.sql", SOURCE);
+    // host2's stop plays the racing application: a write lands there after
+    // the snapshot, so its compare-and-swap fails and the fleet aborts.
+    let stop = "case \"$SQLMORPH_DB\" in *host2*) sqlite3 \"$SQLMORPH_DB\" \"INSERT INTO users VALUES (4, 'late', 1)\";; esac";
+    let restart = "echo \"$SSH_CONNECTION\" >> \"$SQLMORPH_DB.restarts\"";
+    let fleet: Vec<String> = hosts.iter().map(|p| url(&sshd, p)).collect();
+    config(
+        &ws,
+        &fleet,
+        &sshd.client_key,
+        &sshd.known_hosts,
+        &format!("stop = {stop:?}\nrestart = {restart:?}"),
+    );
+    let old = sha256_file(&hosts[0]);
+    let out = run(&ws, &[]);
+    code(&out, 4);
+    assert!(
+        stderr_of(&out).contains("changed after the snapshot"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(sha256_file(&hosts[0]), old, "host1 was rolled back");
+    assert_eq!(
+        column(&hosts[1], "SELECT name FROM users WHERE id = 4"),
+        vec!["late"]
+    );
+    // host1 (swapped, rolled back) and host2 (stopped, swap refused) each
+    // restarted once, over SSH; host3 was never stopped.
+    for stopped in &hosts[..2] {
+        let lines = restarts(stopped);
+        assert_eq!(lines.len(), 1, "{}: {lines:?}", stopped.display());
+        assert!(lines[0].starts_with("127.0.0.1 "), "{lines:?}");
+    }
+    assert_eq!(restarts(&hosts[2]), Vec::<String>::new());
+}
+
+#[test]
+fn the_restart_primitive_runs_on_every_host_over_ssh() {
+    let sshd = Sshd::start();
+    let ws = Workspace::new();
+    let hosts = fleet_dbs(&ws, &["host1", "host2"]);
+    ws.file("schema.sql", SOURCE);
+    ws.file("restart.rhai", "restart();\n");
+    let fleet: Vec<String> = hosts.iter().map(|p| url(&sshd, p)).collect();
+    let restart = "echo \"$SSH_CONNECTION\" >> \"$SQLMORPH_DB.restarts\"";
+    config(
+        &ws,
+        &fleet,
+        &sshd.client_key,
+        &sshd.known_hosts,
+        &format!("restart = {restart:?}"),
+    );
+    let run_recipe = |extra: &[&str]| {
+        ws.cmd()
+            .args(["run", "restart.rhai", "--yes"])
+            .args(extra)
+            .env_remove("SSH_CONNECTION")
+            .env_remove("SQLMORPH_DB")
+            .output()
+            .unwrap()
+    };
+    code(&run_recipe(&["--dry-run"]), 0);
+    for db in &hosts {
+        assert_eq!(
+            restarts(db),
+            Vec::<String>::new(),
+            "a dry run restarts nothing"
+        );
+    }
+    code(&run_recipe(&[]), 0);
+    for db in &hosts {
+        let lines = restarts(db);
+        assert_eq!(lines.len(), 1, "{}: {lines:?}", db.display());
+        assert!(lines[0].starts_with("127.0.0.1 "), "over SSH: {lines:?}");
+    }
+    assert!(!ws.path(".restarts").exists(), "nothing ran here");
+}

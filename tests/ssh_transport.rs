@@ -106,6 +106,17 @@ fn connect_and_exec() {
 }
 
 #[test]
+fn exec_runs_the_script_with_bin_sh_not_the_login_shell() {
+    let sshd = Sshd::start();
+    let remote = connect(&sshd);
+    // The login shell only passes one quoted word on to /bin/sh.
+    let out = remote
+        .exec("printf '%s|' \"$0\" 'it'\\''s' \"$((1 + 1))\"")
+        .expect("exec");
+    assert_eq!((out.status, out.stdout.as_str()), (0, "/bin/sh|it's|2|"));
+}
+
+#[test]
 fn exec_outlives_the_session_timeout() {
     let sshd = Sshd::start();
     let mut o = opts(&sshd);

@@ -198,6 +198,15 @@ impl Production {
         })
     }
 
+    /// Runs `restart` where production lives: here for a local file, on
+    /// every host of the fleet over SSH.
+    pub fn restart(&mut self, command: &str, log: &mut Log) -> Result<()> {
+        if self.is_remote() {
+            return crate::remote::restart_fleet(&self.opts.remotes, &self.opts.ssh, command, log);
+        }
+        crate::deploy::run_command("restart", command, log)
+    }
+
     /// Swaps `new` into production if production is still as `token`
     /// says; `restore` (production's content at `token`) goes back in when
     /// the service does not come back. Runs the commands around the swap.
