@@ -4,7 +4,7 @@
 //! `cargo run --release --example ssh_transfer -- URL KEY KNOWN_HOSTS LOCAL DOWNLOAD`
 use std::time::Instant;
 
-use sqlmorph::ssh::{Remote, SshOptions, SshUrl};
+use sqlmorph::target::ssh::{Remote, SshOptions, SshUrl};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

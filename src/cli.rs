@@ -60,14 +60,14 @@ fn resolve_paths(
         targets
             .iter()
             .map(|t| {
-                t.parse::<crate::ssh::SshUrl>()
+                t.parse::<crate::target::ssh::SshUrl>()
                     .map_err(|e| input(format!("{t}: {e:#}")))
             })
             .collect::<Result<Vec<_>>>()?
     } else {
         return Err(input("`production` mixes local paths and ssh:// targets"));
     };
-    let mut ssh = crate::ssh::SshOptions::default();
+    let mut ssh = crate::target::ssh::SshOptions::default();
     if let Some(id) = &config.ssh.identity {
         ssh.identity = Some(expand_home(id));
     }

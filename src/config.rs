@@ -129,3 +129,50 @@ health_check = ""    # after the restart; a non-zero exit rolls the deploy back
 # max_operations = 50000000
 # max_call_levels = 64
 "#;
+
+/// Everything a run needs to know, resolved from flags and `sqlmorph.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub source: PathBuf,
+    pub production: PathBuf,
+    pub backup_dir: PathBuf,
+    pub work_dir: PathBuf,
+    pub dry_run: bool,
+    pub yes: bool,
+    pub allow_destructive: bool,
+    pub json: bool,
+    pub stop: Option<String>,
+    pub restart: Option<String>,
+    pub health_check: Option<String>,
+    /// The recipe's name (file path, or `default` for the built-in one).
+    pub recipe_name: String,
+    pub recipe_hash: String,
+    /// Production over SSH: one host, or a fleet of replicas (then
+    /// `production` only names the first for messages).
+    pub remotes: Vec<crate::target::ssh::SshUrl>,
+    pub ssh: crate::target::ssh::SshOptions,
+}
+
+impl Options {
+    /// The commands run around the swap.
+    pub fn commands(&self) -> Commands {
+        Commands {
+            stop: self.stop.clone(),
+            restart: self.restart.clone(),
+            health_check: self.health_check.clone(),
+        }
+    }
+
+    /// True when production is reached over SSH.
+    pub fn is_remote(&self) -> bool {
+        !self.remotes.is_empty()
+    }
+}
+
+/// Commands run around the swap (from `sqlmorph.toml` or the recipe).
+#[derive(Debug, Clone, Default)]
+pub struct Commands {
+    pub stop: Option<String>,
+    pub restart: Option<String>,
+    pub health_check: Option<String>,
+}

@@ -8,16 +8,10 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use rusqlite::Connection;
 
+pub use crate::config::Commands;
+use crate::config::Options;
+use crate::log::Log;
 use crate::plan::Plan;
-use crate::run::{Log, Options};
-
-/// Commands run around the swap (from `sqlmorph.toml` or the recipe).
-#[derive(Debug, Clone, Default)]
-pub struct Commands {
-    pub stop: Option<String>,
-    pub restart: Option<String>,
-    pub health_check: Option<String>,
-}
 
 /// The `_sqlmorph_history` table.
 pub const HISTORY_SQL: &str = "CREATE TABLE IF NOT EXISTS _sqlmorph_history(

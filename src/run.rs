@@ -5,8 +5,6 @@
 //! Production is read by `backup`, `snapshot` and `production_schema`, and
 //! written only by `deploy`, through the compare-and-swap in `deploy`.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -14,109 +12,18 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::backup;
+pub use crate::config::Options;
 use crate::copy::{self, FileSettings};
 use crate::deploy;
 use crate::diff::{self, SchemaDiff};
 use crate::error::{ExitKind, aborted, input};
+pub use crate::log::Log;
 use crate::plan::{self, ColumnSource, Mappings, Plan};
 use crate::prompt::Prompter;
 use crate::schema::Schema;
 use crate::style::Style;
 use crate::target::{Access, Production, Token};
 use crate::validate::{self, Report};
-
-/// Everything a run needs to know, resolved from flags and `sqlmorph.toml`.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    pub source: PathBuf,
-    pub production: PathBuf,
-    pub backup_dir: PathBuf,
-    pub work_dir: PathBuf,
-    pub dry_run: bool,
-    pub yes: bool,
-    pub allow_destructive: bool,
-    pub json: bool,
-    pub stop: Option<String>,
-    pub restart: Option<String>,
-    pub health_check: Option<String>,
-    /// The recipe's name (file path, or `default` for the built-in one).
-    pub recipe_name: String,
-    pub recipe_hash: String,
-    /// Production over SSH: one host, or a fleet of replicas (then
-    /// `production` only names the first for messages).
-    pub remotes: Vec<crate::ssh::SshUrl>,
-    pub ssh: crate::ssh::SshOptions,
-}
-
-impl Options {
-    /// The commands run around the swap.
-    pub fn commands(&self) -> deploy::Commands {
-        deploy::Commands {
-            stop: self.stop.clone(),
-            restart: self.restart.clone(),
-            health_check: self.health_check.clone(),
-        }
-    }
-
-    /// True when production is reached over SSH.
-    pub fn is_remote(&self) -> bool {
-        !self.remotes.is_empty()
-    }
-}
-
-/// A run's log: every line goes to `log.txt` with a timestamp and to the
-/// console (standard output, or standard error in JSON mode).
-pub struct Log {
-    file: Option<File>,
-    to_stderr: bool,
-}
-
-impl Log {
-    fn open(path: &Path, to_stderr: bool) -> Result<Log> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("creating {}", path.display()))?;
-        Ok(Log {
-            file: Some(file),
-            to_stderr,
-        })
-    }
-
-    /// A log that only prints (commands that leave no run directory).
-    pub fn console(to_stderr: bool) -> Log {
-        Log {
-            file: None,
-            to_stderr,
-        }
-    }
-
-    /// Writes a line to the console and, timestamped, to the log file.
-    pub fn line(&mut self, text: &str) {
-        let stamp = chrono::Local::now().format("%Y-%m-%d %H:%M:%S");
-        if let Some(file) = &mut self.file {
-            for l in text.lines() {
-                let _ = writeln!(file, "{stamp} {l}");
-            }
-        }
-        if self.to_stderr {
-            eprintln!("{text}");
-        } else {
-            println!("{text}");
-        }
-    }
-
-    /// Writes to the log file only.
-    pub fn quiet(&mut self, text: &str) {
-        let stamp = chrono::Local::now().format("%Y-%m-%d %H:%M:%S");
-        if let Some(file) = &mut self.file {
-            for l in text.lines() {
-                let _ = writeln!(file, "{stamp} {l}");
-            }
-        }
-    }
-}
 
 /// What a database handle may be used for. The role decides how
 /// [`Run::connect`] opens it, so a recipe cannot write what it must not.

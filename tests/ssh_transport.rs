@@ -1,4 +1,4 @@
-//! sqlmorph::ssh against a real OpenSSH server on 127.0.0.1 (see support/sshd.rs).
+//! sqlmorph::target::ssh against a real OpenSSH server on 127.0.0.1 (see support/sshd.rs).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use sqlmorph::ssh::{Remote, SshOptions, SshUrl, shell_quote};
+use sqlmorph::target::ssh::{Remote, SshOptions, SshUrl, shell_quote};
 
 use crate::support::sshd::Sshd;
 

@@ -8,6 +8,8 @@
 
 pub mod live;
 pub mod local;
+pub mod remote;
+pub mod ssh;
 
 use std::path::{Path, PathBuf};
 
@@ -16,9 +18,9 @@ use rusqlite::Connection;
 
 use crate::deploy::Commands;
 use crate::error::aborted;
-use crate::remote::RemoteDb;
 use crate::run::{Log, Options};
 use crate::schema::Schema;
+use crate::target::remote::RemoteDb;
 use live::{Baseline, LiveDb, Swappable};
 
 /// Whether a session may write production at all.
@@ -202,7 +204,12 @@ impl Production {
     /// every host of the fleet over SSH.
     pub fn restart(&mut self, command: &str, log: &mut Log) -> Result<()> {
         if self.is_remote() {
-            return crate::remote::restart_fleet(&self.opts.remotes, &self.opts.ssh, command, log);
+            return crate::target::remote::restart_fleet(
+                &self.opts.remotes,
+                &self.opts.ssh,
+                command,
+                log,
+            );
         }
         crate::deploy::run_command("restart", command, log)
     }
@@ -234,7 +241,7 @@ impl Production {
             }
             Token::Remote(prints) => {
                 self.fetched(log)?;
-                let outcome = crate::remote::deploy_fleet(
+                let outcome = crate::target::remote::deploy_fleet(
                     &mut self.remote.hosts,
                     new,
                     prints,

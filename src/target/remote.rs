@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use crate::deploy::Commands;
 use crate::error::aborted;
 use crate::run::Log;
-use crate::ssh::{Remote, SshOptions, SshUrl, shell_command, shell_quote};
+use crate::target::ssh::{Remote, SshOptions, SshUrl, shell_command, shell_quote};
 
 /// One production database on one host.
 pub struct RemoteDb {

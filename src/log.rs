@@ -1,0 +1,62 @@
+//! A run's log: every line goes to `log.txt` with a timestamp and to the
+//! console.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+/// A run's log: every line goes to `log.txt` with a timestamp and to the
+/// console (standard output, or standard error in JSON mode).
+pub struct Log {
+    file: Option<File>,
+    to_stderr: bool,
+}
+
+impl Log {
+    pub fn open(path: &Path, to_stderr: bool) -> Result<Log> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        Ok(Log {
+            file: Some(file),
+            to_stderr,
+        })
+    }
+
+    /// A log that only prints (commands that leave no run directory).
+    pub fn console(to_stderr: bool) -> Log {
+        Log {
+            file: None,
+            to_stderr,
+        }
+    }
+
+    /// Writes a line to the console and, timestamped, to the log file.
+    pub fn line(&mut self, text: &str) {
+        let stamp = chrono::Local::now().format("%Y-%m-%d %H:%M:%S");
+        if let Some(file) = &mut self.file {
+            for l in text.lines() {
+                let _ = writeln!(file, "{stamp} {l}");
+            }
+        }
+        if self.to_stderr {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+
+    /// Writes to the log file only.
+    pub fn quiet(&mut self, text: &str) {
+        let stamp = chrono::Local::now().format("%Y-%m-%d %H:%M:%S");
+        if let Some(file) = &mut self.file {
+            for l in text.lines() {
+                let _ = writeln!(file, "{stamp} {l}");
+            }
+        }
+    }
+}
