@@ -8,6 +8,7 @@ mod diff_cmd;
 mod fidelity;
 mod history;
 mod input_errors;
+mod live_app;
 mod migrate;
 mod recipes;
 mod repl;
