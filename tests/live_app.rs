@@ -24,14 +24,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags, params};
 
-use crate::support::{Workspace, setup, stderr_of, stdout_of};
+use crate::support::{
+    Workspace, assert_code, assert_sound, column, run_migration, setup, stderr_of, stdout_of,
+};
 
 // ---------------------------------------------------------------------------
 // 1 and 2: a live application keeps writing while `run --yes` deploys.
@@ -683,4 +686,146 @@ fn live_application_rollback_journal_keeps_every_acknowledged_commit() {
         "live_application_rollback_journal_keeps_every_acknowledged_commit",
         || live_application("delete"),
     );
+}
+
+// ---------------------------------------------------------------------------
+// 3: WAL productions are read without being changed.
+// ---------------------------------------------------------------------------
+
+/// `sqlmorph plan --source schema.sql --production prod.sqlite3`.
+fn plan(ws: &Workspace) -> Output {
+    ws.cmd()
+        .args([
+            "plan",
+            "--source",
+            "schema.sql",
+            "--production",
+            "prod.sqlite3",
+        ])
+        .output()
+        .unwrap()
+}
+
+fn beside(db: &Path, suffix: &str) -> PathBuf {
+    let mut s = db.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// A WAL production that no process has open: closed cleanly, so no `-wal`
+/// or `-shm` beside it.
+fn closed_wal_production(ws: &Workspace) -> PathBuf {
+    let prod = ws.db(
+        "prod.sqlite3",
+        "PRAGMA journal_mode = WAL; CREATE TABLE t(a); INSERT INTO t VALUES (1), (2), (3);",
+    );
+    assert!(
+        !beside(&prod, "-wal").exists() && !beside(&prod, "-shm").exists(),
+        "precondition: closed cleanly"
+    );
+    assert_eq!(column(&prod, "PRAGMA journal_mode"), vec!["wal"]);
+    // That read was the last connection again: nothing left beside it.
+    assert!(!beside(&prod, "-wal").exists() && !beside(&prod, "-shm").exists());
+    prod
+}
+
+#[test]
+fn run_migrates_a_wal_production_that_no_process_has_open() {
+    let ws = Workspace::new();
+    let prod = closed_wal_production(&ws);
+    ws.file("schema.sql", "CREATE TABLE t(a); CREATE TABLE u(b);");
+    let out = run_migration(&ws, None, &["--yes"]);
+    assert_code(&out, 0);
+    assert_eq!(
+        column(&prod, "SELECT a FROM t ORDER BY a"),
+        vec!["1", "2", "3"]
+    );
+    assert_eq!(column(&prod, "PRAGMA journal_mode"), vec!["wal"]);
+    assert_sound(&ws);
+}
+
+#[test]
+fn plan_on_a_closed_wal_production_leaves_no_wal_or_shm() {
+    let ws = Workspace::new();
+    closed_wal_production(&ws);
+    ws.file("schema.sql", "CREATE TABLE t(a); CREATE TABLE u(b);");
+    let before = ws.snapshot();
+    let out = plan(&ws);
+    assert_code(&out, 0);
+    assert!(stdout_of(&out).contains("+ table u"), "{}", stdout_of(&out));
+    assert_eq!(
+        ws.snapshot(),
+        before,
+        "plan changed the files beside production"
+    );
+}
+
+/// Production left by an application that stopped without checkpointing
+/// (as after a crash): its table and rows live only in `prod.sqlite3-wal`.
+fn crashed_wal_production(ws: &Workspace) -> PathBuf {
+    let prod = ws.path("prod.sqlite3");
+    let app = Connection::open(&prod).unwrap();
+    app.execute_batch("PRAGMA journal_mode = WAL;").unwrap();
+    app.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+        .unwrap();
+    app.execute_batch(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+         INSERT INTO t VALUES (1, 'only'), (2, 'in the'), (3, 'wal');",
+    )
+    .unwrap();
+    drop(app);
+    assert!(beside(&prod, "-wal").metadata().unwrap().len() > 0);
+    // The main file alone does not have them.
+    let elsewhere = Workspace::new();
+    let main_only = elsewhere.path("main-only.sqlite3");
+    std::fs::copy(&prod, &main_only).unwrap();
+    assert_eq!(
+        column(&main_only, "SELECT count(*) FROM sqlite_schema"),
+        vec!["0"],
+        "precondition: the rows are in the -wal only"
+    );
+    prod
+}
+
+#[test]
+fn plan_leaves_a_crashed_applications_wal_byte_identical() {
+    let ws = Workspace::new();
+    crashed_wal_production(&ws);
+    ws.file(
+        "schema.sql",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, w INT);",
+    );
+    let before = ws.snapshot();
+    let out = plan(&ws);
+    assert_code(&out, 0);
+    assert!(
+        stdout_of(&out).contains("3 row(s)"),
+        "the plan reads the rows in the -wal: {}",
+        stdout_of(&out)
+    );
+    assert_eq!(
+        ws.snapshot(),
+        before,
+        "plan changed production's files (created, removed or checkpointed)"
+    );
+}
+
+#[test]
+fn run_migrates_the_rows_a_crashed_application_left_in_the_wal() {
+    let ws = Workspace::new();
+    let prod = crashed_wal_production(&ws);
+    ws.file(
+        "schema.sql",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, w INT);",
+    );
+    let out = run_migration(&ws, None, &["--yes"]);
+    assert_code(&out, 0);
+    assert_eq!(
+        column(
+            &prod,
+            "SELECT id || ':' || v || ':' || ifnull(w, 'NULL') FROM t ORDER BY id"
+        ),
+        vec!["1:only:NULL", "2:in the:NULL", "3:wal:NULL"]
+    );
+    assert_sound(&ws);
 }
