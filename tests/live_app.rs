@@ -22,6 +22,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
@@ -828,4 +829,133 @@ fn run_migrates_the_rows_a_crashed_application_left_in_the_wal() {
         vec!["1:only:NULL", "2:in the:NULL", "3:wal:NULL"]
     );
     assert_sound(&ws);
+}
+
+// ---------------------------------------------------------------------------
+// 4: production keeps its identity: inode, owner, mode; a symlink stays one.
+// ---------------------------------------------------------------------------
+
+const USERS: &str = "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT);
+INSERT INTO users VALUES (1, 'ann', 31), (2, 'bob', NULL), (3, 'cy', 7);";
+
+/// The users table with one more column (no data lost).
+const USERS_V2: &str = "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC');";
+
+fn users(db: &Path) -> Vec<String> {
+    column(
+        db,
+        "SELECT id || ':' || name || ':' || ifnull(age, 'NULL') FROM users ORDER BY id",
+    )
+}
+
+/// (inode, uid, gid, permission bits)
+fn identity(p: &Path) -> (u64, u32, u32, u32) {
+    let m = std::fs::metadata(p).unwrap();
+    (m.ino(), m.uid(), m.gid(), m.mode() & 0o7777)
+}
+
+fn rollback(ws: &Workspace, production: &str, extra: &[&str]) -> Output {
+    ws.cmd()
+        .args(["rollback", "--production", production])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// `sqlmorph schema DB`: the normalized schema.
+fn schema_text(ws: &Workspace, db: &str) -> String {
+    let out = ws.cmd().args(["schema", db]).output().unwrap();
+    assert_code(&out, 0);
+    stdout_of(&out)
+}
+
+#[test]
+fn run_and_rollback_keep_productions_inode_owner_and_mode() {
+    let (ws, prod) = setup(USERS, USERS_V2);
+    std::fs::set_permissions(&prod, std::fs::Permissions::from_mode(0o664)).unwrap();
+    let root = std::fs::metadata(ws.file("whoami", "")).unwrap().uid() == 0;
+    if root {
+        std::os::unix::fs::chown(&prod, Some(65534), Some(65534)).unwrap();
+    } else {
+        eprintln!("not root: production stays this user's, the chown to 65534:65534 is skipped");
+    }
+    let before = identity(&prod);
+    assert_eq!(before.3, 0o664);
+    let original = schema_text(&ws, "prod.sqlite3");
+
+    assert_code(&run_migration(&ws, None, &["--yes"]), 0);
+    assert_sound(&ws);
+    assert_eq!(
+        identity(&prod),
+        before,
+        "after run: production's (inode, uid, gid, mode)"
+    );
+
+    assert_code(&rollback(&ws, "prod.sqlite3", &["--yes"]), 0);
+    assert_eq!(schema_text(&ws, "prod.sqlite3"), original);
+    assert_eq!(
+        identity(&prod),
+        before,
+        "after rollback: production's (inode, uid, gid, mode)"
+    );
+}
+
+#[test]
+fn a_symlinked_production_stays_a_symlink_through_run_and_rollback() {
+    let ws = Workspace::new();
+    std::fs::create_dir(ws.path("data")).unwrap();
+    let real = ws.db("data/real.db", USERS);
+    std::os::unix::fs::symlink("data/real.db", ws.path("prod.db")).unwrap();
+    ws.file("schema.sql", USERS_V2);
+    let original = schema_text(&ws, "data/real.db");
+    let rows = users(&real);
+    let real_id = identity(&real);
+    let still_linked = |when: &str| {
+        let link = ws.path("prod.db");
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "{when}: prod.db is no longer a symlink"
+        );
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            PathBuf::from("data/real.db"),
+            "{when}: the link's target"
+        );
+        assert_eq!(
+            identity(&real),
+            real_id,
+            "{when}: the target file's identity"
+        );
+    };
+
+    let out = ws
+        .cmd()
+        .args([
+            "run",
+            "--source",
+            "schema.sql",
+            "--production",
+            "prod.db",
+            "--yes",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    still_linked("after run");
+    assert_code(
+        &ws.cmd()
+            .args(["diff", "data/real.db", "schema.sql"])
+            .output()
+            .unwrap(),
+        0,
+    );
+    assert_eq!(users(&real), rows);
+
+    assert_code(&rollback(&ws, "prod.db", &["--yes"]), 0);
+    still_linked("after rollback");
+    assert_eq!(schema_text(&ws, "data/real.db"), original);
+    assert_eq!(users(&real), rows);
 }
