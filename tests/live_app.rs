@@ -34,7 +34,8 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags, params};
 
 use crate::support::{
-    Workspace, assert_code, assert_sound, column, run_migration, setup, stderr_of, stdout_of,
+    Workspace, assert_code, assert_sound, column, run_migration, setup, sha256_file, stderr_of,
+    stdout_of,
 };
 
 // ---------------------------------------------------------------------------
@@ -958,4 +959,84 @@ fn a_symlinked_production_stays_a_symlink_through_run_and_rollback() {
     still_linked("after rollback");
     assert_eq!(schema_text(&ws, "data/real.db"), original);
     assert_eq!(users(&real), rows);
+}
+
+// ---------------------------------------------------------------------------
+// 5: rollback restores the backup taken before the deploy.
+// ---------------------------------------------------------------------------
+
+/// And one more.
+const USERS_V3: &str = "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC', nick TEXT);";
+
+#[test]
+fn rollback_after_a_declined_run_restores_the_pre_deploy_backup() {
+    let (ws, prod) = setup(USERS, USERS_V2);
+    let original = schema_text(&ws, "prod.sqlite3");
+    let rows = users(&prod);
+    assert_code(&run_migration(&ws, None, &["--yes"]), 0);
+    let deployed = schema_text(&ws, "prod.sqlite3");
+    assert_ne!(deployed, original);
+
+    // A second migration, declined: no terminal and no --yes.
+    ws.file("schema.sql", USERS_V3);
+    let out = run_migration(&ws, None, &[]);
+    assert_code(&out, 3);
+    assert_eq!(schema_text(&ws, "prod.sqlite3"), deployed, "declined");
+
+    assert_code(&rollback(&ws, "prod.sqlite3", &["--yes"]), 0);
+    assert_eq!(
+        schema_text(&ws, "prod.sqlite3"),
+        original,
+        "rollback restored a backup other than the one taken before the deploy"
+    );
+    assert_eq!(users(&prod), rows);
+}
+
+#[test]
+fn rollback_refuses_an_empty_backup_file() {
+    let (ws, prod) = setup(USERS, USERS_V2);
+    assert_code(&run_migration(&ws, None, &["--yes"]), 0);
+    ws.file("empty.sqlite3", "");
+    let before = sha256_file(&prod);
+    let out = rollback(&ws, "prod.sqlite3", &["--backup", "empty.sqlite3", "--yes"]);
+    assert!(
+        matches!(out.status.code(), Some(2 | 3)),
+        "restoring a 0-byte backup must be refused (exit 2 or 3), got {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        stdout_of(&out),
+        stderr_of(&out)
+    );
+    assert!(
+        stderr_of(&out).contains("empty.sqlite3"),
+        "the refusal names the file: {}",
+        stderr_of(&out)
+    );
+    assert_eq!(sha256_file(&prod), before, "production unchanged");
+}
+
+#[test]
+fn rollback_after_a_failed_rollback_still_restores_the_pre_deploy_backup() {
+    let (ws, prod) = setup(USERS, USERS_V2);
+    let original = schema_text(&ws, "prod.sqlite3");
+    let rows = users(&prod);
+    assert_code(&run_migration(&ws, None, &["--yes"]), 0);
+    let deployed = schema_text(&ws, "prod.sqlite3");
+
+    // A rollback whose health check fails: put back, exit 4.
+    ws.file("sqlmorph.toml", "health_check = \"exit 1\"\n");
+    assert_code(&rollback(&ws, "prod.sqlite3", &["--yes"]), 4);
+    assert_eq!(
+        schema_text(&ws, "prod.sqlite3"),
+        deployed,
+        "failed rollback put back"
+    );
+    std::fs::remove_file(ws.path("sqlmorph.toml")).unwrap();
+
+    assert_code(&rollback(&ws, "prod.sqlite3", &["--yes"]), 0);
+    assert_eq!(
+        schema_text(&ws, "prod.sqlite3"),
+        original,
+        "the second rollback restored the failed rollback's backup of the deployed file"
+    );
+    assert_eq!(users(&prod), rows);
 }
