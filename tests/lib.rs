@@ -9,6 +9,7 @@ mod fidelity;
 mod handles;
 mod history;
 mod input_errors;
+mod live_app;
 mod migrate;
 mod recipes;
 mod repl;
