@@ -8,13 +8,13 @@ use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
+use crate::config::Options;
 use crate::diff;
 use crate::error::input;
-use crate::host;
-use crate::prompt::Prompter;
-use crate::recipe;
-use crate::run::Options;
+use crate::pipeline::prompt::Prompter;
 use crate::schema::Schema;
+use crate::script::engine;
+use crate::script::recipe;
 use crate::style::Style;
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -351,7 +351,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                         input(format!("{}: cannot read the recipe: {e}", path.display()))
                     })?,
                 ),
-                None => ("default".to_string(), host::DEFAULT_RECIPE.to_string()),
+                None => ("default".to_string(), engine::DEFAULT_RECIPE.to_string()),
             };
             let opts = resolve(&config, &target, backup_dir, work_dir, |o| {
                 o.dry_run = dry_run;
@@ -387,17 +387,21 @@ pub fn run(cli: Cli) -> Result<u8> {
                 .tempdir()?;
             let local = scratch.path().join("production.sqlite3");
             crate::target::Production::new(&opts, crate::target::Access::ReadOnly)
-                .copy_to(&local, &mut crate::run::Log::console(true))?;
+                .copy_to(&local, &mut crate::log::Log::console(true))?;
             let prod = Schema::load(&local)?;
             let d = diff::diff(&prod, &source);
-            let conn = crate::plan::open_for_plan(&local)?;
-            let plan =
-                crate::plan::build(&prod, &source, &crate::plan::Mappings::default(), &conn)?;
+            let conn = crate::pipeline::plan::open_for_plan(&local)?;
+            let plan = crate::pipeline::plan::build(
+                &prod,
+                &source,
+                &crate::pipeline::plan::Mappings::default(),
+                &conn,
+            )?;
             let text = match format {
                 Format::Text if d.is_empty() => {
                     "No migration needed: production already matches the source.\n".to_string()
                 }
-                Format::Text => crate::run::render_review(&plan, &d, Style::stdout()),
+                Format::Text => crate::pipeline::review::render_review(&plan, &d, Style::stdout()),
                 Format::Json => {
                     serde_json::to_string_pretty(&serde_json::json!({
                         "identical": d.is_empty(),
@@ -418,7 +422,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             let dir = backup_dir
                 .or(config.backup_dir)
                 .unwrap_or_else(|| PathBuf::from("backups"));
-            let list = crate::backup::list(&dir)?;
+            let list = crate::pipeline::backup::list(&dir)?;
             let text = match format {
                 Format::Json => serde_json::to_string_pretty(&list)? + "\n",
                 Format::Text if list.is_empty() => format!("No backups in {}\n", dir.display()),
@@ -454,26 +458,32 @@ pub fn run(cli: Cli) -> Result<u8> {
                 accept_new_host_key,
             };
             let opts = resolve_paths(&config_file, &target, backup_dir, None)?;
-            crate::rollback::rollback(&opts, backup.as_deref(), Prompter::new(yes, false, false))?;
+            crate::pipeline::rollback::rollback(
+                &opts,
+                backup.as_deref(),
+                Prompter::new(yes, false, false),
+            )?;
             Ok(0)
         }
         Command::New { name } => {
-            let path = crate::recipe::new_migration(std::path::Path::new("migrations"), &name)?;
+            let path =
+                crate::script::recipe::new_migration(std::path::Path::new("migrations"), &name)?;
             print(&format!("wrote {}\n", path.display()))?;
             Ok(0)
         }
         Command::Init => {
-            crate::recipe::init(std::path::Path::new("."))?;
+            crate::script::recipe::init(std::path::Path::new("."))?;
             Ok(0)
         }
         Command::Check { db, format } => {
             let conn = crate::db::open_readonly(&db)?;
-            let health = crate::check::health(&conn, false).map_err(|e| {
-                match e.downcast_ref::<rusqlite::Error>() {
+            let health =
+                crate::pipeline::check::health(&conn, false).map_err(|e| match e
+                    .downcast_ref::<rusqlite::Error>()
+                {
                     Some(sqlite) => crate::db::corrupt(&db, sqlite),
                     None => e,
-                }
-            })?;
+                })?;
             let text = match format {
                 Format::Text => format!("{}\n{}", db.display(), health.render()),
                 Format::Json => serde_json::to_string_pretty(&health)? + "\n",

@@ -1,31 +1,31 @@
 //! sqlmorph: database-first SQLite migrations, scripted in Rhai.
 //!
-//! The binary is a thin shell over this library; the library has no semver
-//! promise of its own.
+//! The folders are the layers, each using only those listed before it:
+//! settings and output (`config`, `log`, `style`, `progress`, `error`); the
+//! schema model (`db`, `sqltext`, `schema`, `diff`); the production target
+//! (`target`: a local file or hosts over SSH, one seam); the migration
+//! pipeline (`pipeline`: session, plan, review, copy, validate, transform,
+//! deploy — free of Rhai, used by the CLI, recipes and the REPL alike); the
+//! script host (`script`: engine, values, primitives); and the front ends
+//! (`cli`, `repl`). The binary is a thin shell over this library; the
+//! library has no semver promise of its own.
 
-pub mod backup;
-pub mod check;
-pub mod checksum;
-pub mod cli;
 pub mod config;
-pub mod copy;
-pub mod db;
-pub mod deploy;
-pub mod diff;
 pub mod error;
-pub mod host;
-pub mod indexcheck;
 pub mod log;
-pub mod plan;
 pub mod progress;
-pub mod prompt;
-pub mod recipe;
-pub mod reference;
-pub mod repl;
-pub mod rollback;
-pub mod run;
+pub mod style;
+
+pub mod db;
+pub mod diff;
 pub mod schema;
 pub mod sqltext;
-pub mod style;
+
 pub mod target;
-pub mod validate;
+
+pub mod pipeline;
+
+pub mod script;
+
+pub mod cli;
+pub mod repl;

@@ -1,5 +1,5 @@
 //! `sqlmorph repl`: an interactive Rhai session on SQLite files, with the
-//! same engine and primitives as recipes (`host::engine` over a detached
+//! same engine and primitives as recipes (`engine::engine` over a detached
 //! [`Run`] whose scratch directory is removed at exit), so a line that works
 //! here works in a recipe.
 //!
@@ -41,15 +41,17 @@ use rustyline::validate::Validator;
 use rustyline::{CompletionType, Editor, Helper};
 
 use crate::config::Limits;
+use crate::config::Options;
 use crate::diff::{self, SchemaDiff};
 use crate::error::{ExitKind, input};
-use crate::host::{self, PlanValue, Shared};
-use crate::prompt::Prompter;
-use crate::reference;
-use crate::run::{self, Db, Options, Run};
+use crate::pipeline::prompt::Prompter;
+use crate::pipeline::session::{Db, Run};
+use crate::pipeline::validate::Report;
 use crate::schema::{Column, Schema, Table};
+use crate::script::engine::{self, Shared};
+use crate::script::reference;
+use crate::script::values::PlanValue;
 use crate::style::Style;
-use crate::validate::Report;
 
 /// The source name of what is typed (in error messages).
 const SOURCE: &str = "<repl>";
@@ -188,7 +190,7 @@ impl Session {
             !write,
         )));
         let limits = Limits::default();
-        let mut engine = host::engine(&run, &limits, None);
+        let mut engine = engine::engine(&run, &limits, None);
         let last_query = Rc::new(RefCell::new(None));
         explain_read_only(&mut engine, &run, &limits, !write, &last_query);
 
@@ -207,7 +209,7 @@ impl Session {
                 name.clone(),
                 Db {
                     path: path.clone(),
-                    role: crate::run::Role::File { writable: write },
+                    role: crate::pipeline::session::Role::File { writable: write },
                 },
             );
             opened.push(name);
@@ -370,12 +372,12 @@ impl Session {
 
     /// Runs a compiled entry and prints its value or its error.
     fn eval(&mut self, compiled: Result<AST, ParseError>, text: &str, source: &str) -> Step {
-        let sources = host::sources(source, text);
+        let sources = engine::sources(source, text);
         let ast = match compiled {
             Ok(ast) => ast,
             Err(e) => {
                 let err: EvalAltResult = e.into();
-                self.report(&host::render_error(&err, &sources, source));
+                self.report(&engine::render_error(&err, &sources, source));
                 return Step::Done(ExitKind::Input as u8);
             }
         };
@@ -397,7 +399,7 @@ impl Session {
             }
             Err(e) => {
                 let kind = self.run.borrow_mut().exit.take().unwrap_or(ExitKind::Input);
-                self.report(&host::render_error(&e, &sources, source));
+                self.report(&engine::render_error(&e, &sources, source));
                 Step::Done(kind as u8)
             }
         }
@@ -612,8 +614,9 @@ impl Session {
             return Ok(format!("No migration needed: {a} already matches {b}.\n"));
         }
         let conn = crate::db::open_readonly(&from.path)?;
-        let plan = crate::plan::build(&prod, &source, &self.run.borrow().mappings, &conn)?;
-        Ok(run::render_review(&plan, &d, self.out))
+        let plan =
+            crate::pipeline::plan::build(&prod, &source, &self.run.borrow().mappings, &conn)?;
+        Ok(crate::pipeline::review::render_review(&plan, &d, self.out))
     }
 
     /// What completion offers: variables, script functions, databases and
@@ -714,7 +717,7 @@ fn explain_read_only(
     read_only: bool,
     last_query: &Shared<Option<(Db, String)>>,
 ) {
-    let inner = Rc::new(host::engine(run, limits, None));
+    let inner = Rc::new(engine::engine(run, limits, None));
     let call =
         move |name: &str, db: &Db, args: Vec<Dynamic>| -> Result<Dynamic, Box<EvalAltResult>> {
             delegate(&inner, read_only, name, db, args)

@@ -289,15 +289,15 @@ fn every_shipped_script_compiles() {
 #[test]
 fn the_readme_reference_matches_the_engine() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let reference = sqlmorph::reference::markdown();
+    let reference = sqlmorph::script::reference::markdown();
     assert!(
         readme.contains(&reference),
         "README.md must contain the generated reference:\n{reference}"
     );
     // Every documented primitive is registered, and every registered
     // function is documented (as a primitive or a type member).
-    let names = sqlmorph::host::registered_functions();
-    let documented: Vec<&str> = sqlmorph::reference::PRIMITIVES
+    let names = sqlmorph::script::engine::registered_functions();
+    let documented: Vec<&str> = sqlmorph::script::reference::PRIMITIVES
         .iter()
         .map(|p| p.name)
         .collect();
@@ -307,7 +307,7 @@ fn the_readme_reference_matches_the_engine() {
             "{d} is documented but not registered"
         );
     }
-    let members: Vec<&str> = sqlmorph::reference::TYPES
+    let members: Vec<&str> = sqlmorph::script::reference::TYPES
         .iter()
         .map(|(_, m, _)| *m)
         .collect();

@@ -142,7 +142,7 @@ impl LiveDb {
     pub fn copy_to(&self, dest: &Path) -> Result<Baseline> {
         self.conn.execute_batch("BEGIN")?;
         let copied = self.data_version().and_then(|version| {
-            crate::backup::backup_api_copy(&self.conn, &self.path, dest).map(|()| version)
+            crate::target::files::backup_api_copy(&self.conn, &self.path, dest).map(|()| version)
         });
         let _ = self.conn.execute_batch("COMMIT");
         Ok(Baseline {

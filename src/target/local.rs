@@ -9,9 +9,10 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::live::{Baseline, LOCK_WAIT, Swappable};
-use crate::deploy::{Commands, given, run_command};
+use crate::config::Commands;
 use crate::error::deploy_failed;
-use crate::run::Log;
+use crate::log::Log;
+use crate::target::commands::{given, run_command};
 
 /// Swaps `new` into production (if production is still at `expected`) and
 /// brings the service back. When `restart` or `health_check` fails, `restore`

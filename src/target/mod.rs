@@ -6,6 +6,8 @@
 //! schema, and once for the swap. A [`Production`] opened for a dry run,
 //! `plan` or the REPL is [`Access::ReadOnly`] and has no way to write.
 
+pub mod commands;
+pub mod files;
 pub mod live;
 pub mod local;
 pub mod remote;
@@ -16,9 +18,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use rusqlite::Connection;
 
-use crate::deploy::Commands;
+use crate::config::Commands;
+use crate::config::Options;
 use crate::error::aborted;
-use crate::run::{Log, Options};
+use crate::log::Log;
 use crate::schema::Schema;
 use crate::target::remote::RemoteDb;
 use live::{Baseline, LiveDb, Swappable};
@@ -140,7 +143,7 @@ impl Production {
     pub fn copy_to(&mut self, dest: &Path, log: &mut Log) -> Result<Token> {
         if self.is_remote() {
             let (fetched, prints) = self.fetched(log)?;
-            crate::backup::copy_consistent(&fetched, dest)?;
+            crate::target::files::copy_consistent(&fetched, dest)?;
             return Ok(Token::Remote(prints));
         }
         Ok(Token::Local(self.local()?.live().copy_to(dest)?))
@@ -211,7 +214,7 @@ impl Production {
                 log,
             );
         }
-        crate::deploy::run_command("restart", command, log)
+        crate::target::commands::run_command("restart", command, log)
     }
 
     /// Swaps `new` into production if production is still as `token`

@@ -15,9 +15,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::deploy::Commands;
+use crate::config::Commands;
 use crate::error::aborted;
-use crate::run::Log;
+use crate::log::Log;
 use crate::target::ssh::{Remote, SshOptions, SshUrl, shell_command, shell_quote};
 
 /// One production database on one host.
@@ -157,11 +157,11 @@ impl RemoteDb {
     /// when the pair is opened, and the backup API writes one file.
     fn fetch_with_wal(&self, dest: &Path, progress: bool) -> Result<()> {
         let part = dest.with_extension("download");
-        let local_wal = crate::backup::wal_path(&part);
+        let local_wal = crate::target::files::wal_path(&part);
         let result = self
             .download_with_wal(&part, &local_wal, progress)
-            .and_then(|()| crate::backup::copy_consistent_rw(&part, dest));
-        for p in [&part, &local_wal, &crate::backup::shm_path(&part)] {
+            .and_then(|()| crate::target::files::copy_consistent_rw(&part, dest));
+        for p in [&part, &local_wal, &crate::target::files::shm_path(&part)] {
             let _ = std::fs::remove_file(p);
         }
         result
@@ -213,7 +213,7 @@ impl RemoteDb {
             .and_then(|o| i32::from_str_radix(o.stdout.trim(), 8).ok())
             .unwrap_or(0o644);
         self.remote.upload(local, &tmp, mode, progress)?;
-        let expected = crate::backup::file_sha256(local)?;
+        let expected = crate::target::files::file_sha256(local)?;
         match self.remote.sha256(&tmp)? {
             Some(h) if h == expected => Ok(tmp),
             other => {

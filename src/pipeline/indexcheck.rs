@@ -15,7 +15,7 @@
 use anyhow::{Context, Result};
 use rusqlite::Connection;
 
-use crate::checksum::FUNCTION;
+use crate::pipeline::checksum::FUNCTION;
 use crate::schema::Schema;
 use crate::sqltext::{self, Token, quote_ident};
 
@@ -161,7 +161,7 @@ mod tests {
 
     fn checked(sql: &str) -> (Connection, Schema) {
         let conn = Connection::open_in_memory().unwrap();
-        crate::checksum::register(&conn).unwrap();
+        crate::pipeline::checksum::register(&conn).unwrap();
         conn.execute_batch(sql).unwrap();
         let schema = Schema::read(&conn, "main").unwrap();
         (conn, schema)
@@ -190,7 +190,7 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("index tl"), "{problems:?}");
         assert!(
-            !crate::check::health(&conn, false)
+            !crate::pipeline::check::health(&conn, false)
                 .unwrap()
                 .integrity
                 .is_empty(),

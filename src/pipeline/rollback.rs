@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use rusqlite::Connection;
 
-use crate::backup;
+use crate::config::Options;
 use crate::error::input;
-use crate::prompt::Prompter;
-use crate::run::{Log, Options, stamp_now};
+use crate::log::Log;
+use crate::pipeline::backup;
+use crate::pipeline::prompt::Prompter;
+use crate::pipeline::session::stamp_now;
 use crate::target::{Access, Production};
 
 /// Restores `chosen` (or the backup taken before the last deploy) into

@@ -11,19 +11,19 @@ use anyhow::{Context, Result};
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::backup;
-pub use crate::config::Options;
-use crate::copy::{self, FileSettings};
-use crate::deploy;
+use crate::config::Options;
 use crate::diff::{self, SchemaDiff};
 use crate::error::{ExitKind, aborted, input};
-pub use crate::log::Log;
-use crate::plan::{self, ColumnSource, Mappings, Plan};
-use crate::prompt::Prompter;
+use crate::log::Log;
+use crate::pipeline::backup;
+use crate::pipeline::copy::{self, FileSettings};
+use crate::pipeline::deploy;
+use crate::pipeline::plan::{self, Mappings, Plan};
+use crate::pipeline::prompt::Prompter;
+use crate::pipeline::validate::{self, Report};
 use crate::schema::Schema;
 use crate::style::Style;
 use crate::target::{Access, Production, Token};
-use crate::validate::{self, Report};
 
 /// What a database handle may be used for. The role decides how
 /// [`Run::connect`] opens it, so a recipe cannot write what it must not.
@@ -573,7 +573,7 @@ impl Run {
     /// The `restart` primitive: the configured command, where production
     /// lives; nothing in a dry run.
     pub fn restart(&mut self) -> Result<()> {
-        match crate::deploy::given(&self.opts.restart) {
+        match crate::target::commands::given(&self.opts.restart) {
             Some(cmd) if !self.opts.dry_run => {
                 let cmd = cmd.to_string();
                 self.production.restart(&cmd, &mut self.log)
@@ -681,275 +681,6 @@ impl Run {
 
     /// The review: the schema diff and the data impact per table.
     pub fn review(&self, plan: &Plan, d: &SchemaDiff) -> String {
-        render_review(plan, d, Style::stdout())
-    }
-}
-
-/// The review text of a plan.
-pub fn render_review(plan: &Plan, d: &SchemaDiff, style: Style) -> String {
-    let mut out = String::new();
-    out.push_str(&style.bold("Schema changes (production -> source):"));
-    out.push('\n');
-    out.push_str(&diff::render_text(d, style));
-    out.push('\n');
-    out.push_str(&style.bold("Data:"));
-    out.push('\n');
-    for tp in &plan.tables {
-        let mut parts = Vec::new();
-        match &tp.from {
-            None => parts.push("new table".to_string()),
-            Some(from) => {
-                let verb = if tp.is_identity() {
-                    "copied as is"
-                } else {
-                    "copied"
-                };
-                if from.eq_ignore_ascii_case(&tp.table) {
-                    parts.push(format!("{} row(s) {verb}", tp.rows));
-                } else {
-                    parts.push(format!("{} row(s) from {from}", tp.rows));
-                }
-                for c in &tp.columns {
-                    match &c.source {
-                        ColumnSource::Default { default } => parts.push(format!(
-                            "+ {} ({})",
-                            c.name,
-                            default
-                                .as_deref()
-                                .map_or("NULL".to_string(), |d| format!("DEFAULT {d}"))
-                        )),
-                        ColumnSource::Fill { sql } => parts.push(format!("+ {} = {sql}", c.name)),
-                        ColumnSource::Expr { sql } => {
-                            parts.push(format!("~ {} = {sql}{}", c.name, conv_text(c)))
-                        }
-                        ColumnSource::Convert {
-                            from,
-                            from_type,
-                            to_type,
-                        } => parts.push(format!(
-                            "~ {}{} {from_type} -> {to_type}{}",
-                            c.name,
-                            if from.eq_ignore_ascii_case(&c.name) {
-                                String::new()
-                            } else {
-                                format!(" (from {from})")
-                            },
-                            conv_text(c)
-                        )),
-                        ColumnSource::Copy { from } if !from.eq_ignore_ascii_case(&c.name) => {
-                            parts.push(format!("{} <- {from}", c.name));
-                        }
-                        _ => {}
-                    }
-                }
-                for dcol in &tp.dropped {
-                    parts.push(format!(
-                        "- {} ({} value(s) lost{})",
-                        dcol.name,
-                        dcol.values,
-                        if dcol.approved {
-                            ", approved by recipe"
-                        } else {
-                            ""
-                        }
-                    ));
-                }
-            }
-        }
-        out.push_str(&format!("  {:<24} {}\n", tp.table, parts.join("; ")));
-    }
-    for t in &plan.dropped_tables {
-        out.push_str(&format!(
-            "  {:<24} {}\n",
-            t.table,
-            style.red(&format!(
-                "DROPPED: {} row(s) lost{}",
-                t.rows,
-                if t.approved {
-                    " (approved by recipe)"
-                } else {
-                    ""
-                }
-            ))
-        ));
-    }
-    for (title, list) in [
-        ("Refused:", &plan.refusals),
-        ("Loses data:", &plan.data_loss),
-        ("Notes:", &plan.notes),
-    ] {
-        if !list.is_empty() {
-            out.push_str(&style.bold(title));
-            out.push('\n');
-            for l in list {
-                out.push_str(&format!("  - {l}\n"));
-            }
-        }
-    }
-    out
-}
-
-fn conv_text(c: &plan::ColumnPlan) -> String {
-    c.conversion.as_ref().map_or(String::new(), |v| {
-        let mut s = format!(": {} value(s), {} converted", v.values, v.converted);
-        if v.lossy > 0 {
-            s.push_str(&format!(", {} changed", v.lossy));
-        }
-        if v.nulled > 0 {
-            s.push_str(&format!(", {} become NULL", v.nulled));
-        }
-        if v.unfit > 0 {
-            s.push_str(&format!(", {} kept as they are", v.unfit));
-        }
-        if v.rejected > 0 {
-            s.push_str(&format!(", {} rejected", v.rejected));
-        }
-        s
-    })
-}
-
-/// Rows a `transform` closure sees and returns.
-pub type Row = rhai::Map;
-
-impl Run {
-    /// Streams every row of a migrated table through `f` in batches and
-    /// writes back the columns it changed. The row holds the migrated
-    /// columns plus, read-only, the production columns the new table no
-    /// longer has. Returns (rows, rows changed).
-    ///
-    /// The run is not borrowed while `f` runs, so the closure may call
-    /// primitives (e.g. `print`).
-    pub fn transform(
-        shared: &std::rc::Rc<std::cell::RefCell<Run>>,
-        table: &str,
-        mut f: impl FnMut(Row) -> Result<Row>,
-    ) -> Result<(i64, i64)> {
-        use rusqlite::types::Value;
-        let (plan, conn) = {
-            let me = shared.borrow();
-            let migrated = me
-                .migrated
-                .clone()
-                .context("transform needs the migrated database: call it after copy")?;
-            let plan = me.plan.clone().context("transform needs a plan")?;
-            let conn = me.connect(&Db {
-                path: migrated,
-                role: Role::Migrated,
-            })?;
-            (plan, conn)
-        };
-        let tp = plan
-            .table(table)
-            .with_context(|| format!("no table {table} in the plan"))?
-            .clone();
-        let q = crate::sqltext::quote_ident;
-        let target = Schema::read(&conn, "main")?;
-        let t = target
-            .table(table)
-            .with_context(|| format!("no table {table} in the migrated database"))?
-            .clone();
-        let own: Vec<String> = t
-            .columns
-            .iter()
-            .filter(|c| c.is_insertable())
-            .map(|c| c.name.clone())
-            .collect();
-        let extra: Vec<String> = if tp.copy_rowid || plan::has_rowid_alias(&t) {
-            tp.dropped.iter().map(|d| d.name.clone()).collect()
-        } else {
-            Vec::new()
-        };
-        let join = match (&tp.from, extra.is_empty()) {
-            (Some(from), false) => format!(
-                " LEFT JOIN {}.{} AS o ON o.rowid = m.rowid",
-                q(copy::SNAPSHOT_SCHEMA),
-                q(from)
-            ),
-            _ => String::new(),
-        };
-        let mut select: Vec<String> = vec!["m.rowid".into()];
-        select.extend(own.iter().map(|c| format!("m.{}", q(c))));
-        select.extend(extra.iter().map(|c| format!("o.{}", q(c))));
-        let sql = format!(
-            "SELECT {} FROM main.{} AS m{join} WHERE m.rowid > ?1 ORDER BY m.rowid LIMIT 10000",
-            select.join(", "),
-            q(table)
-        );
-        let total = tp.rows.max(0);
-        let mut bar = crate::progress::rows_bar(crate::progress::enabled(), table, total);
-        let (mut seen, mut changed_rows) = (0i64, 0i64);
-        let mut changed_cols: Vec<String> = Vec::new();
-        let mut last = i64::MIN;
-        conn.execute_batch("BEGIN")?;
-        loop {
-            let batch: Vec<(i64, Vec<Value>)> = {
-                let mut stmt = conn.prepare_cached(&sql)?;
-                let n = select.len();
-                stmt.query_map([last], |r| {
-                    let id: i64 = r.get(0)?;
-                    let vals = (1..n)
-                        .map(|i| r.get::<_, Value>(i))
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
-                    Ok((id, vals))
-                })?
-                .collect::<rusqlite::Result<_>>()?
-            };
-            if batch.is_empty() {
-                break;
-            }
-            for (id, vals) in batch {
-                last = id;
-                seen += 1;
-                let mut row = Row::new();
-                for (name, v) in own.iter().chain(&extra).zip(&vals) {
-                    row.insert(name.as_str().into(), crate::host::rhai_value(v.clone()));
-                }
-                let out = f(row).with_context(|| format!("transform of {table}, rowid {id}"))?;
-                let mut sets = Vec::new();
-                let mut params = Vec::new();
-                for (i, name) in own.iter().enumerate() {
-                    let Some(new) = out.get(name.as_str()) else {
-                        continue;
-                    };
-                    let new = crate::host::sql_value(new);
-                    if new != vals[i] {
-                        sets.push(format!("{} = ?{}", q(name), params.len() + 1));
-                        params.push(new);
-                        if !changed_cols.contains(name) {
-                            changed_cols.push(name.clone());
-                        }
-                    }
-                }
-                if !sets.is_empty() {
-                    changed_rows += 1;
-                    params.push(Value::Integer(id));
-                    conn.execute(
-                        &format!(
-                            "UPDATE main.{} SET {} WHERE rowid = ?{}",
-                            q(table),
-                            sets.join(", "),
-                            params.len()
-                        ),
-                        rusqlite::params_from_iter(params),
-                    )?;
-                }
-                bar.tick_ops(1, 1);
-            }
-        }
-        conn.execute_batch("COMMIT")?;
-        bar.finish();
-        let mut me = shared.borrow_mut();
-        for c in &changed_cols {
-            me.transformed.push((table.to_string(), c.clone()));
-        }
-        me.log.line(&format!(
-            "  transform {table}: {seen} row(s), {changed_rows} changed (column(s): {})",
-            if changed_cols.is_empty() {
-                "none".to_string()
-            } else {
-                changed_cols.join(", ")
-            }
-        ));
-        Ok((seen, changed_rows))
+        super::review::render_review(plan, d, Style::stdout())
     }
 }

@@ -10,10 +10,11 @@ use anyhow::{Context, Result};
 use rhai::EvalAltResult;
 
 use crate::config::Limits;
+use crate::config::Options;
 use crate::error::{Exit, ExitKind, input};
-use crate::host;
-use crate::prompt::Prompter;
-use crate::run::{Options, Run, Summary};
+use crate::pipeline::prompt::Prompter;
+use crate::pipeline::session::{Run, Summary};
+use crate::script::engine;
 
 /// Runs a recipe to the end.
 pub fn run(
@@ -28,13 +29,13 @@ pub fn run(
     let dir = path
         .and_then(Path::parent)
         .filter(|p| !p.as_os_str().is_empty());
-    let engine = host::engine(&run, limits, dir);
-    let sources = host::sources(name, text);
+    let engine = engine::engine(&run, limits, dir);
+    let sources = engine::sources(name, text);
     let mut ast = engine.compile(text).map_err(|e| {
         let err: EvalAltResult = e.into();
         input(format!(
             "recipe error: {}",
-            host::render_error(&err, &sources, name)
+            engine::render_error(&err, &sources, name)
         ))
     })?;
     ast.set_source(name.to_string());
@@ -42,10 +43,10 @@ pub fn run(
     let mut state = run.borrow_mut();
     match outcome {
         Ok(()) => {}
-        Err(e) if host::is_exit(&e) => {}
+        Err(e) if engine::is_exit(&e) => {}
         Err(e) => {
             let kind = state.exit.take().unwrap_or(ExitKind::Input);
-            let rendered = host::render_error(&e, &sources, name);
+            let rendered = engine::render_error(&e, &sources, name);
             let message = match kind {
                 ExitKind::Input => format!("recipe error: {rendered}"),
                 _ => rendered,

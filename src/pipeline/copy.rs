@@ -13,7 +13,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use crate::error::aborted;
-use crate::plan::{Fill, Plan, TablePlan, render_ref};
+use crate::pipeline::plan::{Fill, Plan, TablePlan, render_ref};
 use crate::schema::{Schema, Table};
 use crate::sqltext::{self, Token, display_ident, quote_ident};
 

@@ -13,7 +13,7 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::types::{Value, ValueRef};
 use serde::Serialize;
 
-use crate::checksum;
+use crate::pipeline::checksum;
 use crate::schema::{Column, ColumnKind, Schema, Table};
 use crate::sqltext::{display_ident, quote_ident, quote_str};
 
@@ -300,7 +300,7 @@ pub fn open_for_plan(path: &std::path::Path) -> Result<Connection> {
     conn.execute(
         &format!(
             "ATTACH DATABASE ?1 AS {}",
-            quote_ident(crate::copy::SNAPSHOT_SCHEMA)
+            quote_ident(crate::pipeline::copy::SNAPSHOT_SCHEMA)
         ),
         [path.to_string_lossy()],
     )?;

@@ -3,15 +3,12 @@
 //! production target's (`crate::target`).
 
 use std::path::Path;
-use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use rusqlite::Connection;
 
-pub use crate::config::Commands;
 use crate::config::Options;
-use crate::log::Log;
-use crate::plan::Plan;
+use crate::pipeline::plan::Plan;
 
 /// The `_sqlmorph_history` table.
 pub const HISTORY_SQL: &str = "CREATE TABLE IF NOT EXISTS _sqlmorph_history(
@@ -71,35 +68,4 @@ pub fn record_history(
     conn.close().map_err(|(_, e)| e)?;
     std::fs::File::open(migrated)?.sync_all()?;
     Ok(())
-}
-
-/// Runs a configured command through `sh -c`; its output goes to the log.
-pub fn run_command(what: &str, command: &str, log: &mut Log) -> Result<()> {
-    log.line(&format!("  {what}: {command}"));
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .output()
-        .with_context(|| format!("starting the {what} command"))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if !text.trim().is_empty() {
-        log.quiet(text.trim_end());
-    }
-    if out.status.success() {
-        Ok(())
-    } else {
-        anyhow::bail!(
-            "the {what} command `{command}` failed ({}): {}",
-            out.status,
-            text.trim()
-        )
-    }
-}
-
-pub fn given(c: &Option<String>) -> Option<&str> {
-    c.as_deref().filter(|s| !s.trim().is_empty())
 }

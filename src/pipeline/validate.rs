@@ -2,7 +2,7 @@
 //! row counts and per-column checksums for every kept value; integrity
 //! (what `PRAGMA integrity_check` proves, in linear time: `quick_check` for
 //! the structure, NOT NULL and CHECK, plus every index verified against its
-//! table by [`crate::indexcheck`]); no new `foreign_key_check` violations;
+//! table by [`crate::pipeline::indexcheck`]); no new `foreign_key_check` violations;
 //! and the resulting schema equal to the source. The snapshot, the result
 //! and the result's structure are scanned on three threads, so the work
 //! spreads over the cores.
@@ -15,11 +15,11 @@ use anyhow::{Context, Result, anyhow};
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
-use crate::check::{self, FkViolation};
-use crate::checksum;
 use crate::diff;
-use crate::indexcheck;
-use crate::plan::{ColumnSource, Fill, Plan, TablePlan};
+use crate::pipeline::check::{self, FkViolation};
+use crate::pipeline::checksum;
+use crate::pipeline::indexcheck;
+use crate::pipeline::plan::{ColumnSource, Fill, Plan, TablePlan};
 use crate::schema::Schema;
 use crate::sqltext::{display_ident, quote_ident};
 
@@ -41,7 +41,7 @@ pub struct Report {
     pub ok: bool,
     pub tables: Vec<TableCheck>,
     /// Problems found by `quick_check` and the index verification
-    /// ([`crate::indexcheck`]); empty when the file is sound.
+    /// ([`crate::pipeline::indexcheck`]); empty when the file is sound.
     pub integrity: Vec<String>,
     /// Indexes verified entry by entry against their tables.
     pub indexes_checked: usize,

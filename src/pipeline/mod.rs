@@ -1,0 +1,18 @@
+//! The migration pipeline: one session's state and steps (backup,
+//! snapshot, plan, review, copy, transform, validate, deploy, rollback),
+//! with no Rhai in it. The CLI, recipes (through `crate::script`) and the
+//! REPL all drive the same [`session::Run`].
+
+pub mod backup;
+pub mod check;
+pub mod checksum;
+pub mod copy;
+pub mod deploy;
+pub mod indexcheck;
+pub mod plan;
+pub mod prompt;
+pub mod review;
+pub mod rollback;
+pub mod session;
+pub mod transform;
+pub mod validate;

@@ -1,0 +1,223 @@
+//! The Rhai host: one engine builder that registers the primitives and the
+//! typed values recipes see, the module resolver for `std/…` modules
+//! (embedded in the binary) and modules beside the recipe, engine limits,
+//! and the rendering of script errors with file, line, column and source.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use anyhow::Result;
+use rhai::module_resolvers::{FileModuleResolver, ModuleResolversCollection};
+use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope};
+
+use crate::config::Limits;
+use crate::error::ExitKind;
+use crate::pipeline::session::Run;
+
+/// The stock recipe, built into the binary.
+pub const DEFAULT_RECIPE: &str = include_str!("../../recipes/default.rhai");
+
+/// Modules importable as `std/<name>`.
+pub const STDLIB: &[(&str, &str)] = &[
+    ("std/checks", include_str!("../../stdlib/checks.rhai")),
+    ("std/steps", include_str!("../../stdlib/steps.rhai")),
+    ("std/default", DEFAULT_RECIPE),
+];
+
+type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// Shared run state, borrowed by every primitive.
+pub type Shared<T> = Rc<RefCell<T>>;
+
+/// Converts an error for Rhai, remembering its exit code for the run.
+pub(super) fn fail(run: &Shared<Run>, err: &anyhow::Error) -> Box<EvalAltResult> {
+    run.borrow_mut().exit = Some(exit_kind(err));
+    format!("{err:#}").into()
+}
+
+fn exit_kind(err: &anyhow::Error) -> ExitKind {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<crate::error::Exit>())
+        .map_or(ExitKind::Input, |e| e.kind)
+}
+
+/// Resolves `std/<name>` to the embedded modules; a module's top-level code
+/// runs when it is imported (so `import "std/default";` runs the stock
+/// workflow with whatever mappings the recipe declared first).
+struct StdResolver;
+
+impl ModuleResolver for StdResolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        _: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> RhaiResult<rhai::Shared<Module>> {
+        let Some((name, text)) = STDLIB.iter().find(|(n, _)| *n == path) else {
+            return Err(EvalAltResult::ErrorModuleNotFound(path.to_string(), pos).into());
+        };
+        let mut ast = engine
+            .compile(*text)
+            .map_err(|e| EvalAltResult::ErrorInModule(path.to_string(), e.into(), pos))?;
+        ast.set_source(format!("{name}.rhai"));
+        // A resolver may only fail with "not found" or "in module".
+        let module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
+            .map_err(|e| EvalAltResult::ErrorInModule(path.to_string(), e, pos))?;
+        Ok(module.into())
+    }
+}
+
+/// Builds the engine for a run (`recipe_dir`: where `import "x"` looks).
+pub fn engine(run: &Shared<Run>, limits: &Limits, recipe_dir: Option<&Path>) -> Engine {
+    let mut engine = Engine::new();
+    engine.set_max_operations(limits.max_operations);
+    engine.set_max_call_levels(limits.max_call_levels);
+    engine.set_max_string_size(limits.max_string_size);
+    engine.set_max_array_size(limits.max_array_size);
+    engine.set_max_map_size(limits.max_array_size);
+    engine.set_max_expr_depths(64, 64);
+    engine.set_strict_variables(true);
+
+    let mut resolvers = ModuleResolversCollection::new();
+    resolvers.push(StdResolver);
+    let mut files = FileModuleResolver::new_with_path(
+        recipe_dir.map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+    );
+    files.enable_cache(false);
+    resolvers.push(files);
+    engine.set_module_resolver(resolvers);
+
+    let r = Rc::clone(run);
+    engine.on_print(move |s| r.borrow_mut().log.line(s));
+    let r = Rc::clone(run);
+    engine.on_debug(move |s, src, pos| {
+        r.borrow_mut()
+            .log
+            .quiet(&format!("debug {}:{pos}: {s}", src.unwrap_or("")))
+    });
+
+    super::values::register_types(&mut engine);
+    super::primitives::register_primitives(&mut engine, run);
+    engine
+}
+
+/// The names of every function the engine registers (primitives, getters
+/// and methods), for the reference check.
+pub fn registered_functions() -> Vec<String> {
+    let scratch = std::env::temp_dir();
+    let run = Rc::new(RefCell::new(Run::detached(
+        crate::config::Options::default(),
+        crate::pipeline::prompt::Prompter::new(false, false, false),
+        scratch,
+        true,
+    )));
+    let engine = engine(&run, &Limits::default(), None);
+    let mut names: Vec<String> = engine
+        .gen_fn_signatures(false)
+        .iter()
+        .filter_map(|s| s.split('(').next())
+        .map(|n| n.trim_start_matches("get$").to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// True when the script ended with `exit()` (possibly inside a module).
+pub fn is_exit(err: &EvalAltResult) -> bool {
+    match err {
+        EvalAltResult::Exit(..) => true,
+        EvalAltResult::ErrorInModule(_, inner, _)
+        | EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => is_exit(inner),
+        _ => false,
+    }
+}
+
+/// A script error, rendered like a compiler diagnostic.
+pub fn render_error(
+    err: &EvalAltResult,
+    sources: &BTreeMap<String, String>,
+    main_source: &str,
+) -> String {
+    // Walk to the innermost error, keeping the call chain.
+    let mut chain = Vec::new();
+    let mut current = err;
+    let mut source = main_source.to_string();
+    loop {
+        match current {
+            EvalAltResult::ErrorInFunctionCall(name, src, inner, pos) => {
+                chain.push(format!(
+                    "in call to `{name}` at {}:{}",
+                    if src.is_empty() { &source } else { src },
+                    line_col(*pos)
+                ));
+                if !src.is_empty() {
+                    source = src.clone();
+                }
+                current = inner;
+            }
+            EvalAltResult::ErrorInModule(name, inner, pos) => {
+                chain.push(format!(
+                    "in module `{name}` imported at {source}:{}",
+                    line_col(*pos)
+                ));
+                source = if name.ends_with(".rhai") {
+                    name.clone()
+                } else {
+                    format!("{name}.rhai")
+                };
+                current = inner;
+            }
+            _ => break,
+        }
+    }
+    let pos = current.position();
+    let message = match current {
+        EvalAltResult::ErrorRuntime(v, _) => v.to_string(),
+        EvalAltResult::ErrorTooManyOperations(_) => {
+            "the recipe ran too many operations and was stopped (an endless loop?); raise [limits] max_operations in sqlmorph.toml if it is really that big".to_string()
+        }
+        other => {
+            let text = other.to_string();
+            text.split(" (line ").next().unwrap_or(&text).to_string()
+        }
+    };
+    let mut out = format!("{message}\n --> {source}:{}", line_col(pos));
+    if let (Some(line), Some(text)) = (pos.line(), sources.get(&source)) {
+        if let Some(src_line) = text.lines().nth(line - 1) {
+            let col = pos.position().unwrap_or(1);
+            let width = line.to_string().len();
+            out.push_str(&format!(
+                "\n {:width$} |\n {line} | {src_line}\n {:width$} | {}^",
+                "",
+                "",
+                " ".repeat(col.saturating_sub(1))
+            ));
+        }
+    }
+    for c in chain.iter().rev() {
+        out.push_str(&format!("\n  = {c}"));
+    }
+    out
+}
+
+fn line_col(pos: Position) -> String {
+    match (pos.line(), pos.position()) {
+        (Some(l), Some(c)) => format!("{l}:{c}"),
+        (Some(l), None) => format!("{l}"),
+        _ => "?".into(),
+    }
+}
+
+/// Every source a recipe may show in an error: the recipe and the stdlib.
+pub fn sources(recipe_name: &str, recipe_text: &str) -> BTreeMap<String, String> {
+    let mut map: BTreeMap<String, String> = STDLIB
+        .iter()
+        .map(|(n, t)| (format!("{n}.rhai"), (*t).to_string()))
+        .collect();
+    map.insert(recipe_name.to_string(), recipe_text.to_string());
+    map
+}
