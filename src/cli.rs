@@ -388,14 +388,10 @@ pub fn run(cli: Cli) -> Result<u8> {
             let local = scratch.path().join("production.sqlite3");
             crate::target::Production::new(&opts, crate::target::Access::ReadOnly)
                 .copy_to(&local, &mut crate::log::Log::console(true))?;
-            let prod = Schema::load(&local)?;
-            let d = diff::diff(&prod, &source);
-            let conn = crate::pipeline::plan::open_for_plan(&local)?;
-            let plan = crate::pipeline::plan::build(
-                &prod,
+            let (_, d, plan) = crate::pipeline::plan::from_copy(
+                &local,
                 &source,
                 &crate::pipeline::plan::Mappings::default(),
-                &conn,
             )?;
             let text = match format {
                 Format::Text if d.is_empty() => {

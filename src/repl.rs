@@ -607,15 +607,12 @@ impl Session {
             _ => return Err(input("usage: :plan [a b]")),
         };
         let from = self.database(&a)?;
-        let prod = Schema::load(&from.path)?;
         let source = self.schema_named(&b)?;
-        let d = diff::diff(&prod, &source);
+        let (_, d, plan) =
+            crate::pipeline::plan::from_copy(&from.path, &source, &self.run.borrow().mappings)?;
         if d.is_empty() {
             return Ok(format!("No migration needed: {a} already matches {b}.\n"));
         }
-        let conn = crate::db::open_readonly(&from.path)?;
-        let plan =
-            crate::pipeline::plan::build(&prod, &source, &self.run.borrow().mappings, &conn)?;
         Ok(crate::pipeline::review::render_review(&plan, &d, self.out))
     }
 

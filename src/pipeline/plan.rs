@@ -307,6 +307,20 @@ pub fn open_for_plan(path: &std::path::Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// The one way a plan is made, for `run`, `plan` and the REPL alike:
+/// production's schema read from a consistent copy, its diff to the source,
+/// and the plan measured on that copy.
+pub fn from_copy(
+    copy: &std::path::Path,
+    source: &Schema,
+    maps: &Mappings,
+) -> Result<(Schema, crate::diff::SchemaDiff, Plan)> {
+    let prod = Schema::load(copy)?;
+    let d = crate::diff::diff(&prod, source);
+    let plan = build(&prod, source, maps, &open_for_plan(copy)?)?;
+    Ok((prod, d, plan))
+}
+
 /// Builds the plan for moving `prod`'s data (the snapshot, `main` of
 /// `snapshot`) into the `source` schema.
 pub fn build(

@@ -350,12 +350,9 @@ impl Run {
     /// Step 5 input: the plan from the snapshot to the source schema. Writes
     /// `source.sql`, `production.sql`, `schema.diff` and `plan.json`.
     pub fn plan(&mut self, snapshot: &Db, source: &Schema) -> Result<(Plan, SchemaDiff)> {
-        let prod = Schema::load(&snapshot.path)?;
-        let d = diff::diff(&prod, source);
-        let conn = plan::open_for_plan(&snapshot.path)?;
-        let mut plan = plan::build(&prod, source, &self.mappings, &conn)?;
+        let (prod, d, mut plan) = plan::from_copy(&snapshot.path, source, &self.mappings)?;
         if self.decide_renames(&plan)? {
-            plan = plan::build(&prod, source, &self.mappings, &conn)?;
+            plan = plan::from_copy(&snapshot.path, source, &self.mappings)?.2;
         }
         std::fs::write(self.dir.join("source.sql"), source.to_sql())?;
         std::fs::write(self.dir.join("production.sql"), prod.to_sql())?;
