@@ -164,41 +164,11 @@ pub fn copy_data(
             continue;
         };
         let t0 = Instant::now();
-        let bar = crate::progress::rows_bar(progress, &tp.table, tp.rows);
-        let ncols = tp.columns.len().max(1) as u64;
-        let mut counter = bar.clone();
-        conn.progress_handler(
-            1000,
-            Some(move || {
-                counter.tick_ops(1000, 12 + 4 * ncols);
-                false
-            }),
-        )?;
-        let wide = tp
-            .insert_parts()
-            .is_some_and(|(targets, _)| targets.len() > MAX_RESULT_COLUMNS);
-        let result = if wide {
-            copy_wide(conn, tp)
-        } else {
-            conn.execute(&sql, [])
-        };
-        conn.progress_handler(1000, None::<fn() -> bool>)?;
-        bar.finish();
-        let copied = match result {
+        let copied = match copy_table(conn, tp, &sql, progress) {
             Ok(n) => n,
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
-                let target = source
-                    .table(&tp.table)
-                    .context("planned table missing from source")?;
-                let rejected = rejected_rows(tp, target, prod, snapshot, scratch_dir)
-                    .unwrap_or_else(|probe| vec![format!("(could not list the rows: {probe:#})")]);
-                return Err(aborted(format!(
-                    "copying table {} failed: {e}\n  rejected rows:\n    {}\n  \
-                 fix these rows in a recipe (map_column, or sql on the migrated database), or change the source schema",
-                    display_ident(&tp.table),
-                    rejected.join("\n    ")
-                )));
+                return Err(rejected(e, tp, prod, source, snapshot, scratch_dir));
             }
         };
         let rows = i64::try_from(copied).unwrap_or(i64::MAX);
@@ -206,8 +176,70 @@ pub fn copy_data(
             .tables
             .push((tp.table.clone(), rows, t0.elapsed().as_secs_f64()));
     }
-    // Full-text indexes that are not filled row by row, now that their
-    // content tables are in.
+    fill_fulltext(conn, plan, &mut stats)?;
+    check_fulltext(conn, source)?;
+    restore_sequences(conn, plan, source)?;
+    conn.execute_batch("COMMIT")?;
+    stats.seconds = start.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+/// One table's `INSERT … SELECT` (or the wide-table path), with a progress
+/// bar fed by SQLite's progress handler.
+fn copy_table(
+    conn: &mut Connection,
+    tp: &TablePlan,
+    sql: &str,
+    progress: bool,
+) -> rusqlite::Result<usize> {
+    let bar = crate::progress::rows_bar(progress, &tp.table, tp.rows);
+    let ncols = tp.columns.len().max(1) as u64;
+    let mut counter = bar.clone();
+    conn.progress_handler(
+        1000,
+        Some(move || {
+            counter.tick_ops(1000, 12 + 4 * ncols);
+            false
+        }),
+    )?;
+    let wide = tp
+        .insert_parts()
+        .is_some_and(|(targets, _)| targets.len() > MAX_RESULT_COLUMNS);
+    let result = if wide {
+        copy_wide(conn, tp)
+    } else {
+        conn.execute(sql, [])
+    };
+    conn.progress_handler(1000, None::<fn() -> bool>)?;
+    bar.finish();
+    result
+}
+
+/// The error for a table whose rows the new schema rejected, naming them.
+fn rejected(
+    e: rusqlite::Error,
+    tp: &TablePlan,
+    prod: &Schema,
+    source: &Schema,
+    snapshot: &Path,
+    scratch_dir: &Path,
+) -> anyhow::Error {
+    let rows = match source.table(&tp.table) {
+        Some(target) => rejected_rows(tp, target, prod, snapshot, scratch_dir)
+            .unwrap_or_else(|probe| vec![format!("(could not list the rows: {probe:#})")]),
+        None => vec!["(the planned table is missing from the source)".to_string()],
+    };
+    aborted(format!(
+        "copying table {} failed: {e}\n  rejected rows:\n    {}\n  \
+         fix these rows in a recipe (map_column, or sql on the migrated database), or change the source schema",
+        display_ident(&tp.table),
+        rows.join("\n    ")
+    ))
+}
+
+/// Full-text indexes that are not filled row by row, now that their
+/// content tables are in.
+fn fill_fulltext(conn: &Connection, plan: &Plan, stats: &mut CopyStats) -> Result<()> {
     for tp in &plan.tables {
         let t0 = Instant::now();
         match tp.fill {
@@ -224,8 +256,12 @@ pub fn copy_data(
             .tables
             .push((tp.table.clone(), tp.rows, t0.elapsed().as_secs_f64()));
     }
-    // Every FTS5 index must agree with its text (and an external-content
-    // index with its content table) before anything else is built on it.
+    Ok(())
+}
+
+/// Every FTS5 index must agree with its text (and an external-content
+/// index with its content table) before anything else is built on it.
+fn check_fulltext(conn: &Connection, source: &Schema) -> Result<()> {
     for t in source
         .tables
         .iter()
@@ -247,10 +283,7 @@ pub fn copy_data(
             )
         })?;
     }
-    restore_sequences(conn, plan, source)?;
-    conn.execute_batch("COMMIT")?;
-    stats.seconds = start.elapsed().as_secs_f64();
-    Ok(stats)
+    Ok(())
 }
 
 /// SQLite's limit on the columns of a result set (SQLITE_MAX_COLUMN).
