@@ -183,39 +183,15 @@ pub fn validate(
     transformed: &[(String, String)],
     snapshot_sums: Option<SnapshotSums>,
 ) -> Result<Report> {
-    let rewritten = |t: &str, c: &str| {
-        transformed
-            .iter()
-            .any(|(tt, cc)| tt.eq_ignore_ascii_case(t) && cc.eq_ignore_ascii_case(c))
-    };
     let start = Instant::now();
     let snap_thread = snapshot_sums
         .unwrap_or_else(|| spawn_snapshot_sums(plan, snapshot))
         .0;
     let checked = jobs(plan);
-    let work_new: Vec<(String, Vec<String>, Vec<String>)> = checked
-        .iter()
-        .map(|j| {
-            let vals = j
-                .names
-                .iter()
-                .chain(j.conv.iter().map(|(n, _)| n))
-                .map(|n| quote_ident(n))
-                .collect();
-            (j.tp.table.clone(), j.tp.key.clone(), vals)
-        })
-        .collect();
     // The result and its structure (quick_check plus every index against its
     // table) are scanned at the same time.
-    let new_thread = scan(migrated.to_path_buf(), work_new);
-    let structure_path = migrated.to_path_buf();
-    let structure_thread = thread::spawn(move || -> Result<(Vec<String>, usize)> {
-        let conn = open_ro(&structure_path)?;
-        let mut problems = check::integrity(&conn, true)?;
-        let schema = Schema::read(&conn, "main")?;
-        problems.extend(indexcheck::verify(&conn, &schema)?);
-        Ok((problems, schema.indexes.len()))
-    });
+    let new_thread = scan(migrated.to_path_buf(), result_work(&checked));
+    let structure_thread = spawn_structure_check(migrated.to_path_buf());
 
     let result_conn = open_ro(migrated)?;
     let result_schema = Schema::read(&result_conn, "main")?;
@@ -229,29 +205,98 @@ pub fn validate(
         .map_err(|_| anyhow!("the integrity thread panicked"))?
         .context("checking integrity")?;
 
+    let (tables, mut problems) = compare_tables(&checked, &snap, &new, transformed);
+    problems.extend(integrity.iter().map(|m| format!("integrity: {m}")));
+    let new_violations = new_violations(plan, snapshot, result_violations)?;
+    for v in new_violations.iter().take(10) {
+        problems.push(format!(
+            "foreign key: {} rowid {} references a missing row of {}",
+            display_ident(&v.table),
+            v.rowid.map_or("?".into(), |r| r.to_string()),
+            display_ident(&v.parent)
+        ));
+    }
+    let schema_differences = schema_differences(&result_schema, source);
+    problems.extend(
+        schema_differences
+            .iter()
+            .map(|d| format!("schema differs from the source: {d}")),
+    );
+    Ok(Report {
+        ok: problems.is_empty(),
+        tables,
+        integrity,
+        indexes_checked,
+        new_foreign_key_violations: new_violations,
+        schema_differences,
+        problems,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// What the result's scan hashes: per table, its key and its values.
+fn result_work(checked: &[TableJob<'_>]) -> Vec<(String, Vec<String>, Vec<String>)> {
+    checked
+        .iter()
+        .map(|j| {
+            let vals = j
+                .names
+                .iter()
+                .chain(j.conv.iter().map(|(n, _)| n))
+                .map(|n| quote_ident(n))
+                .collect();
+            (j.tp.table.clone(), j.tp.key.clone(), vals)
+        })
+        .collect()
+}
+
+/// `quick_check` plus every index verified against its table, on another
+/// core: (problems, indexes checked).
+fn spawn_structure_check(path: PathBuf) -> thread::JoinHandle<Result<(Vec<String>, usize)>> {
+    thread::spawn(move || {
+        let conn = open_ro(&path)?;
+        let mut problems = check::integrity(&conn, true)?;
+        let schema = Schema::read(&conn, "main")?;
+        problems.extend(indexcheck::verify(&conn, &schema)?);
+        Ok((problems, schema.indexes.len()))
+    })
+}
+
+/// Row counts and column checksums, table by table: what was checked and
+/// the problems found.
+fn compare_tables(
+    checked: &[TableJob<'_>],
+    snap: &[TableSums],
+    new: &[TableSums],
+    transformed: &[(String, String)],
+) -> (Vec<TableCheck>, Vec<String>) {
+    let rewritten = |t: &str, c: &str| {
+        transformed
+            .iter()
+            .any(|(tt, cc)| tt.eq_ignore_ascii_case(t) && cc.eq_ignore_ascii_case(c))
+    };
     let mut problems = Vec::new();
     let mut tables = Vec::new();
     for (i, job) in checked.iter().enumerate() {
         let table = &job.tp.table;
         let (snap_rows, snap_sums) = &snap[i];
         let (new_rows, new_sums) = &new[i];
+        // Copied columns against the snapshot's, converted ones against the
+        // checksum the plan computed.
+        let expected = job
+            .names
+            .iter()
+            .enumerate()
+            .map(|(j, name)| (name, snap_sums.get(j)))
+            .chain(job.conv.iter().map(|(name, sum)| (name, Some(sum))));
         let mut differing = Vec::new();
         let mut columns_checked = Vec::new();
-        for (j, name) in job.names.iter().enumerate() {
+        for (j, (name, want)) in expected.enumerate() {
             if rewritten(table, name) {
                 continue;
             }
             columns_checked.push(name.clone());
-            if snap_sums.get(j) != new_sums.get(j) {
-                differing.push(name.clone());
-            }
-        }
-        for (j, (name, expected)) in job.conv.iter().enumerate() {
-            if rewritten(table, name) {
-                continue;
-            }
-            columns_checked.push(name.clone());
-            if new_sums.get(job.names.len() + j) != Some(expected) {
+            if new_sums.get(j) != want {
                 differing.push(name.clone());
             }
         }
@@ -276,10 +321,20 @@ pub fn validate(
             columns_differing: differing,
         });
     }
-    for m in &integrity {
-        problems.push(format!("integrity: {m}"));
+    (tables, problems)
+}
+
+/// The result's foreign-key violations that production did not already
+/// have (the same row, under its new table name). Production is checked
+/// only when the result has any (the check costs a lookup per row).
+fn new_violations(
+    plan: &Plan,
+    snapshot: &Path,
+    result_violations: Vec<FkViolation>,
+) -> Result<Vec<FkViolation>> {
+    if result_violations.is_empty() {
+        return Ok(result_violations);
     }
-    // A violation is new unless the same row violated in production.
     let renamed = |t: &str| -> String {
         plan.tables
             .iter()
@@ -290,29 +345,19 @@ pub fn validate(
             })
             .map_or(t.to_lowercase(), |tp| tp.table.to_lowercase())
     };
-    // Violations that production already had are not new; look only when
-    // the result has any (the check costs a lookup per row).
-    let old: Vec<(String, Option<i64>)> = if result_violations.is_empty() {
-        Vec::new()
-    } else {
-        check::foreign_key_violations(&open_ro(snapshot)?)?
-            .iter()
-            .map(|v| (renamed(&v.table), v.rowid))
-            .collect()
-    };
-    let new_violations: Vec<FkViolation> = result_violations
+    let old: Vec<(String, Option<i64>)> = check::foreign_key_violations(&open_ro(snapshot)?)?
+        .iter()
+        .map(|v| (renamed(&v.table), v.rowid))
+        .collect();
+    Ok(result_violations
         .into_iter()
         .filter(|v| !old.contains(&(v.table.to_lowercase(), v.rowid)))
-        .collect();
-    for v in new_violations.iter().take(10) {
-        problems.push(format!(
-            "foreign key: {} rowid {} references a missing row of {}",
-            display_ident(&v.table),
-            v.rowid.map_or("?".into(), |r| r.to_string()),
-            display_ident(&v.parent)
-        ));
-    }
-    let schema_differences: Vec<String> = diff::diff(&result_schema, source)
+        .collect())
+}
+
+/// Differences between the result's schema and the source (should be none).
+fn schema_differences(result: &Schema, source: &Schema) -> Vec<String> {
+    diff::diff(result, source)
         .changes
         .iter()
         .map(|c| {
@@ -320,18 +365,5 @@ pub fn validate(
                 .trim()
                 .to_string()
         })
-        .collect();
-    for d in &schema_differences {
-        problems.push(format!("schema differs from the source: {d}"));
-    }
-    Ok(Report {
-        ok: problems.is_empty(),
-        tables,
-        integrity,
-        indexes_checked,
-        new_foreign_key_violations: new_violations,
-        schema_differences,
-        problems,
-        seconds: start.elapsed().as_secs_f64(),
-    })
+        .collect()
 }
