@@ -382,7 +382,7 @@ impl Session {
             }
         };
         *self.last_query.borrow_mut() = None;
-        self.run.borrow_mut().exit = None;
+        self.run.borrow_mut().set_exit(None);
         self.functions += ast;
         self.functions.set_source(source);
         let result = self
@@ -398,7 +398,7 @@ impl Session {
                 Step::Done(0)
             }
             Err(e) => {
-                let kind = self.run.borrow_mut().exit.take().unwrap_or(ExitKind::Input);
+                let kind = self.run.borrow_mut().take_exit().unwrap_or(ExitKind::Input);
                 self.report(&engine::render_error(&e, &sources, source));
                 Step::Done(kind as u8)
             }
@@ -609,7 +609,7 @@ impl Session {
         let from = self.database(&a)?;
         let source = self.schema_named(&b)?;
         let (_, d, plan) =
-            crate::pipeline::plan::from_copy(&from.path, &source, &self.run.borrow().mappings)?;
+            crate::pipeline::plan::from_copy(&from.path, &source, self.run.borrow().mappings())?;
         if d.is_empty() {
             return Ok(format!("No migration needed: {a} already matches {b}.\n"));
         }

@@ -89,24 +89,24 @@ pub struct Summary {
 
 /// The state of one run.
 pub struct Run {
-    pub opts: Options,
-    pub dir: PathBuf,
-    pub log: Log,
-    pub prompter: Prompter,
-    pub mappings: Mappings,
-    pub stamp: String,
+    pub(super) opts: Options,
+    pub(super) dir: PathBuf,
+    pub(super) log: Log,
+    pub(super) prompter: Prompter,
+    pub(super) mappings: Mappings,
+    pub(super) stamp: String,
     /// The snapshot and what it proves about production (the swap's check).
-    pub snapshot: Option<(PathBuf, Token)>,
-    pub plan: Option<Plan>,
-    pub migrated: Option<PathBuf>,
-    pub summary: Summary,
+    pub(super) snapshot: Option<(PathBuf, Token)>,
+    pub(super) plan: Option<Plan>,
+    pub(super) migrated: Option<PathBuf>,
+    pub(super) summary: Summary,
     /// The exit code of the error a primitive raised last.
-    pub exit: Option<ExitKind>,
+    pub(super) exit: Option<ExitKind>,
     /// Databases opened with `open` are read-only (the REPL without --write).
-    pub read_only: bool,
+    pub(super) read_only: bool,
     /// (table, column) values rewritten by `transform`: validation reports
     /// them instead of comparing them with the snapshot.
-    pub transformed: Vec<(String, String)>,
+    pub(super) transformed: Vec<(String, String)>,
     /// Production, reached only through the target seam.
     production: Production,
     /// This run's backup and production's state when it was taken.
@@ -214,6 +214,59 @@ impl Run {
             snapshot_sums: None,
             settings: None,
         }
+    }
+
+    /// The run's log.
+    pub fn log(&mut self) -> &mut Log {
+        &mut self.log
+    }
+
+    /// The run directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// True in a dry run.
+    pub fn dry_run(&self) -> bool {
+        self.opts.dry_run
+    }
+
+    /// The mappings a recipe declared (renames, expressions, fills, drops).
+    pub fn mappings(&self) -> &Mappings {
+        &self.mappings
+    }
+
+    pub fn mappings_mut(&mut self) -> &mut Mappings {
+        &mut self.mappings
+    }
+
+    /// Records the exit code of the error a primitive raised.
+    pub fn set_exit(&mut self, kind: Option<ExitKind>) {
+        self.exit = kind;
+    }
+
+    /// The exit code of the last error a primitive raised, once.
+    pub fn take_exit(&mut self) -> Option<ExitKind> {
+        self.exit.take()
+    }
+
+    /// Sets the outcome the summary reports (`finish("deployed")`).
+    pub fn finish(&mut self, outcome: &str) {
+        self.summary.outcome = outcome.to_string();
+    }
+
+    /// What the run reports; "finished" when the recipe set no outcome.
+    pub fn summary(&self) -> Summary {
+        let mut summary = self.summary.clone();
+        if summary.outcome.is_empty() {
+            summary.outcome = "finished".into();
+        }
+        summary
+    }
+
+    /// A yes/no question (the `confirm` primitive).
+    pub fn confirm(&self, question: &str) -> Result<()> {
+        self.prompter.confirm(question)
     }
 
     /// Logs the start of a step.

@@ -33,7 +33,7 @@ pub type Shared<T> = Rc<RefCell<T>>;
 
 /// Converts an error for Rhai, remembering its exit code for the run.
 pub(super) fn fail(run: &Shared<Run>, err: &anyhow::Error) -> Box<EvalAltResult> {
-    run.borrow_mut().exit = Some(exit_kind(err));
+    run.borrow_mut().set_exit(Some(exit_kind(err)));
     format!("{err:#}").into()
 }
 
@@ -91,11 +91,11 @@ pub fn engine(run: &Shared<Run>, limits: &Limits, recipe_dir: Option<&Path>) -> 
     engine.set_module_resolver(resolvers);
 
     let r = Rc::clone(run);
-    engine.on_print(move |s| r.borrow_mut().log.line(s));
+    engine.on_print(move |s| r.borrow_mut().log().line(s));
     let r = Rc::clone(run);
     engine.on_debug(move |s, src, pos| {
         r.borrow_mut()
-            .log
+            .log()
             .quiet(&format!("debug {}:{pos}: {s}", src.unwrap_or("")))
     });
 

@@ -108,10 +108,7 @@ pub fn register_primitives(engine: &mut Engine, run: &Shared<Run>) {
         .borrow()
         .review(&p.plan, &p.diff)));
     prim!("approve", |r, p: PlanValue| r.borrow_mut().approve(&p.plan));
-    prim!("confirm", |r, question: &str| r
-        .borrow()
-        .prompter
-        .confirm(question));
+    prim!("confirm", |r, question: &str| r.borrow().confirm(question));
     prim!("copy", |r, p: PlanValue| r.borrow_mut().copy(
         &p.plan,
         &p.snapshot,
@@ -155,9 +152,9 @@ pub fn register_primitives(engine: &mut Engine, run: &Shared<Run>) {
         sql,
         &params
     ));
-    prim!("dry_run", |r| Ok(r.borrow().opts.dry_run));
+    prim!("dry_run", |r| Ok(r.borrow().dry_run()));
     prim!("finish", |r, outcome: &str| {
-        r.borrow_mut().summary.outcome = outcome.to_string();
+        r.borrow_mut().finish(outcome);
         Ok(())
     });
 
@@ -188,53 +185,54 @@ pub fn register_primitives(engine: &mut Engine, run: &Shared<Run>) {
     // Mappings, declared before `plan`.
     prim!("rename_table", |r, old: &str, new: &str| {
         r.borrow_mut()
-            .mappings
+            .mappings_mut()
             .table_renames
             .push((old.into(), new.into()));
         Ok(())
     });
     prim!("rename_column", |r, table: &str, old: &str, new: &str| {
         r.borrow_mut()
-            .mappings
+            .mappings_mut()
             .column_renames
             .push((table.into(), old.into(), new.into()));
         Ok(())
     });
     prim!("map_column", |r, table: &str, column: &str, expr: &str| {
         r.borrow_mut()
-            .mappings
+            .mappings_mut()
             .expressions
             .push((table.into(), column.into(), expr.into()));
         Ok(())
     });
     prim!("fill", |r, table: &str, column: &str, expr: &str| {
         r.borrow_mut()
-            .mappings
+            .mappings_mut()
             .fills
             .push((table.into(), column.into(), expr.into()));
         Ok(())
     });
     prim!("fill", |r, table: &str, column: &str, value: i64| {
         r.borrow_mut()
-            .mappings
+            .mappings_mut()
             .fills
             .push((table.into(), column.into(), value.to_string()));
         Ok(())
     });
     prim!("fill", |r, table: &str, column: &str, value: f64| {
-        r.borrow_mut()
-            .mappings
-            .fills
-            .push((table.into(), column.into(), format!("{value:?}")));
+        r.borrow_mut().mappings_mut().fills.push((
+            table.into(),
+            column.into(),
+            format!("{value:?}"),
+        ));
         Ok(())
     });
     prim!("drop_table", |r, table: &str| {
-        r.borrow_mut().mappings.drop_tables.push(table.into());
+        r.borrow_mut().mappings_mut().drop_tables.push(table.into());
         Ok(())
     });
     prim!("drop_column", |r, table: &str, column: &str| {
         r.borrow_mut()
-            .mappings
+            .mappings_mut()
             .drop_columns
             .push((table.into(), column.into()));
         Ok(())

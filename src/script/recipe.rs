@@ -45,23 +45,20 @@ pub fn run(
         Ok(()) => {}
         Err(e) if engine::is_exit(&e) => {}
         Err(e) => {
-            let kind = state.exit.take().unwrap_or(ExitKind::Input);
+            let kind = state.take_exit().unwrap_or(ExitKind::Input);
             let rendered = engine::render_error(&e, &sources, name);
             let message = match kind {
                 ExitKind::Input => format!("recipe error: {rendered}"),
                 _ => rendered,
             };
-            state.log.quiet(&format!("error: {message}"));
-            let dir = state.dir.display().to_string();
+            state.log().quiet(&format!("error: {message}"));
+            let dir = state.dir().display().to_string();
             return Err(anyhow::Error::new(Exit { kind, message }))
                 .with_context(|| format!("run {dir}"));
         }
     }
-    if state.summary.outcome.is_empty() {
-        state.summary.outcome = "finished".into();
-    }
-    let summary = state.summary.clone();
-    state.log.quiet(&format!("finished: {}", summary.outcome));
+    let summary = state.summary();
+    state.log().quiet(&format!("finished: {}", summary.outcome));
     Ok(summary)
 }
 
