@@ -213,3 +213,23 @@ fn stop_is_followed_by_restart_when_the_swap_is_refused() {
     assert_ne!(content(&prod), before_swap, "the late write is kept");
     assert_eq!(users(&ws), ["ann", "bob", "cy", "late"]);
 }
+
+#[test]
+fn the_snapshot_opened_by_its_path_is_still_read_only() {
+    let (ws, out) = attack(
+        r#"backup();
+let snap = snapshot();
+sql(open(snap.path), "DELETE FROM users");"#,
+        &["--yes"],
+    );
+    assert_code(&out, 2);
+    assert!(
+        stderr_of(&out).contains("the snapshot is read-only"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(
+        column(&only_backup(&ws), "SELECT count(*) FROM users"),
+        ["3"]
+    );
+}

@@ -290,25 +290,34 @@ impl Run {
     /// a dry run or the read-only REPL.
     pub fn open_file(&self, path: &Path) -> Result<Db> {
         crate::db::check_sqlite_file(path)?;
-        let same = |other: &Path| {
+        let same = |other: Option<&Path>| {
             use std::os::unix::fs::MetadataExt;
-            match (std::fs::metadata(path), std::fs::metadata(other)) {
-                (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            match (std::fs::metadata(path), other.map(std::fs::metadata)) {
+                (Ok(a), Some(Ok(b))) => a.dev() == b.dev() && a.ino() == b.ino(),
                 _ => false,
             }
         };
-        if !self.production.is_remote() && same(&self.opts.production) {
-            return Ok(self.production());
-        }
-        let in_backups = std::fs::canonicalize(path)
-            .ok()
-            .zip(std::fs::canonicalize(&self.opts.backup_dir).ok())
-            .is_some_and(|(p, b)| p.starts_with(b));
+        // The run's own files keep their roles whatever path names them.
+        let role = if !self.production.is_remote() && same(Some(&self.opts.production)) {
+            Role::Production
+        } else if same(self.snapshot.as_ref().map(|(p, _)| p.as_path()))
+            || same(self.backup.as_ref().map(|(p, _)| p.as_path()))
+        {
+            Role::Snapshot
+        } else if same(self.migrated.as_deref()) {
+            Role::Migrated
+        } else {
+            let in_backups = std::fs::canonicalize(path)
+                .ok()
+                .zip(std::fs::canonicalize(&self.opts.backup_dir).ok())
+                .is_some_and(|(p, b)| p.starts_with(b));
+            Role::File {
+                writable: !(self.opts.dry_run || self.read_only || in_backups),
+            }
+        };
         Ok(Db {
             path: path.to_path_buf(),
-            role: Role::File {
-                writable: !(self.opts.dry_run || self.read_only || in_backups),
-            },
+            role,
         })
     }
 
