@@ -686,7 +686,7 @@ impl Session {
     /// The column names of the entry's last `query`, in SELECT order.
     fn query_columns(&self) -> Option<Vec<String>> {
         let (db, sql) = self.last_query.borrow().clone()?;
-        let conn = self.run.borrow().connect(&db).ok()?;
+        let conn = self.run.borrow().connect(&db, "complete").ok()?;
         let stmt = conn.prepare(&sql).ok()?;
         Some(stmt.column_names().map(str::to_string).collect())
     }

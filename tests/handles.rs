@@ -44,7 +44,7 @@ fn a_dry_run_recipe_cannot_write_production() {
     assert_code(&out, 2);
     let err = stderr_of(&out);
     assert!(
-        err.contains("production") && err.contains("only `deploy` writes it"),
+        err.contains("sql: production") && err.contains("only `deploy` writes it"),
         "{err}"
     );
     assert_eq!(sha256_file(&ws.path("prod.sqlite3")), before);
@@ -95,7 +95,7 @@ let snap = snapshot();
 deploy(snap);"#,
         &["--yes"],
     );
-    assert_code(&out, 3);
+    assert_code(&out, 2);
     let err = stderr_of(&out);
     assert!(
         err.contains("deploy takes only the validated database"),
@@ -119,7 +119,7 @@ fn deploy_refuses_production_itself() {
         "backup();\nlet snap = snapshot();\ndeploy(production());",
         &["--yes"],
     );
-    assert_code(&out, 3);
+    assert_code(&out, 2);
     assert!(
         stderr_of(&out).contains("deploy takes only the validated database"),
         "{}",

@@ -611,7 +611,7 @@ impl Run {
         if report.ok {
             match (&self.migrated, self.validated) {
                 (Some(path), true) => Ok(Validated { path: path.clone() }),
-                _ => Err(aborted(
+                _ => Err(input(
                     "require: the migrated database of this run has not passed validation \
                      (validate it after the last copy: `let report = validate(p, migrated);`)",
                 )),
@@ -658,7 +658,7 @@ impl Run {
             return Ok(());
         }
         if self.migrated.as_deref() != Some(validated.path()) || !self.validated {
-            return Err(aborted(
+            return Err(input(
                 "deploy: this is not the validated database of this run's last copy",
             ));
         }
@@ -667,7 +667,7 @@ impl Run {
             .clone()
             .context("deploy needs a snapshot first")?;
         let (backup, _) = self.backup.clone().ok_or_else(|| {
-            aborted("deploy needs a backup of production taken in this run: call backup() first")
+            input("deploy needs a backup of production taken in this run: call backup() first")
         })?;
         let before = Schema::load(&snapshot)?.hash();
         let after = self.source_schema()?.hash();
@@ -704,10 +704,10 @@ impl Run {
     /// read through a copy), the snapshot read-only, the migrated file
     /// writable until validated (with the snapshot attached as `snapshot`),
     /// a file writable only outside a dry run.
-    pub fn connect(&self, db: &Db) -> Result<Connection> {
+    pub fn connect(&self, db: &Db, primitive: &str) -> Result<Connection> {
         match db.role {
             Role::Production => Err(input(format!(
-                "production ({}) is not opened by recipes: read it through `snapshot()` \
+                "{primitive}: production ({}) is not opened by recipes: read it through `snapshot()` \
                  (a consistent copy) or `schema(production())`; only `deploy` writes it",
                 self.production.name()
             ))),

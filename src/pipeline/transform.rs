@@ -97,10 +97,13 @@ impl Job {
             .clone()
             .context("transform needs the migrated database: call it after copy")?;
         let plan = run.plan.as_ref().context("transform needs a plan")?;
-        let conn = run.connect(&Db {
-            path: migrated,
-            role: Role::Migrated,
-        })?;
+        let conn = run.connect(
+            &Db {
+                path: migrated,
+                role: Role::Migrated,
+            },
+            "transform",
+        )?;
         let tp = plan
             .table(table)
             .with_context(|| format!("no table {table} in the plan"))?;

@@ -20,7 +20,7 @@ type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// `sql` on a handle: a write that the handle's role refuses names the rule.
 fn exec_on(run: &Run, db: &Db, sql: &str, params: &Array) -> Result<i64> {
-    exec_sql(&run.connect(db)?, sql, params).map_err(|e| {
+    exec_sql(&run.connect(db, "sql")?, sql, params).map_err(|e| {
         let read_only = e
             .downcast_ref::<rusqlite::Error>()
             .and_then(rusqlite::Error::sqlite_error_code)
@@ -123,7 +123,7 @@ pub fn register_primitives(engine: &mut Engine, run: &Shared<Run>) {
     prim!("confirm_deploy", |r| r.borrow_mut().confirm_deploy());
     prim!("deploy", |r, v: Validated| r.borrow_mut().deploy(&v));
     prim!("deploy", |_run, db: Db| {
-        Err::<(), _>(crate::error::aborted(format!(
+        Err::<(), _>(crate::error::input(format!(
             "deploy takes only the validated database that `require(report)` returns, not the {} database {}",
             db.role.name(),
             db.path.display()
@@ -143,12 +143,12 @@ pub fn register_primitives(engine: &mut Engine, run: &Shared<Run>) {
         &params
     ));
     prim!("query", |r, db: Db, sql: &str| query_sql(
-        &r.borrow().connect(&db)?,
+        &r.borrow().connect(&db, "query")?,
         sql,
         &Array::new()
     ));
     prim!("query", |r, db: Db, sql: &str, params: Array| query_sql(
-        &r.borrow().connect(&db)?,
+        &r.borrow().connect(&db, "query")?,
         sql,
         &params
     ));
