@@ -248,10 +248,19 @@ impl Swappable {
         let version: i64 = dst.query_row("PRAGMA data_version", [], |r| r.get(0))?;
         {
             let backup = Backup::new(src, &mut dst)?;
+            // A step of zero pages takes the write lock and copies nothing:
+            // `More` means the lock is held, anything else that it is not.
             match backup.step(0) {
+                Ok(StepResult::More) => {}
+                Ok(StepResult::Busy | StepResult::Locked) => return Err(locked(&live.path, wait)),
                 Err(e) if is_busy(&e) => return Err(locked(&live.path, wait)),
-                other => other.with_context(|| format!("locking {}", live.path.display()))?,
-            };
+                other => {
+                    return Err(input(format!(
+                        "locking {} for the swap failed ({other:?}); nothing was changed",
+                        live.path.display()
+                    )));
+                }
+            }
             live.check_unchanged(expected)?;
             finish(&backup, &live.path)?;
         }
@@ -326,5 +335,143 @@ impl Drop for LiveDb {
                 .conn
                 .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{ExitKind, exit_code};
+
+    /// A production in `mode` with one row, and a new database with another.
+    fn files(mode: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let prod = dir.path().join("prod.db");
+        let new = dir.path().join("new.db");
+        Connection::open(&prod)
+            .unwrap()
+            .execute_batch(&format!(
+                "PRAGMA journal_mode={mode}; CREATE TABLE t(a); INSERT INTO t VALUES ('old');"
+            ))
+            .unwrap();
+        Connection::open(&new)
+            .unwrap()
+            .execute_batch(&format!(
+                "PRAGMA journal_mode={mode}; CREATE TABLE t(a); INSERT INTO t VALUES ('new');"
+            ))
+            .unwrap();
+        (dir, prod, new)
+    }
+
+    fn value(conn: &Connection) -> String {
+        conn.query_row("SELECT group_concat(a) FROM t", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_swap_writes_into_the_open_file_in_both_journal_modes() {
+        for mode in ["wal", "delete"] {
+            let (dir, prod, new) = files(mode);
+            let app = Connection::open(&prod).unwrap();
+            assert_eq!(value(&app), "old");
+            let mut live = Swappable::open(&prod).unwrap();
+            let base = live.live().copy_to(&dir.path().join("copy.db")).unwrap();
+            live.swap_in(&new, base, Duration::from_secs(2)).unwrap();
+            assert_eq!(
+                value(&app),
+                "new",
+                "{mode}: the open connection sees the new database"
+            );
+            app.execute("INSERT INTO t VALUES ('later')", []).unwrap();
+            drop(live);
+            assert_eq!(
+                value(&Connection::open(&prod).unwrap()),
+                "new,later",
+                "{mode}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_commit_after_the_copy_refuses_the_swap() {
+        for mode in ["wal", "delete"] {
+            let (dir, prod, new) = files(mode);
+            let mut live = Swappable::open(&prod).unwrap();
+            let base = live.live().copy_to(&dir.path().join("copy.db")).unwrap();
+            Connection::open(&prod)
+                .unwrap()
+                .execute("INSERT INTO t VALUES ('late')", [])
+                .unwrap();
+            let err = live
+                .swap_in(&new, base, Duration::from_secs(2))
+                .unwrap_err();
+            assert_eq!(exit_code(&err), ExitKind::Aborted as u8, "{mode}: {err:#}");
+            assert!(
+                format!("{err:#}").contains("changed after the snapshot"),
+                "{err:#}"
+            );
+            drop(live);
+            assert_eq!(
+                value(&Connection::open(&prod).unwrap()),
+                "old,late",
+                "{mode}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_transaction_held_by_the_application_makes_the_swap_give_up_in_time() {
+        for mode in ["wal", "delete"] {
+            let (dir, prod, new) = files(mode);
+            let mut live = Swappable::open(&prod).unwrap();
+            let base = live.live().copy_to(&dir.path().join("copy.db")).unwrap();
+            let app = Connection::open(&prod).unwrap();
+            app.execute_batch("BEGIN IMMEDIATE").unwrap();
+            let started = std::time::Instant::now();
+            let err = live
+                .swap_in(&new, base, Duration::from_millis(300))
+                .unwrap_err();
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{mode}: waited too long"
+            );
+            assert_eq!(exit_code(&err), ExitKind::Aborted as u8, "{mode}: {err:#}");
+            assert!(format!("{err:#}").contains("stayed locked"), "{err:#}");
+            app.execute_batch("INSERT INTO t VALUES ('app'); COMMIT")
+                .unwrap();
+            drop(live);
+            assert_eq!(
+                value(&Connection::open(&prod).unwrap()),
+                "old,app",
+                "{mode}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_replaced_file_refuses_the_swap() {
+        let (dir, prod, new) = files("delete");
+        let mut live = Swappable::open(&prod).unwrap();
+        let base = live.live().copy_to(&dir.path().join("copy.db")).unwrap();
+        let other = dir.path().join("other.db");
+        std::fs::copy(&prod, &other).unwrap();
+        std::fs::rename(&other, &prod).unwrap();
+        let err = live
+            .swap_in(&new, base, Duration::from_secs(1))
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("replaced by another file"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn a_session_leaves_no_wal_or_shm_it_created() {
+        let (dir, prod, _) = files("wal");
+        assert!(!sibling(&prod, "-wal").exists());
+        let live = LiveDb::open(&prod).unwrap();
+        live.copy_to(&dir.path().join("copy.db")).unwrap();
+        drop(live);
+        assert!(!sibling(&prod, "-wal").exists() && !sibling(&prod, "-shm").exists());
     }
 }
