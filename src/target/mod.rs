@@ -6,6 +6,7 @@
 //! schema, and once for the swap. A [`Production`] opened for a dry run,
 //! `plan` or the REPL is [`Access::ReadOnly`] and has no way to write.
 
+pub mod agent;
 pub mod live;
 pub mod local;
 pub mod remote;
@@ -39,14 +40,22 @@ pub enum Token {
     Remote(Vec<String>),
 }
 
-/// Local production: opened on first use, read-only unless swapping.
-enum Local {
+/// Production on this machine (here, or in the agent on a host): opened on
+/// first use, read-only unless swapping.
+pub(crate) enum Local {
     ReadOnly(LiveDb),
     Swap(Swappable),
 }
 
 impl Local {
-    fn live(&self) -> &LiveDb {
+    pub(crate) fn open(path: &Path, access: Access) -> Result<Local> {
+        Ok(match access {
+            Access::ReadOnly => Local::ReadOnly(LiveDb::open(path)?),
+            Access::Swap => Local::Swap(Swappable::open(path)?),
+        })
+    }
+
+    pub(crate) fn live(&self) -> &LiveDb {
         match self {
             Local::ReadOnly(l) => l,
             Local::Swap(s) => s.live(),
@@ -94,11 +103,7 @@ impl Production {
 
     fn local(&mut self) -> Result<&Local> {
         if self.local.is_none() {
-            let path = &self.opts.production;
-            self.local = Some(match self.access {
-                Access::ReadOnly => Local::ReadOnly(LiveDb::open(path)?),
-                Access::Swap => Local::Swap(Swappable::open(path)?),
-            });
+            self.local = Some(Local::open(&self.opts.production, self.access)?);
         }
         Ok(self.local.as_ref().expect("opened above"))
     }
