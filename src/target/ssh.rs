@@ -533,12 +533,6 @@ impl Remote {
             Err(e) => Err(e).with_context(|| format!("cannot remove {path} on {}", self.target)),
         }
     }
-
-    /// Whether the remote shell finds the command `name` (e.g. `sqlite3`).
-    pub fn has_command(&self, name: &str) -> Result<bool> {
-        let out = self.exec(&format!("command -v {} >/dev/null 2>&1", shell_quote(name)))?;
-        Ok(out.status == 0)
-    }
 }
 
 /// A command left running on the host by [`Remote::start`]: lines in, lines out.
