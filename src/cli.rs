@@ -267,6 +267,11 @@ pub enum Command {
         #[arg(long)]
         write: bool,
     },
+    /// Serve one production on this host for a sqlmorph run over SSH:
+    /// newline-delimited JSON requests on standard input, answers on
+    /// standard output (started by sqlmorph itself; see target::agent).
+    #[command(hide = true)]
+    Agent,
 }
 
 /// Where the schemas and production are (flags override sqlmorph.toml).
@@ -488,6 +493,10 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(u8::from(!health.is_clean()))
         }
         Command::Repl { dbs, write } => crate::repl::run(&dbs, write),
+        Command::Agent => {
+            crate::target::agent::serve(std::io::stdin().lock(), std::io::stdout().lock())?;
+            Ok(0)
+        }
     }
 }
 

@@ -15,4 +15,5 @@ mod recipes;
 mod repl;
 mod schema_cmd;
 mod ssh_deploy;
+mod ssh_live;
 mod ssh_transport;

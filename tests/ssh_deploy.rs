@@ -2,11 +2,12 @@
 //! migration, host keys, authentication, the compare-and-swap, a dropped
 //! connection, a failing health check, a fleet, and rollback.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::support::sshd::Sshd;
-use crate::support::{Workspace, column, sha256_file, stderr_of, stdout_of};
+use crate::support::sshd::{Sshd, cached_agent};
+use crate::support::{Workspace, column, content, sha256_file, stderr_of, stdout_of};
 
 const PROD: &str = "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT);
 INSERT INTO users VALUES (1, 'ann', 31), (2, 'bob', NULL), (3, 'cy', 7);";
@@ -70,6 +71,19 @@ fn run(ws: &Workspace, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Production holds `original` again (the same schema and rows), in the
+/// same file (`inode`), and SQLite finds nothing wrong with it.
+fn assert_put_back(db: &Path, original: &str, inode: u64) {
+    assert_eq!(content(db), original, "{}: the old database", db.display());
+    assert_eq!(
+        std::fs::metadata(db).unwrap().ino(),
+        inode,
+        "{}",
+        db.display()
+    );
+    assert_eq!(column(db, "PRAGMA integrity_check"), vec!["ok"]);
+}
+
 fn code(out: &Output, expected: i32) {
     assert_eq!(
         out.status.code(),
@@ -87,7 +101,7 @@ fn stock_migration_to_an_ssh_target_restarts_remotely() {
         &sshd,
         "restart = \"echo \\\"$SSH_CONNECTION $SQLMORPH_DB\\\" >> restarts.txt\"",
     );
-    let old = sha256_file(&remote);
+    let inode = std::fs::metadata(&remote).unwrap().ino();
     let out = run(&ws, &[]);
     code(&out, 0);
     assert_eq!(
@@ -109,9 +123,10 @@ fn stock_migration_to_an_ssh_target_restarts_remotely() {
         restarts.contains("127.0.0.1") && restarts.contains(remote.to_str().unwrap()),
         "{restarts:?}"
     );
-    // The previous file is kept beside production; the backup is local.
-    let prev = PathBuf::from(format!("{}.sqlmorph-prev", remote.display()));
-    assert_eq!(sha256_file(&prev), old);
+    // The new content was written into production's file, and nothing is
+    // kept beside it: the backup is local.
+    assert_eq!(std::fs::metadata(&remote).unwrap().ino(), inode);
+    assert_eq!(listing(&ws.path("remote")), ["prod.sqlite3"]);
     let backups: Vec<_> = std::fs::read_dir(ws.path("backups")).unwrap().collect();
     assert_eq!(backups.len(), 1);
 }
@@ -210,7 +225,7 @@ fn a_write_after_the_snapshot_aborts_and_leaves_the_remote_untouched() {
 fn a_failing_health_check_rolls_back_and_exits_4() {
     let sshd = Sshd::start();
     let (ws, remote) = setup(&sshd, "health_check = \"exit 7\"");
-    let before = sha256_file(&remote);
+    let (before, inode) = (content(&remote), std::fs::metadata(&remote).unwrap().ino());
     let out = run(&ws, &[]);
     code(&out, 4);
     let err = stderr_of(&out);
@@ -218,11 +233,7 @@ fn a_failing_health_check_rolls_back_and_exits_4() {
         err.contains("health_check") && err.contains("rolled back"),
         "{err}"
     );
-    assert_eq!(
-        sha256_file(&remote),
-        before,
-        "the remote equals the old file"
-    );
+    assert_put_back(&remote, &before, inode);
 }
 
 #[test]
@@ -247,7 +258,13 @@ fn a_cut_connection_during_upload_leaves_the_remote_unchanged_and_a_rerun_succee
         "",
     );
     let before = sha256_file(&remote);
-    let staged = ws.path("remote/.prod.sqlite3.sqlmorph-new");
+    // The upload goes into the agent's private directory beside production.
+    let staged = || {
+        listing(&ws.path("remote"))
+            .iter()
+            .map(|d| ws.path("remote").join(d).join("new.sqlite3"))
+            .find(|p| p.exists())
+    };
     let child = ws
         .cmd_std()
         .args(["run", "--yes"])
@@ -256,7 +273,7 @@ fn a_cut_connection_during_upload_leaves_the_remote_unchanged_and_a_rerun_succee
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !staged.exists() {
+    while staged().is_none() {
         assert!(
             std::time::Instant::now() < deadline,
             "the upload never started"
@@ -282,7 +299,11 @@ fn a_cut_connection_during_upload_leaves_the_remote_unchanged_and_a_rerun_succee
         column(&remote, "SELECT tz FROM users WHERE id = 1"),
         vec!["UTC"]
     );
-    assert!(!staged.exists());
+    assert_eq!(
+        listing(&ws.path("remote")),
+        ["prod.sqlite3"],
+        "the cut run's agent removed its directory too"
+    );
 }
 
 #[test]
@@ -308,7 +329,12 @@ fn a_two_host_fleet_ends_all_old_when_the_second_swap_fails() {
     let authorized_b = b.dir.join("client.pub");
     std::fs::copy(a.client_key.with_extension("pub"), &authorized_b).unwrap();
     let fleet = [url(&a, &p1), url(&b, &p2)];
-    let (h1, h2) = (sha256_file(&p1), sha256_file(&p2));
+    let (h1, h2) = (content(&p1), content(&p2));
+    let h2_bytes = sha256_file(&p2);
+    let (i1, i2) = (
+        std::fs::metadata(&p1).unwrap().ino(),
+        std::fs::metadata(&p2).unwrap().ino(),
+    );
     config(
         &ws,
         &fleet,
@@ -323,11 +349,10 @@ fn a_two_host_fleet_ends_all_old_when_the_second_swap_fails() {
         err.contains("rolled back to the previous database") && err.contains("host2"),
         "{err}"
     );
-    assert_eq!(
-        (sha256_file(&p1), sha256_file(&p2)),
-        (h1, h2),
-        "both hosts end old"
-    );
+    // Both hosts end old: host1 was swapped and put back, host2 untouched.
+    assert_put_back(&p1, &h1, i1);
+    assert_put_back(&p2, &h2, i2);
+    assert_eq!(sha256_file(&p2), h2_bytes, "host2 was never written");
 
     // Without the failure both end new.
     config(&ws, &fleet, &ws.path("key"), &kh, "");
@@ -446,7 +471,7 @@ fn path_without_sqlite3(ws: &Workspace) -> PathBuf {
 }
 
 #[test]
-fn without_sqlite3_on_the_host_the_file_and_its_wal_are_copied_together() {
+fn without_sqlite3_on_the_host_a_live_wal_production_is_copied_and_deployed() {
     let ws = Workspace::new();
     let bin = path_without_sqlite3(&ws);
     let sshd = Sshd::start_with(&[format!("SetEnv=PATH={}", bin.display())]);
@@ -470,11 +495,6 @@ fn without_sqlite3_on_the_host_the_file_and_its_wal_are_copied_together() {
 
     let out = ws.cmd().args(["run", "--dry-run"]).output().unwrap();
     code(&out, 0);
-    assert!(
-        stdout_of(&out).contains("no sqlite3 on the host"),
-        "{}",
-        stdout_of(&out)
-    );
     let run_dir = std::fs::read_dir(ws.path(".sqlmorph/runs"))
         .unwrap()
         .next()
@@ -490,9 +510,13 @@ fn without_sqlite3_on_the_host_the_file_and_its_wal_are_copied_together() {
         "the WAL's rows are in the snapshot"
     );
 
-    // With the application gone (its WAL checkpointed), a real run deploys.
-    drop(app);
+    // With the application still there, a real run deploys into its WAL.
     code(&run(&ws, &[]), 0);
+    let tz: String = app
+        .query_row("SELECT group_concat(id || tz) FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tz, "1UTC,2UTC,3UTC", "the application's connection");
+    drop(app);
     assert_eq!(
         column(&remote, "SELECT id || tz FROM users ORDER BY id"),
         vec!["1UTC", "2UTC", "3UTC"]
@@ -569,28 +593,26 @@ fn plan_of_a_remote_path_with_quotes_and_dollars_leaves_nothing_behind() {
     );
 }
 
-/// A `sha256sum` that reads its input and answers a new hash on every call.
-const RESTLESS_SHA256SUM: &str = r#"#!/bin/sh
-cat >/dev/null
-n=$(cat "$0.calls" 2>/dev/null || echo 0)
-n=$((n + 1))
-echo "$n" > "$0.calls"
-printf '%064d  -\n' "$n"
-"#;
-
 #[test]
 fn a_failed_remote_copy_leaves_no_temporary_behind() {
-    // A host whose sha256sum answers a new hash on every call: production
-    // "keeps changing", so every consistent copy is thrown away.
+    // The host's disk takes no file larger than 2 KiB (`ulimit -f`, as a
+    // full disk or a quota would): the agent opens production, but its copy
+    // fails. The cached agent is this build's, started through that limit.
     let ws = Workspace::new();
-    let bin = ws.path("bin");
-    std::fs::create_dir(&bin).unwrap();
-    let fake = ws.file("bin/sha256sum", RESTLESS_SHA256SUM);
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let sshd = Sshd::start_with(&[format!(
-        "SetEnv=PATH={}:/usr/local/bin:/usr/bin:/bin",
-        bin.display()
-    )]);
+    let sshd = Sshd::start_with_cache(&ws.path("cache"), &[]);
+    let agent = cached_agent(&sshd.cache);
+    std::fs::create_dir_all(agent.parent().unwrap()).unwrap();
+    std::fs::write(
+        &agent,
+        format!(
+            "#!/bin/sh\ntrap '' XFSZ\nulimit -f 4\nexec {:?} \"$@\"\n",
+            assert_cmd::cargo::cargo_bin("sqlmorph")
+                .display()
+                .to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     std::fs::create_dir(ws.path("remote")).unwrap();
     let remote = ws.db("remote/prod.sqlite3", PROD);
     ws.file("schema.sql", SOURCE);
@@ -608,7 +630,7 @@ fn a_failed_remote_copy_leaves_no_temporary_behind() {
         let out = with_tmpdir(&ws, &tmp, args);
         code(&out, 2);
         assert!(
-            stderr_of(&out).contains("kept changing"),
+            stderr_of(&out).contains("copying ssh://"),
             "{args:?}: {}",
             stderr_of(&out)
         );
@@ -656,8 +678,11 @@ fn a_deploy_to_a_remote_path_with_quotes_and_dollars_works() {
         remote.display().to_string(),
         "the restart command was told the exact path"
     );
-    let prev = PathBuf::from(format!("{}.sqlmorph-prev", remote.display()));
-    assert!(prev.exists(), "the previous file is kept beside production");
+    assert_eq!(
+        listing(&ws.path("remote")),
+        ["it's $HOME \"x\".sqlite3"],
+        "nothing is kept beside production"
+    );
 }
 
 /// `<name>/prod.sqlite3` for each name: the databases of a fleet whose
@@ -699,7 +724,8 @@ fn a_fleet_that_aborts_restarts_every_host_it_stopped() {
         &sshd.known_hosts,
         &format!("stop = {stop:?}\nrestart = {restart:?}"),
     );
-    let old = sha256_file(&hosts[0]);
+    let old = content(&hosts[0]);
+    let inode = std::fs::metadata(&hosts[0]).unwrap().ino();
     let out = run(&ws, &[]);
     code(&out, 4);
     assert!(
@@ -707,7 +733,7 @@ fn a_fleet_that_aborts_restarts_every_host_it_stopped() {
         "{}",
         stderr_of(&out)
     );
-    assert_eq!(sha256_file(&hosts[0]), old, "host1 was rolled back");
+    assert_put_back(&hosts[0], &old, inode);
     assert_eq!(
         column(&hosts[1], "SELECT name FROM users WHERE id = 4"),
         vec!["late"]

@@ -91,12 +91,6 @@ fn connect_and_exec() {
     );
     let who = remote.exec("id -un").expect("exec");
     assert_eq!(who.stdout.trim(), sshd.user);
-    assert!(remote.has_command("sh").expect("has_command"));
-    assert!(
-        !remote
-            .has_command("sqlmorph-no-such-command")
-            .expect("has_command")
-    );
     // Megabytes on stderr while stdout is read first must not stall the channel.
     let out = remote.exec("head -c 5000000 /dev/zero | tr '\\0' e >&2; head -c 3000000 /dev/zero | tr '\\0' o; echo").expect("exec");
     assert_eq!(
@@ -127,6 +121,52 @@ fn exec_outlives_the_session_timeout() {
         .expect("a silent command longer than the timeout");
     assert_eq!((out.status, out.stdout.as_str()), (0, "finished\n"));
     assert_eq!(remote.exec("echo again").expect("exec").stdout, "again\n");
+}
+
+#[test]
+fn a_started_command_answers_line_by_line_however_long_it_is_idle_or_busy() {
+    let sshd = Sshd::start();
+    let mut o = opts(&sshd);
+    o.connect_timeout = Duration::from_secs(1);
+    let remote = Remote::connect(&url(&sshd), &o).expect("connect");
+    let mut p = remote
+        .start("while read -r line; do sleep 2; echo \"got $line\"; done; echo bye >&2; exit 4")
+        .expect("start");
+    // Idle for longer than the session timeout (a user at a prompt), then
+    // an answer that takes longer than it too.
+    std::thread::sleep(Duration::from_millis(2500));
+    p.write_line("it's one").expect("write");
+    assert_eq!(
+        p.read_line(true).expect("read").as_deref(),
+        Some("got it's one")
+    );
+    p.write_line("two").expect("write");
+    let impatient = p.read_line(false);
+    assert!(
+        impatient.is_err(),
+        "an impatient read times out: {impatient:?}"
+    );
+    assert_eq!(p.read_line(true).expect("read").as_deref(), Some("got two"));
+    // Other commands run beside it on the same session.
+    assert_eq!(remote.exec("echo beside").expect("exec").stdout, "beside\n");
+    drop(p);
+    assert_eq!(remote.exec("echo after").expect("exec").stdout, "after\n");
+}
+
+#[test]
+fn a_started_command_that_ends_gives_its_output_and_status() {
+    let sshd = Sshd::start();
+    let remote = connect(&sshd);
+    let mut p = remote
+        .start("echo 'no such binary' >&2; exit 126")
+        .expect("start");
+    assert_eq!(
+        p.read_line(false).expect("read").as_deref(),
+        Some("no such binary"),
+        "standard error is merged into the output"
+    );
+    assert_eq!(p.read_line(false).expect("read"), None);
+    assert_eq!(p.exit_status(), 126);
 }
 
 #[test]

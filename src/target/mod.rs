@@ -5,7 +5,12 @@
 //! consistent copy (which carries the compare-and-swap [`Token`]), for the
 //! schema, and once for the swap. A [`Production`] opened for a dry run,
 //! `plan` or the REPL is [`Access::ReadOnly`] and has no way to write.
+//!
+//! A local production is a [`LiveDb`] (or [`Swappable`]) in this process;
+//! a remote one is the same, held by sqlmorph's agent on each host
+//! ([`agent`]), so both get the same live-safe copy and swap.
 
+pub mod agent;
 pub mod commands;
 pub mod files;
 pub mod live;
@@ -23,7 +28,7 @@ use crate::config::Options;
 use crate::error::aborted;
 use crate::log::Log;
 use crate::schema::Schema;
-use crate::target::remote::RemoteDb;
+use crate::target::remote::{HostCopy, RemoteDb};
 use live::{Baseline, LiveDb, Swappable};
 
 /// Whether a session may write production at all.
@@ -38,18 +43,27 @@ pub enum Access {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Token {
     Local(Baseline),
-    /// Every host's fingerprint, in fleet order.
-    Remote(Vec<String>),
+    /// Every host's copy made on the host (its agent's token, and its
+    /// restore source), in fleet order.
+    Remote(Vec<HostCopy>),
 }
 
-/// Local production: opened on first use, read-only unless swapping.
-enum Local {
+/// Production on this machine (here, or in the agent on a host): opened on
+/// first use, read-only unless swapping.
+pub(crate) enum Local {
     ReadOnly(LiveDb),
     Swap(Swappable),
 }
 
 impl Local {
-    fn live(&self) -> &LiveDb {
+    pub(crate) fn open(path: &Path, access: Access) -> Result<Local> {
+        Ok(match access {
+            Access::ReadOnly => Local::ReadOnly(LiveDb::open(path)?),
+            Access::Swap => Local::Swap(Swappable::open(path)?),
+        })
+    }
+
+    pub(crate) fn live(&self) -> &LiveDb {
         match self {
             Local::ReadOnly(l) => l,
             Local::Swap(s) => s.live(),
@@ -57,12 +71,20 @@ impl Local {
     }
 }
 
-/// Remote production: the hosts (connected on first use) and a consistent
-/// copy of the first one, fetched once, outside the run directory.
+/// Remote production: the hosts (connected, each with its agent, on first
+/// use) and the copies made on them, the first one downloaded once,
+/// outside the run directory.
 #[derive(Default)]
 struct Remote {
     hosts: Vec<RemoteDb>,
-    fetched: Option<(tempfile::TempDir, PathBuf, Vec<String>)>,
+    fetched: Option<Fetched>,
+}
+
+struct Fetched {
+    _dir: tempfile::TempDir,
+    /// The first host's copy, here.
+    path: PathBuf,
+    copies: Vec<HostCopy>,
 }
 
 /// Production, local or remote.
@@ -97,54 +119,70 @@ impl Production {
 
     fn local(&mut self) -> Result<&Local> {
         if self.local.is_none() {
-            let path = &self.opts.production;
-            self.local = Some(match self.access {
-                Access::ReadOnly => Local::ReadOnly(LiveDb::open(path)?),
-                Access::Swap => Local::Swap(Swappable::open(path)?),
-            });
+            self.local = Some(Local::open(&self.opts.production, self.access)?);
         }
         Ok(self.local.as_ref().expect("opened above"))
     }
 
-    /// The consistent copy of the first host, fetched once, with every
-    /// host's fingerprint.
-    fn fetched(&mut self, log: &mut Log) -> Result<(PathBuf, Vec<String>)> {
-        if let Some((_, p, f)) = &self.remote.fetched {
-            return Ok((p.clone(), f.clone()));
+    /// Connects to the hosts and starts their agents: every host of the
+    /// fleet when swapping, only the first one (the one read) otherwise.
+    fn connect(&mut self, log: &mut Log) -> Result<()> {
+        let wanted = match self.access {
+            Access::Swap => self.opts.remotes.len(),
+            Access::ReadOnly => 1,
+        };
+        for url in &self.opts.remotes[self.remote.hosts.len()..wanted] {
+            log.quiet(&format!("connecting to {}", url.host_port()));
+            let host = RemoteDb::connect(url, &self.opts.ssh, self.access, log)?;
+            self.remote.hosts.push(host);
         }
-        if self.remote.hosts.is_empty() {
-            for url in &self.opts.remotes {
-                log.quiet(&format!("connecting to {}", url.host_port()));
-                self.remote
-                    .hosts
-                    .push(RemoteDb::connect(url, &self.opts.ssh)?);
-            }
+        Ok(())
+    }
+
+    /// The copies made on the hosts (each host's own, when swapping), once,
+    /// and the first host's downloaded.
+    fn fetched(&mut self, log: &mut Log) -> Result<(PathBuf, Vec<HostCopy>)> {
+        if let Some(f) = &self.remote.fetched {
+            return Ok((f.path.clone(), f.copies.clone()));
         }
+        self.connect(log)?;
         let dir = tempfile::Builder::new()
             .prefix("sqlmorph-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir()
             .context("creating a temporary directory")?;
         let dest = dir.path().join("production.sqlite3");
-        let first = &self.remote.hosts[0];
-        log.line(&format!(
-            "  downloading a consistent copy of {} ({})",
-            first.url,
-            first.copy_method()
-        ));
-        let mut prints = vec![first.fetch_consistent(&dest, crate::progress::enabled())?];
-        for h in self.remote.hosts.iter().skip(1) {
-            prints.push(h.fingerprint()?);
+        let mut copies = Vec::new();
+        for (i, host) in self.remote.hosts.iter_mut().enumerate() {
+            let copy = host.copy()?;
+            if i == 0 {
+                log.line(&format!(
+                    "  downloading a consistent copy of {} (made on the host by the sqlmorph agent)",
+                    host.url
+                ));
+                host.download(&copy, &dest, crate::progress::enabled())?;
+            } else {
+                log.quiet(&format!(
+                    "  {}: a consistent copy kept on the host",
+                    host.url
+                ));
+            }
+            copies.push(copy);
         }
-        self.remote.fetched = Some((dir, dest.clone(), prints.clone()));
-        Ok((dest, prints))
+        self.remote.fetched = Some(Fetched {
+            _dir: dir,
+            path: dest.clone(),
+            copies: copies.clone(),
+        });
+        Ok((dest, copies))
     }
 
     /// A consistent copy of production at `dest` (0600), and its token.
     pub fn copy_to(&mut self, dest: &Path, log: &mut Log) -> Result<Token> {
         if self.is_remote() {
-            let (fetched, prints) = self.fetched(log)?;
+            let (fetched, copies) = self.fetched(log)?;
             crate::target::files::copy_consistent(&fetched, dest)?;
-            return Ok(Token::Remote(prints));
+            return Ok(Token::Remote(copies));
         }
         Ok(Token::Local(self.local()?.live().copy_to(dest)?))
     }
@@ -219,7 +257,8 @@ impl Production {
 
     /// Swaps `new` into production if production is still as `token`
     /// says; `restore` (production's content at `token`) goes back in when
-    /// the service does not come back. Runs the commands around the swap.
+    /// the service does not come back (over SSH, each host's own copy,
+    /// made on the host, goes back). Runs the commands around the swap.
     pub fn swap(
         &mut self,
         new: &Path,
@@ -242,12 +281,12 @@ impl Production {
                 };
                 local::deploy(prod, new, *baseline, restore, commands, log)
             }
-            Token::Remote(prints) => {
+            Token::Remote(copies) => {
                 self.fetched(log)?;
                 let outcome = crate::target::remote::deploy_fleet(
                     &mut self.remote.hosts,
                     new,
-                    prints,
+                    copies,
                     commands,
                     crate::progress::enabled(),
                     log,

@@ -1,297 +1,119 @@
-//! Production on a host reached over SSH: consistent copies, fingerprints
-//! computed on the host, and the compare-and-swap deploy with rollback. A
-//! fleet deploy restarts every host it stopped, whichever way it ends;
-//! [`restart_fleet`] runs `restart` on every host (the `restart()` primitive).
+//! Production on hosts reached over SSH. Every read and write of a host's
+//! database goes through sqlmorph's agent on that host ([`super::agent`]),
+//! so a remote production gets the same live-safe copy and swap as a local
+//! one: consistent copies and the compare-and-swap are made on the host,
+//! through SQLite, under its locks, and the new content is written into the
+//! file (its inode, owner, mode and symlink stay; the application's
+//! connections see the old database or the new one).
 //!
-//! The fingerprint has the same definition as a local one (SHA-256 of the
-//! file, then `-wal` and the WAL's bytes when a WAL exists), computed on the
-//! host so that nothing is downloaded to check it. When the host has the
-//! `sqlite3` CLI, the WAL is checkpointed first and copies are taken with
-//! `.backup`; without it, the file and its WAL are downloaded together and
-//! the fingerprint before and after proves that no write came in between.
+//! Each host keeps its own pre-deploy copy (in the agent's private
+//! directory) as its restore source, so a fleet deploy that fails puts every
+//! swapped host back in the state it had, and restarts every host it
+//! stopped, whichever way it ends; [`restart_fleet`] runs `restart` on every
+//! host (the `restart()` primitive).
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
+use super::Access;
+use super::agent::Agent;
 use crate::config::Commands;
-use crate::error::aborted;
+use crate::error::{ExitKind, aborted, exit_code};
 use crate::log::Log;
+use crate::target::commands::given;
 use crate::target::ssh::{Remote, SshOptions, SshUrl, shell_command, shell_quote};
 
-/// One production database on one host.
+/// One production database on one host, served by its agent.
 pub struct RemoteDb {
     pub url: SshUrl,
+    /// Dropped before the session: closes production and removes the
+    /// private directory on the host.
+    agent: Agent,
     remote: Remote,
-    has_sqlite3: bool,
+    /// The agent's private directory on the host.
+    dir: String,
+    copies: u32,
 }
 
-fn given(c: &Option<String>) -> Option<&str> {
-    c.as_deref().filter(|s| !s.trim().is_empty())
+/// A consistent copy made on a host: the agent's token for production's
+/// state at the copy, and the copy's path on the host (what this host's
+/// restore puts back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCopy {
+    pub token: u64,
+    pub path: String,
 }
 
 impl RemoteDb {
-    /// Connects (host key checked, key or agent authentication).
-    pub fn connect(url: &SshUrl, opts: &SshOptions) -> Result<RemoteDb> {
+    /// Connects (host key checked, key or agent authentication) and starts
+    /// the agent, which opens production.
+    pub fn connect(
+        url: &SshUrl,
+        opts: &SshOptions,
+        access: Access,
+        log: &mut Log,
+    ) -> Result<RemoteDb> {
         let remote = Remote::connect(url, opts)?;
-        let has_sqlite3 = remote.has_command("sqlite3").unwrap_or(false);
+        let (agent, dir) = Agent::start(&remote, url, access, crate::progress::enabled(), log)?;
         Ok(RemoteDb {
             url: url.clone(),
+            agent,
             remote,
-            has_sqlite3,
+            dir,
+            copies: 0,
         })
     }
 
-    /// How a consistent copy is taken on this host, for the log.
-    pub fn copy_method(&self) -> &'static str {
-        if self.has_sqlite3 {
-            "sqlite3 .backup on the host"
-        } else {
-            "the file and its -wal together (no sqlite3 on the host)"
-        }
+    fn in_dir(&self, name: &str) -> String {
+        format!("{}/{name}", self.dir)
     }
 
-    fn q(&self) -> String {
-        shell_quote(&self.url.path)
+    /// A consistent copy of production, made on the host.
+    pub fn copy(&mut self) -> Result<HostCopy> {
+        self.copies += 1;
+        let path = self.in_dir(&format!("copy-{}.sqlite3", self.copies));
+        let token = self
+            .agent
+            .copy(&path)
+            .with_context(|| format!("copying {} on the host", self.url))?;
+        Ok(HostCopy { token, path })
     }
 
-    fn sibling(&self, suffix: &str) -> String {
-        let p = Path::new(&self.url.path);
-        let name = p
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        p.with_file_name(format!(".{name}.{suffix}"))
-            .to_string_lossy()
-            .into_owned()
+    /// Downloads a copy made on the host to `local`.
+    pub fn download(&self, copy: &HostCopy, local: &Path, progress: bool) -> Result<()> {
+        self.remote.download(&copy.path, local, progress).map(drop)
     }
 
-    /// `<db>.sqlmorph-prev` on the host.
-    pub fn prev_path(&self) -> String {
-        format!("{}.sqlmorph-prev", self.url.path)
-    }
-
-    /// The host's `sqlite3` on the database (10 s busy timeout), running `arg`.
-    fn sqlite3(&self, arg: &str) -> String {
-        shell_command(&["sqlite3", "-cmd", ".timeout 10000", &self.url.path, arg])
-    }
-
-    /// Shell text that checkpoints (when possible) and prints the fingerprint.
-    fn fingerprint_script(&self) -> String {
-        let db = self.q();
-        let checkpoint = if self.has_sqlite3 {
-            format!(
-                "[ -e {db}-wal ] && {} >/dev/null; ",
-                self.sqlite3("PRAGMA wal_checkpoint(TRUNCATE);")
-            )
-        } else {
-            String::new()
-        };
-        format!(
-            "{checkpoint}[ -f {db} ] || {{ echo 'no such file' >&2; exit 9; }}; \
-             {{ cat -- {db}; if [ -e {db}-wal ]; then printf %s -wal; cat -- {db}-wal; fi; }} | sha256sum | cut -d' ' -f1"
-        )
-    }
-
-    /// The fingerprint of the database on the host.
-    pub fn fingerprint(&self) -> Result<String> {
-        let out = self.remote.exec(&self.fingerprint_script())?;
-        if out.status == 9 {
-            bail!("{}: no such file on the host", self.url);
-        }
-        if out.status != 0 {
-            bail!("fingerprinting {} failed: {}", self.url, out.stderr.trim());
-        }
-        Ok(out.stdout.trim().to_string())
-    }
-
-    /// Downloads a consistent copy to `dest` and returns the fingerprint it
-    /// matches (retried up to three times when the database kept changing).
-    /// A failure leaves nothing behind: neither `dest` nor a temporary.
-    pub fn fetch_consistent(&self, dest: &Path, progress: bool) -> Result<String> {
-        let fetched = self.fetch_tries(dest, progress);
-        if fetched.is_err() {
-            let _ = std::fs::remove_file(dest);
-        }
-        fetched
-    }
-
-    fn fetch_tries(&self, dest: &Path, progress: bool) -> Result<String> {
-        for _ in 0..3 {
-            let before = self.fingerprint()?;
-            if self.has_sqlite3 {
-                self.fetch_backup(dest, progress)?;
-            } else {
-                self.fetch_with_wal(dest, progress)?;
-            }
-            if self.fingerprint()? == before {
-                return Ok(before);
-            }
-        }
-        bail!(
-            "{} kept changing while it was being copied (3 tries); stop the writers or try again",
-            self.url
-        )
-    }
-
-    /// A `.backup` taken on the host beside production, downloaded, removed.
-    fn fetch_backup(&self, dest: &Path, progress: bool) -> Result<()> {
-        let tmp = self.sibling("sqlmorph-copy");
-        let backup = format!(".backup {}", dot_command_arg(&tmp));
-        let fetched = self.remote.exec(&self.sqlite3(&backup)).and_then(|out| {
-            if out.status != 0 {
-                bail!(
-                    "sqlite3 .backup of {} failed: {}",
-                    self.url,
-                    out.stderr.trim()
-                );
-            }
-            self.remote.download(&tmp, dest, progress)
-        });
-        let _ = self.remote.remove(&tmp);
-        fetched.map(drop)
-    }
-
-    /// The file and its `-wal` downloaded together; SQLite applies the WAL
-    /// when the pair is opened, and the backup API writes one file.
-    fn fetch_with_wal(&self, dest: &Path, progress: bool) -> Result<()> {
-        let part = dest.with_extension("download");
-        let local_wal = crate::target::files::wal_path(&part);
-        let result = self
-            .download_with_wal(&part, &local_wal, progress)
-            .and_then(|()| crate::target::files::copy_consistent_rw(&part, dest));
-        for p in [&part, &local_wal, &crate::target::files::shm_path(&part)] {
-            let _ = std::fs::remove_file(p);
-        }
-        result
-    }
-
-    fn download_with_wal(&self, local: &Path, local_wal: &Path, progress: bool) -> Result<()> {
-        let _ = std::fs::remove_file(local_wal);
-        self.remote.download(&self.url.path, local, progress)?;
-        let wal = format!("{}-wal", self.url.path);
-        if self.remote.exists(&wal)? {
-            self.remote.download(&wal, local_wal, progress)?;
-        }
-        Ok(())
-    }
-
-    /// Runs a configured command on the host; `SQLMORPH_DB` holds the
-    /// database path. Output goes to the run log.
+    /// Runs a configured command on the host (see [`run_on`]).
     pub fn run_command(&self, what: &str, command: &str, log: &mut Log) -> Result<()> {
-        log.line(&format!("  {what} on {}: {command}", self.url.host_port()));
-        let out = self.remote.exec(&format!(
-            "SQLMORPH_DB={}; export SQLMORPH_DB; exec {}",
-            self.q(),
-            shell_command(&["/bin/sh", "-c", command])
-        ))?;
-        let text = format!("{}{}", out.stdout, out.stderr);
-        if !text.trim().is_empty() {
-            log.quiet(text.trim_end());
-        }
-        if out.status != 0 {
-            bail!(
-                "the {what} command `{command}` failed on {} (exit {}): {}",
-                self.url.host_port(),
-                out.status,
-                text.trim()
-            );
-        }
-        Ok(())
+        run_on(&self.remote, &self.url, what, command, log)
     }
 
-    /// Uploads the new file beside production and checks its SHA-256 on the
-    /// host. Returns the temporary remote path.
+    /// Uploads the new file into the private directory and checks its
+    /// SHA-256 on the host. Returns its path there.
     pub fn stage(&self, local: &Path, progress: bool) -> Result<String> {
-        let tmp = self.sibling("sqlmorph-new");
-        let mode = self
-            .remote
-            .exec(&shell_command(&["stat", "-c", "%a", "--", &self.url.path]))
-            .ok()
-            .filter(|o| o.status == 0)
-            .and_then(|o| i32::from_str_radix(o.stdout.trim(), 8).ok())
-            .unwrap_or(0o644);
-        self.remote.upload(local, &tmp, mode, progress)?;
+        let staged = self.in_dir("new.sqlite3");
+        self.remote.upload(local, &staged, 0o600, progress)?;
         let expected = crate::target::files::file_sha256(local)?;
-        match self.remote.sha256(&tmp)? {
-            Some(h) if h == expected => Ok(tmp),
-            other => {
-                let _ = self.remote.remove(&tmp);
-                bail!(
-                    "the uploaded file on {} does not match (sha256 {} here, {} there)",
-                    self.url.host_port(),
-                    expected,
-                    other.unwrap_or_else(|| "missing".into())
-                )
-            }
-        }
-    }
-
-    /// Compare-and-swap: if the fingerprint still equals `expected`, keep
-    /// the current file as `<db>.sqlmorph-prev` and rename `staged` over it,
-    /// in one command on the host.
-    pub fn swap(&self, staged: &str, expected: &str) -> Result<()> {
-        let db = self.q();
-        let script = format!(
-            "set -e; fp=$({}); \
-             if [ \"$fp\" != {exp} ]; then echo 'production changed' >&2; exit 3; fi; \
-             if [ -s {db}-wal ]; then echo 'production has a WAL that could not be checkpointed' >&2; exit 5; fi; \
-             ln -f -- {db} {prev} 2>/dev/null || cp -p -- {db} {prev}; \
-             mv -f -- {new} {db}; \
-             sync -- {db} \"$(dirname -- {db})\" 2>/dev/null || sync",
-            self.fingerprint_script(),
-            exp = shell_quote(expected),
-            prev = shell_quote(&self.prev_path()),
-            new = shell_quote(staged),
-        );
-        let out = self.remote.exec(&script)?;
-        match out.status {
-            0 => Ok(()),
-            3 => Err(aborted(format!(
-                "production on {} changed after the snapshot was taken: a write reached it during the migration. \
-                 Nothing was changed there; rerun sqlmorph to migrate the current data",
-                self.url
-            ))),
-            5 => Err(aborted(format!(
-                "production on {} has a write-ahead log that could not be checkpointed (the application holds it, \
-                 and the host has no sqlite3 to checkpoint it): configure `stop` to stop the application during the swap",
-                self.url
-            ))),
-            _ => bail!(
-                "the swap on {} failed: {}",
+        match self.remote.sha256(&staged)? {
+            Some(h) if h == expected => Ok(staged),
+            other => bail!(
+                "the uploaded file on {} does not match (sha256 {} here, {} there)",
                 self.url.host_port(),
-                out.stderr.trim()
+                expected,
+                other.unwrap_or_else(|| "missing".into())
             ),
         }
     }
 
-    /// Puts `<db>.sqlmorph-prev` back.
-    pub fn restore_prev(&self) -> Result<()> {
-        let out = self.remote.exec(&format!(
-            "{} && sync",
-            shell_command(&["mv", "-f", "--", &self.prev_path(), &self.url.path])
-        ))?;
-        if out.status != 0 {
-            bail!(
-                "restoring the previous database on {} failed: {}",
-                self.url.host_port(),
-                out.stderr.trim()
-            );
-        }
-        Ok(())
+    /// Writes `src` (a file on the host) into production if production is
+    /// still at `token`, checked on the host under the write lock. Returns
+    /// the token of production right after.
+    pub fn swap(&mut self, src: &str, token: u64) -> Result<u64> {
+        self.agent.swap(src, token)
     }
-
-    /// Removes a staged upload.
-    pub fn discard(&self, staged: &str) {
-        let _ = self.remote.remove(staged);
-    }
-}
-
-/// `path` as one argument of a sqlite3 dot-command: double-quoted, `\` and
-/// `"` escaped (the CLI resolves backslash escapes inside double quotes).
-fn dot_command_arg(path: &str) -> String {
-    format!("\"{}\"", path.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// What happened on one host of a deploy.
@@ -304,12 +126,13 @@ pub struct HostOutcome {
 /// Deploys `migrated` to every host: upload and verify everywhere, then
 /// stop (when configured) and compare-and-swap host by host, then restart
 /// and health-check everywhere. If any host fails, every host that was
-/// swapped is rolled back, so the fleet ends all-old or all-new, and every
-/// host that was stopped or had its database changed is restarted.
+/// swapped gets its own pre-deploy copy (`copies`) back, so the fleet ends
+/// all-old or all-new, and every host that was stopped or had its database
+/// changed is restarted.
 pub fn deploy_fleet(
     hosts: &mut [RemoteDb],
     migrated: &Path,
-    fingerprints: &[String],
+    copies: &[HostCopy],
     commands: &Commands,
     progress: bool,
     log: &mut Log,
@@ -318,22 +141,21 @@ pub fn deploy_fleet(
     let mut fleet = Fleet {
         hosts,
         staged,
+        copies,
         commands,
         log,
         swapped: Vec::new(),
         owes_restart: BTreeSet::new(),
     };
-    match fleet
-        .swap_all(fingerprints)
-        .and_then(|()| fleet.restart_all())
-    {
+    match fleet.swap_all().and_then(|()| fleet.restart_all()) {
         Ok(()) => Ok(fleet.outcomes("deployed")),
         Err((failed, err)) => Err(fleet.roll_back(failed, err)),
     }
 }
 
 /// Uploads and verifies the new file on every host, in parallel. On any
-/// failure every upload is removed and no host was changed.
+/// failure no host was changed (the uploads go with the agents' private
+/// directories).
 fn stage_all(hosts: &mut [RemoteDb], migrated: &Path, progress: bool) -> Result<Vec<String>> {
     let staged: Vec<Result<String>> = std::thread::scope(|s| {
         let handles: Vec<_> = hosts
@@ -349,11 +171,6 @@ fn stage_all(hosts: &mut [RemoteDb], migrated: &Path, progress: bool) -> Result<
             .collect()
     });
     if let Some((i, Err(e))) = staged.iter().enumerate().find(|(_, r)| r.is_err()) {
-        for (h, s) in hosts.iter().zip(&staged) {
-            if let Ok(tmp) = s {
-                h.discard(tmp);
-            }
-        }
         return Err(anyhow::anyhow!("{e:#}")).with_context(|| {
             format!(
                 "uploading to {}; no host was changed",
@@ -369,11 +186,13 @@ fn stage_all(hosts: &mut [RemoteDb], migrated: &Path, progress: bool) -> Result<
 /// back) and, when dropped, restarts those that are still owed one: on
 /// every way out of a deploy, no host is left stopped.
 struct Fleet<'a> {
-    hosts: &'a [RemoteDb],
+    hosts: &'a mut [RemoteDb],
     staged: Vec<String>,
+    copies: &'a [HostCopy],
     commands: &'a Commands,
     log: &'a mut Log,
-    swapped: Vec<usize>,
+    /// Hosts swapped, with the token of production right after the swap.
+    swapped: Vec<(usize, u64)>,
     owes_restart: BTreeSet<usize>,
 }
 
@@ -382,23 +201,22 @@ type HostError = (usize, anyhow::Error);
 
 impl Fleet<'_> {
     /// Stop (when configured) and compare-and-swap, host by host.
-    fn swap_all(&mut self, fingerprints: &[String]) -> Result<(), HostError> {
-        for (i, fingerprint) in fingerprints.iter().enumerate() {
-            self.swap_one(i, fingerprint).map_err(|e| (i, e))?;
+    fn swap_all(&mut self) -> Result<(), HostError> {
+        for i in 0..self.hosts.len() {
+            self.swap_one(i).map_err(|e| (i, e))?;
         }
         Ok(())
     }
 
-    fn swap_one(&mut self, i: usize, fingerprint: &str) -> Result<()> {
-        let host = &self.hosts[i];
+    fn swap_one(&mut self, i: usize) -> Result<()> {
         if let Some(stop) = given(&self.commands.stop) {
             self.owes_restart.insert(i);
-            host.run_command("stop", stop, self.log)?;
+            self.hosts[i].run_command("stop", stop, self.log)?;
         }
-        host.swap(&self.staged[i], fingerprint)?;
+        let after = self.hosts[i].swap(&self.staged[i], self.copies[i].token)?;
         self.owes_restart.insert(i);
-        self.swapped.push(i);
-        self.log.line(&format!("  swapped {}", host.url));
+        self.swapped.push((i, after));
+        self.log.line(&format!("  swapped {}", self.hosts[i].url));
         Ok(())
     }
 
@@ -428,10 +246,12 @@ impl Fleet<'_> {
         }
     }
 
-    /// Puts `<db>.sqlmorph-prev` back on host `i`.
-    fn restore(&mut self, i: usize) -> Result<()> {
+    /// Swaps host `i`'s pre-deploy copy back in, through its agent: refused
+    /// when the application wrote to the new database since (`after`).
+    fn restore(&mut self, i: usize, after: u64) -> Result<()> {
         self.owes_restart.insert(i);
-        self.hosts[i].restore_prev()
+        let copy = &self.copies[i].path;
+        self.hosts[i].swap(copy, after).map(drop)
     }
 
     fn outcomes(&self, status: &str) -> Vec<HostOutcome> {
@@ -444,12 +264,9 @@ impl Fleet<'_> {
             .collect()
     }
 
-    /// Removes the uploads, rolls back every swapped host, restarts every
-    /// host that owes it, and returns the error reporting each host.
+    /// Rolls back every swapped host, restarts every host that owes it, and
+    /// returns the error reporting each host.
     fn roll_back(&mut self, failed: usize, err: anyhow::Error) -> anyhow::Error {
-        for (h, tmp) in self.hosts.iter().zip(&self.staged) {
-            h.discard(tmp);
-        }
         let mut undo_failed = false;
         let mut summary = String::new();
         for i in 0..self.hosts.len() {
@@ -477,15 +294,17 @@ impl Fleet<'_> {
     /// Undoes what the deploy did on host `i`: its status, and whether the
     /// undo worked.
     fn undo(&mut self, i: usize, failed: usize, err: &anyhow::Error) -> (String, bool) {
-        let (mut status, mut ok) = if self.swapped.contains(&i) {
-            match self.restore(i) {
+        let swapped = self.swapped.iter().find(|(h, _)| *h == i).map(|s| s.1);
+        let (mut status, mut ok) = match swapped {
+            Some(after) => match self.restore(i, after) {
                 Ok(()) => ("rolled back to the previous database".to_string(), true),
-                Err(e) => (format!("ROLLBACK FAILED: {e:#}"), false),
-            }
-        } else if i == failed {
-            (format!("failed: {err:#}"), true)
-        } else {
-            ("not changed".to_string(), true)
+                Err(e) => (
+                    format!("KEEPS THE NEW DATABASE: {}", not_restored(&e)),
+                    false,
+                ),
+            },
+            None if i == failed => (format!("failed: {err:#}"), true),
+            None => ("not changed".to_string(), true),
         };
         if self.owes_restart.contains(&i) {
             match self.restart(i) {
@@ -499,6 +318,20 @@ impl Fleet<'_> {
         }
         (status, ok)
     }
+}
+
+/// Why a swapped host keeps the new database, and what to do.
+fn not_restored(e: &anyhow::Error) -> String {
+    let why = if exit_code(e) == ExitKind::Aborted as u8 {
+        "the application wrote to it since the swap (or held it locked), so putting the previous \
+         one back was refused"
+            .to_string()
+    } else {
+        format!("putting the previous one back failed: {e:#}")
+    };
+    format!(
+        "{why}. Check the service; `sqlmorph rollback` restores the backup taken before this deploy"
+    )
 }
 
 impl Drop for Fleet<'_> {
@@ -523,8 +356,9 @@ pub fn restart_fleet(
 ) -> Result<()> {
     let mut first_failure = None;
     for url in urls {
-        let restarted = RemoteDb::connect(url, opts)
-            .and_then(|host| host.run_command("restart", command, log))
+        // A session of its own: `restart` needs no agent.
+        let restarted = Remote::connect(url, opts)
+            .and_then(|remote| run_on(&remote, url, "restart", command, log))
             .with_context(|| format!("restarting on {}", url.host_port()));
         if let Err(e) = restarted {
             log.line(&format!("  {e:#}"));
@@ -532,4 +366,28 @@ pub fn restart_fleet(
         }
     }
     first_failure.map_or(Ok(()), Err)
+}
+
+/// Runs a configured command on the host of `url` with `/bin/sh -c`;
+/// `SQLMORPH_DB` holds the database path. Output goes to the run log.
+fn run_on(remote: &Remote, url: &SshUrl, what: &str, command: &str, log: &mut Log) -> Result<()> {
+    log.line(&format!("  {what} on {}: {command}", url.host_port()));
+    let out = remote.exec(&format!(
+        "SQLMORPH_DB={}; export SQLMORPH_DB; exec {}",
+        shell_quote(&url.path),
+        shell_command(&["/bin/sh", "-c", command])
+    ))?;
+    let text = format!("{}{}", out.stdout, out.stderr);
+    if !text.trim().is_empty() {
+        log.quiet(text.trim_end());
+    }
+    if out.status != 0 {
+        bail!(
+            "the {what} command `{command}` failed on {} (exit {}): {}",
+            url.host_port(),
+            out.status,
+            text.trim()
+        );
+    }
+    Ok(())
 }

@@ -1,9 +1,11 @@
 //! SSH transport for remote databases (`ssh://user@host[:port]/absolute/path.sqlite3`).
 //!
 //! One [`Remote`] is one authenticated SSH session (libssh2 through the `ssh2` crate). It
-//! runs shell scripts with `/bin/sh -c`, hashes remote files with `sha256sum`, moves
-//! files both ways over SFTP with large pipelined buffers, and replaces a remote file
-//! atomically with `mv -f --` (SFTP v3 `rename` refuses to overwrite an existing file).
+//! runs shell scripts with `/bin/sh -c`, keeps a command running for a line-by-line
+//! dialogue ([`Remote::start`], for the sqlmorph agent), hashes remote files with
+//! `sha256sum`, moves files both ways over SFTP with large pipelined buffers, and
+//! replaces a remote file atomically with `mv -f --` (SFTP v3 `rename` refuses to
+//! overwrite an existing file).
 //!
 //! Every remote command line is built with [`shell_quote`] (or [`shell_command`], which
 //! quotes each word with it): paths, names and configured commands are never pasted into
@@ -291,6 +293,25 @@ impl Remote {
         })
     }
 
+    /// Starts `script` (as [`Remote::exec`] does) and leaves it running, for a dialogue
+    /// over its standard input and output (standard error is merged into the output),
+    /// on a channel that stays open until the [`Process`] is dropped.
+    pub fn start(&self, script: &str) -> Result<Process> {
+        let what = || format!("starting `{script}` on {}", self.target);
+        let mut channel = self.session.channel_session().with_context(what)?;
+        channel
+            .handle_extended_data(ssh2::ExtendedData::Merge)
+            .with_context(what)?;
+        channel
+            .exec(&shell_command(&["/bin/sh", "-c", script]))
+            .with_context(what)?;
+        Ok(Process {
+            channel,
+            pending: Vec::new(),
+            target: self.target.clone(),
+        })
+    }
+
     /// Reads stdout and stderr to their ends, side by side: reading one to the end first
     /// would stall once the other fills the SSH window. Runs the session non-blocking and
     /// polls (std has no select); after `connect_timeout` of silence it sends a keepalive,
@@ -512,11 +533,63 @@ impl Remote {
             Err(e) => Err(e).with_context(|| format!("cannot remove {path} on {}", self.target)),
         }
     }
+}
 
-    /// Whether the remote shell finds the command `name` (e.g. `sqlite3`).
-    pub fn has_command(&self, name: &str) -> Result<bool> {
-        let out = self.exec(&format!("command -v {} >/dev/null 2>&1", shell_quote(name)))?;
-        Ok(out.status == 0)
+/// A command left running on the host by [`Remote::start`]: lines in, lines out.
+///
+/// The session's timeout (`connect_timeout`) bounds each blocking wait of libssh2; a
+/// patient [`Process::read_line`] waits through it as often as it takes, while libssh2
+/// sends a keepalive every 15 s of the wait. Between requests nothing is read or sent,
+/// so an idle process (a user answering a prompt for an hour) is not disturbed.
+pub struct Process {
+    channel: ssh2::Channel,
+    pending: Vec<u8>,
+    target: String,
+}
+
+impl Process {
+    /// Sends one line (a newline is added) to the process's standard input.
+    pub fn write_line(&mut self, line: &str) -> Result<()> {
+        let sent = self
+            .channel
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| self.channel.flush());
+        sent.with_context(|| format!("writing to a command on {}", self.target))
+    }
+
+    /// The next line of output (without its newline), or `None` at the end of the
+    /// output. Impatient, a wait longer than the session timeout is an error.
+    pub fn read_line(&mut self, patient: bool) -> Result<Option<String>> {
+        let mut chunk = [0u8; 8192];
+        loop {
+            if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=end).collect();
+                return Ok(Some(String::from_utf8_lossy(&line[..end]).into_owned()));
+            }
+            match self.channel.read(&mut chunk) {
+                Ok(0) if self.pending.is_empty() => return Ok(None),
+                Ok(0) => {
+                    let rest = std::mem::take(&mut self.pending);
+                    return Ok(Some(String::from_utf8_lossy(&rest).into_owned()));
+                }
+                Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::TimedOut && patient => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("reading from {}", self.target));
+                }
+            }
+        }
+    }
+
+    /// After the end of the output: the exit status (-1 when killed by a signal or
+    /// unknown).
+    pub fn exit_status(&mut self) -> i32 {
+        let _ = self.channel.wait_close();
+        match self.channel.exit_signal() {
+            Ok(sig) if sig.exit_signal.is_some() => -1,
+            _ => self.channel.exit_status().unwrap_or(-1),
+        }
     }
 }
 

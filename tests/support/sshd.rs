@@ -1,6 +1,10 @@
 //! A throwaway OpenSSH server on 127.0.0.1 for tests: own host and client keys in a temp
 //! dir, public-key login as the current user, SFTP enabled. Killed (by its own PID) and
 //! its directory removed on drop. Needs /usr/sbin/sshd (Debian: openssh-server).
+//!
+//! Its sessions get `XDG_CACHE_HOME` pointing into cargo's target directory (shared by
+//! the tests, so the sqlmorph agent is uploaded once per build), or into a directory of
+//! the test's own ([`Sshd::start_with_cache`]), never into the user's real cache.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -28,6 +32,8 @@ pub struct Sshd {
     /// The server's second host key (`ecdsa-sha2-nistp256 AAAA... comment`).
     pub host_ecdsa_pub: String,
     pub log: PathBuf,
+    /// `XDG_CACHE_HOME` of the sessions: the agent is cached in `<cache>/sqlmorph`.
+    pub cache: PathBuf,
     child: Option<Child>,
     _tmp: tempfile::TempDir,
 }
@@ -39,6 +45,12 @@ impl Sshd {
 
     /// Starts a server with extra `-o` options (e.g. `SetEnv=PATH=…`).
     pub fn start_with(options: &[String]) -> Sshd {
+        let shared = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ssh-agent-cache");
+        Sshd::start_with_cache(&shared, options)
+    }
+
+    /// Starts a server whose sessions cache the agent under `cache`.
+    pub fn start_with_cache(cache: &Path, options: &[String]) -> Sshd {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} is missing: install openssh-server (apt-get install -y openssh-server)"
@@ -63,7 +75,7 @@ impl Sshd {
         let mut failures = String::new();
         for _ in 0..5 {
             let port = free_port();
-            match spawn(&dir, port, &log, options) {
+            match spawn(&dir, port, &log, &with_cache(cache, options)) {
                 Ok(child) => {
                     let known_hosts = dir.join("known_hosts");
                     fs::write(&known_hosts, format!("[127.0.0.1]:{port} {host_pub}\n"))
@@ -76,6 +88,7 @@ impl Sshd {
                         host_ecdsa_pub,
                         user,
                         log,
+                        cache: cache.to_path_buf(),
                         dir,
                         child: Some(child),
                         _tmp: tmp,
@@ -139,6 +152,18 @@ impl Drop for Sshd {
     }
 }
 
+/// Where the sessions of an sshd started with `cache` find this build's sqlmorph agent:
+/// `<cache>/sqlmorph/sqlmorph-<the first 16 hex digits of the binary's SHA-256>`.
+pub fn cached_agent(cache: &Path) -> PathBuf {
+    let out = Command::new("sha256sum")
+        .arg(assert_cmd::cargo::cargo_bin("sqlmorph"))
+        .output()
+        .expect("run sha256sum");
+    assert!(out.status.success(), "sha256sum failed");
+    let hash = String::from_utf8_lossy(&out.stdout)[..16].to_string();
+    cache.join("sqlmorph").join(format!("sqlmorph-{hash}"))
+}
+
 /// An ed25519 key pair at `path` and `path.pub`.
 pub fn keygen(path: &Path) {
     keygen_type(path, "ed25519");
@@ -152,6 +177,24 @@ pub fn keygen_type(path: &Path, kind: &str) {
         .status()
         .expect("run ssh-keygen");
     assert!(status.success(), "ssh-keygen failed for {}", path.display());
+}
+
+/// `options` with `XDG_CACHE_HOME=cache` added to their `SetEnv`: sshd uses only the
+/// first `SetEnv` line, so every variable goes into one.
+fn with_cache(cache: &Path, options: &[String]) -> Vec<String> {
+    let mut env = format!("SetEnv=XDG_CACHE_HOME={}", cache.display());
+    let mut out = Vec::new();
+    for o in options {
+        match o.strip_prefix("SetEnv=") {
+            Some(vars) => {
+                env.push(' ');
+                env.push_str(vars);
+            }
+            None => out.push(o.clone()),
+        }
+    }
+    out.insert(0, env);
+    out
 }
 
 fn current_user() -> String {
