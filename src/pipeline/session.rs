@@ -679,6 +679,7 @@ impl Run {
             self.plan.as_ref(),
             Some(&backup),
         )?;
+        let started = std::time::Instant::now();
         let note = self.production.swap(
             validated.path(),
             &token,
@@ -686,8 +687,11 @@ impl Run {
             &self.opts.commands(),
             &mut self.log,
         )?;
-        self.log
-            .line(&format!("  deployed to {}{note}", self.production.name()));
+        self.log.line(&format!(
+            "  deployed to {} in {:.2}s{note}",
+            self.production.name(),
+            started.elapsed().as_secs_f64()
+        ));
         // Its content is production's now; the backup is the lasting copy.
         for suffix in ["", "-wal", "-shm"] {
             let mut p = validated.path().as_os_str().to_owned();
