@@ -233,3 +233,31 @@ sql(open(snap.path), "DELETE FROM users");"#,
         ["3"]
     );
 }
+
+#[test]
+fn a_failed_health_check_keeps_the_new_database_when_the_application_wrote_to_it() {
+    let (ws, prod) = setup(USERS, WITH_TZ);
+    // The restarted application writes to the new database before the
+    // health check fails: restoring the old one would lose that write.
+    ws.file(
+        "app.py",
+        "import sqlite3\nc = sqlite3.connect('prod.sqlite3')\n\
+         c.execute(\"INSERT INTO users(id, name, tz) VALUES (9, 'new app', 'CET')\")\nc.commit()\n",
+    );
+    ws.file(
+        "sqlmorph.toml",
+        "restart = \"python3 app.py\"\nhealth_check = \"exit 1\"\n",
+    );
+    let out = run_migration(&ws, None, &["--yes"]);
+    assert_code(&out, 4);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("keeps the new database: the application already wrote"),
+        "{err}"
+    );
+    assert_eq!(
+        column(&prod, "SELECT tz FROM users WHERE id = 9"),
+        ["CET"],
+        "the application's write is kept"
+    );
+}

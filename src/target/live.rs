@@ -115,7 +115,13 @@ impl LiveDb {
         conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
             r.get::<_, i64>(0)
         })
-        .map_err(|e| crate::db::corrupt(path, &e))?;
+        .map_err(|e| {
+            if is_busy(&e) {
+                locked(path, LOCK_WAIT)
+            } else {
+                crate::db::corrupt(path, &e)
+            }
+        })?;
         Ok(LiveDb {
             path: path.to_path_buf(),
             identity: identity(path)?,

@@ -10,7 +10,7 @@ use anyhow::Result;
 
 use super::live::{Baseline, LOCK_WAIT, Swappable};
 use crate::config::Commands;
-use crate::error::deploy_failed;
+use crate::error::{ExitKind, deploy_failed, exit_code};
 use crate::log::Log;
 use crate::target::commands::{given, run_command};
 
@@ -80,8 +80,14 @@ fn restore_after(
 ) -> anyhow::Error {
     let path = prod.live().path().display().to_string();
     if let Err(r) = prod.swap_in(restore, after, LOCK_WAIT) {
+        let why = if exit_code(&r) == ExitKind::Aborted as u8 {
+            "the application already wrote to the new database, and restoring would lose those writes"
+                .to_string()
+        } else {
+            format!("restoring failed: {r:#}")
+        };
         return deploy_failed(format!(
-            "{e:#}\nproduction ({path}) keeps the new database: restoring the previous one was refused ({r:#}). \
+            "{e:#}\nproduction ({path}) keeps the new database: {why}. \
              Check the service; `sqlmorph rollback` restores the backup taken before this deploy"
         ));
     }
