@@ -149,8 +149,8 @@ pub struct Options {
     pub recipe_hash: String,
     /// Production over SSH: one host, or a fleet of replicas (then
     /// `production` only names the first for messages).
-    pub remotes: Vec<crate::target::ssh::SshUrl>,
-    pub ssh: crate::target::ssh::SshOptions,
+    pub remotes: Vec<crate::sshconf::SshUrl>,
+    pub ssh: crate::sshconf::SshOptions,
 }
 
 impl Options {

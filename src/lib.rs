@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod log;
 pub mod progress;
+pub mod sshconf;
 pub mod style;
 
 pub mod db;

@@ -1,10 +1,10 @@
 //! Consistent copies of SQLite files, made by SQLite's online backup API
-//! (0600, through a `.partial` file, fsynced, renamed), and the names and
+//! (0600, through an unpredictably named `.partial` file, fsynced, renamed), and the names and
 //! hashes of a database's files.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -40,20 +40,25 @@ pub fn copy_consistent(src: &Path, dest: &Path) -> Result<()> {
 }
 
 /// The online backup of `conn`'s main database (which is `src`) into `dest`,
-/// through a 0600 temporary file renamed when complete and fsynced.
+/// through a temporary file beside `dest` (an unpredictable name, created
+/// with `O_EXCL` and mode 0600), fsynced, then renamed over `dest`. A failed
+/// copy leaves nothing behind.
 pub fn backup_api_copy(conn: &Connection, src: &Path, dest: &Path) -> Result<()> {
-    let tmp = dest.with_extension("partial");
-    let _ = std::fs::remove_file(&tmp);
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    conn.backup(MAIN_DB, &tmp, None::<fn(rusqlite::backup::Progress)>)
-        .with_context(|| format!("copying {} to {}", src.display(), tmp.display()))?;
-    File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, dest)?;
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".sqlmorph-")
+        .suffix(".partial")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    conn.backup(MAIN_DB, tmp.path(), None::<fn(rusqlite::backup::Progress)>)
+        .with_context(|| format!("copying {} to {}", src.display(), dest.display()))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(dest)
+        .with_context(|| format!("renaming the copy to {}", dest.display()))?;
     Ok(())
 }
 

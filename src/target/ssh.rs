@@ -27,11 +27,13 @@ use std::fs;
 use std::io::IsTerminal;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
+
+use crate::sshconf::home_dir;
+pub use crate::sshconf::{DEFAULT_TIMEOUT, SshOptions, SshUrl};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use ssh2::{CheckResult, ErrorCode, FileStat, MethodType, OpenFlags, OpenType, Session, Sftp};
@@ -40,175 +42,11 @@ use ssh2::{CheckResult, ErrorCode, FileStat, MethodType, OpenFlags, OpenType, Se
 /// requests, so a large buffer keeps the link busy (32 KiB calls run at a fraction of it).
 const TRANSFER_BUF: usize = 4 << 20;
 
-/// Default TCP connect and session timeout.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// SFTP status codes (`SSH_FX_*`) that mean "no such file".
 const FX_NO_SUCH_FILE: i32 = 2;
 const FX_NO_SUCH_PATH: i32 = 10;
 /// libssh2's `LIBSSH2_ERROR_EAGAIN` (non-blocking call would block).
 const ERROR_EAGAIN: i32 = -37;
-
-// ---------------------------------------------------------------------------------------
-// URL
-
-/// A parsed `ssh://user@host[:port]/absolute/path` location.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SshUrl {
-    pub user: String,
-    pub host: String,
-    pub port: u16,
-    pub path: String,
-}
-
-impl SshUrl {
-    /// `host:port`, with IPv6 hosts in brackets (`[::1]:22`); used in messages.
-    pub fn host_port(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
-const URL_FORM: &str = "ssh://user@host[:port]/absolute/path.sqlite3";
-
-impl FromStr for SshUrl {
-    type Err = anyhow::Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        let rest = s
-            .strip_prefix("ssh://")
-            .ok_or_else(|| anyhow!("not an ssh:// URL: {s:?} (expected {URL_FORM})"))?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        let (user, hostport) = match authority.rfind('@') {
-            Some(i) => (&authority[..i], &authority[i + 1..]),
-            None => bail!("missing user in {s:?}: write it as {URL_FORM}"),
-        };
-        if user.is_empty() {
-            bail!("missing user in {s:?}: write it as {URL_FORM}");
-        }
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let end = v6
-                .find(']')
-                .ok_or_else(|| anyhow!("unclosed '[' in the host of {s:?}"))?;
-            let after = &v6[end + 1..];
-            let port = match after.strip_prefix(':') {
-                Some(p) => Some(p),
-                None if after.is_empty() => None,
-                None => bail!("unexpected {after:?} after the host in {s:?}"),
-            };
-            (&v6[..end], port)
-        } else {
-            match hostport.split_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (hostport, None),
-            }
-        };
-        if host.is_empty() {
-            bail!("missing host in {s:?}: write it as {URL_FORM}");
-        }
-        let port = match port {
-            None => 22,
-            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-                match p.parse::<u16>() {
-                    Ok(0) | Err(_) => {
-                        bail!("bad port {p:?} in {s:?}: it must be a number from 1 to 65535")
-                    }
-                    Ok(n) => n,
-                }
-            }
-            Some(p) if path.is_empty() && !p.is_empty() => bail!(
-                "the remote path in {s:?} must be absolute: write it as {URL_FORM} \
-                 (the scp form host:relative/path is not supported)"
-            ),
-            Some(p) => bail!("bad port {p:?} in {s:?}: it must be a number from 1 to 65535"),
-        };
-        if path.is_empty() {
-            bail!("missing remote path in {s:?}: write it as {URL_FORM}");
-        }
-        if path == "/" {
-            bail!("the remote path in {s:?} names a directory, not a database file");
-        }
-        Ok(SshUrl {
-            user: user.to_string(),
-            host: host.to_string(),
-            port,
-            path: path.to_string(),
-        })
-    }
-}
-
-impl fmt::Display for SshUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == 22 {
-            write!(f, "ssh://{}@{}{}", self.user, host, self.path)
-        } else {
-            write!(f, "ssh://{}@{}:{}{}", self.user, host, self.port, self.path)
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Options
-
-/// How to connect and authenticate.
-#[derive(Clone)]
-pub struct SshOptions {
-    /// Private key file; `None` means ssh-agent, then `~/.ssh/id_{ed25519,ecdsa,rsa}`.
-    pub identity: Option<PathBuf>,
-    /// Passphrase for the private key, if it is encrypted.
-    pub passphrase: Option<String>,
-    /// OpenSSH known_hosts file to check the server's key against.
-    pub known_hosts: PathBuf,
-    /// Add an unknown host key to `known_hosts` instead of refusing it (never a changed one).
-    pub accept_new_host_key: bool,
-    /// TCP connect timeout, also used as the timeout of each blocking SSH operation.
-    pub connect_timeout: Duration,
-}
-
-impl Default for SshOptions {
-    /// No identity file, `$HOME/.ssh/known_hosts`, new keys refused, 30 s timeout.
-    fn default() -> Self {
-        SshOptions {
-            identity: None,
-            passphrase: None,
-            known_hosts: home_dir().join(".ssh").join("known_hosts"),
-            accept_new_host_key: false,
-            connect_timeout: DEFAULT_TIMEOUT,
-        }
-    }
-}
-
-impl fmt::Debug for SshOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SshOptions")
-            .field("identity", &self.identity)
-            .field(
-                "passphrase",
-                &self.passphrase.as_ref().map(|_| "<redacted>"),
-            )
-            .field("known_hosts", &self.known_hosts)
-            .field("accept_new_host_key", &self.accept_new_host_key)
-            .field("connect_timeout", &self.connect_timeout)
-            .finish()
-    }
-}
-
-fn home_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
 
 // ---------------------------------------------------------------------------------------
 // Remote
