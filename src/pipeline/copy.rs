@@ -535,24 +535,72 @@ fn rejected_rows(
 ) -> Result<Vec<String>> {
     let probe_path = dir.join("probe.sqlite3");
     let _ = std::fs::remove_file(&probe_path);
-    let conn = open_scratch(&probe_path, snapshot)?;
-    conn.execute_batch("PRAGMA journal_mode = MEMORY")?;
-    conn.execute_batch(&target.raw_sql)?;
-    let from = tp.from.clone().unwrap_or_default();
-    let origin = prod.table(&from).context("origin table")?;
-    let order = origin.row_identity().join(", ");
-    let ident = origin.row_identity().join(" || ',' || ");
-    let insert = format!(
-        "{} ORDER BY {order} LIMIT ?1 OFFSET ?2",
-        tp.insert_sql(SNAPSHOT_SCHEMA)
-            .context("nothing to insert")?
-    );
-    let total = tp.rows;
-    let try_range = |offset: i64, len: i64, keep: bool| -> std::result::Result<(), String> {
+    let found = Probe::new(tp, target, prod, snapshot, &probe_path)?.find(tp.rows);
+    let _ = std::fs::remove_file(&probe_path);
+    found
+}
+
+/// A scratch table with the new schema, into which a table's rows are
+/// inserted range by range to find the ones the schema rejects.
+struct Probe<'a> {
+    conn: Connection,
+    origin: &'a Table,
+    from: String,
+    insert: String,
+}
+
+impl<'a> Probe<'a> {
+    fn new(
+        tp: &TablePlan,
+        target: &Table,
+        prod: &'a Schema,
+        snapshot: &Path,
+        path: &Path,
+    ) -> Result<Probe<'a>> {
+        let conn = open_scratch(path, snapshot)?;
+        conn.execute_batch("PRAGMA journal_mode = MEMORY")?;
+        conn.execute_batch(&target.raw_sql)?;
+        let from = tp.from.clone().unwrap_or_default();
+        let origin = prod.table(&from).context("origin table")?;
+        let insert = format!(
+            "{} ORDER BY {} LIMIT ?1 OFFSET ?2",
+            tp.insert_sql(SNAPSHOT_SCHEMA)
+                .context("nothing to insert")?,
+            origin.row_identity().join(", ")
+        );
+        Ok(Probe {
+            conn,
+            origin,
+            from,
+            insert,
+        })
+    }
+
+    /// Up to five rejected rows, each with SQLite's reason.
+    fn find(&self, total: i64) -> Result<Vec<String>> {
+        let mut found = Vec::new();
+        let mut offset = 0;
+        let chunk = 4096;
+        while offset < total && found.len() < 5 {
+            let len = chunk.min(total - offset);
+            if self.try_range(offset, len, true).is_ok() {
+                offset += len;
+                continue;
+            }
+            let (bad, error) = self.first_bad(offset, len);
+            found.push(format!("{}: {error}", self.identify(bad)?));
+            offset = bad + 1;
+        }
+        Ok(found)
+    }
+
+    /// Inserts `len` rows from `offset`, kept or rolled back; the error text
+    /// when SQLite rejects one of them.
+    fn try_range(&self, offset: i64, len: i64, keep: bool) -> std::result::Result<(), String> {
+        let conn = &self.conn;
         conn.execute_batch("SAVEPOINT probe")
             .map_err(|e| e.to_string())?;
-        let r = conn.execute(&insert, [len, offset]);
-        match r {
+        match conn.execute(&self.insert, [len, offset]) {
             Ok(_) if keep => conn
                 .execute_batch("RELEASE probe")
                 .map_err(|e| e.to_string()),
@@ -564,22 +612,16 @@ fn rejected_rows(
                 Err(e.to_string())
             }
         }
-    };
-    let mut found = Vec::new();
-    let mut offset = 0;
-    let chunk = 4096;
-    while offset < total && found.len() < 5 {
-        let len = chunk.min(total - offset);
-        if try_range(offset, len, true).is_ok() {
-            offset += len;
-            continue;
-        }
-        // The smallest prefix of this chunk that fails ends at the bad row.
+    }
+
+    /// In a failing chunk, the smallest failing prefix ends at the bad row:
+    /// its offset and the error; the rows before it are kept.
+    fn first_bad(&self, offset: i64, len: i64) -> (i64, String) {
         let (mut lo, mut hi) = (1, len);
         let mut error = String::new();
         while lo < hi {
             let mid = (lo + hi) / 2;
-            match try_range(offset, mid, false) {
+            match self.try_range(offset, mid, false) {
                 Ok(()) => lo = mid + 1,
                 Err(e) => {
                     error = e;
@@ -588,26 +630,32 @@ fn rejected_rows(
             }
         }
         if error.is_empty() {
-            error = try_range(offset, lo, false).err().unwrap_or_default();
+            error = self.try_range(offset, lo, false).err().unwrap_or_default();
         }
-        let bad = offset + lo - 1;
         if lo > 1 {
-            let _ = try_range(offset, lo - 1, true);
+            let _ = self.try_range(offset, lo - 1, true);
         }
-        let id: String = conn.query_row(
+        (offset + lo - 1, error)
+    }
+
+    /// "rowid 42" (or "key a,b") of the row at `offset` in production.
+    fn identify(&self, offset: i64) -> Result<String> {
+        let id: String = self.conn.query_row(
             &format!(
-                "SELECT {ident} FROM {}.{} ORDER BY {order} LIMIT 1 OFFSET ?1",
+                "SELECT {} FROM {}.{} ORDER BY {} LIMIT 1 OFFSET ?1",
+                self.origin.row_identity().join(" || ',' || "),
                 quote_ident(SNAPSHOT_SCHEMA),
-                quote_ident(&from)
+                quote_ident(&self.from),
+                self.origin.row_identity().join(", ")
             ),
-            [bad],
+            [offset],
             |r| r.get_ref(0).map(render_ref),
         )?;
-        let label = if origin.without_rowid { "key" } else { "rowid" };
-        found.push(format!("{label} {id}: {error}"));
-        offset = bad + 1;
+        let label = if self.origin.without_rowid {
+            "key"
+        } else {
+            "rowid"
+        };
+        Ok(format!("{label} {id}"))
     }
-    drop(conn);
-    let _ = std::fs::remove_file(&probe_path);
-    Ok(found)
 }
