@@ -310,6 +310,14 @@ pub enum SchemaFormat {
 /// Runs a parsed command line. `Ok` carries the exit code of a command that
 /// completed (0, or 1 for "differences/problems found").
 pub fn run(cli: Cli) -> Result<u8> {
+    // Commands that read production stop at a safe point on Ctrl-C or
+    // SIGTERM (exit 130 / 143) instead of dying mid-step.
+    if matches!(
+        cli.command,
+        Command::Run { .. } | Command::Plan { .. } | Command::Rollback { .. }
+    ) {
+        crate::interrupt::install()?;
+    }
     match cli.command {
         Command::Schema { db, format } => {
             let schema = Schema::load(&db)?;

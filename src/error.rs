@@ -16,6 +16,10 @@ pub enum ExitKind {
     Aborted = 3,
     /// 4: the deploy failed and production was rolled back.
     DeployFailed = 4,
+    /// 130: stopped by SIGINT (Ctrl-C) before production changed.
+    Interrupted = 130,
+    /// 143: stopped by SIGTERM before production changed.
+    Terminated = 143,
 }
 
 /// An error that carries its exit code.

@@ -112,7 +112,8 @@ pub fn create_tables(
         let p = format!("{}{suffix}", out.display());
         let _ = std::fs::remove_file(p);
     }
-    let conn = open_scratch(out, snapshot)?;
+    let mut conn = open_scratch(out, snapshot)?;
+    crate::interrupt::watch(&mut conn)?;
     let settings = settings.for_target(source);
     conn.execute_batch(&format!(
         "PRAGMA main.page_size = {}; PRAGMA main.auto_vacuum = {};",
@@ -168,6 +169,15 @@ pub fn copy_data(
             Ok(n) => n,
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
+                crate::interrupt::check()?;
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+                    return Err(crate::error::input(format!(
+                        "copying table {} failed: no space left on the device of {} ({e}); \
+                         production was not changed",
+                        display_ident(&tp.table),
+                        scratch_dir.display()
+                    )));
+                }
                 return Err(rejected(e, tp, prod, source, snapshot, scratch_dir));
             }
         };
@@ -199,7 +209,7 @@ fn copy_table(
         1000,
         Some(move || {
             counter.tick_ops(1000, 12 + 4 * ncols);
-            false
+            crate::interrupt::pending().is_some()
         }),
     )?;
     let wide = tp
@@ -210,7 +220,7 @@ fn copy_table(
     } else {
         conn.execute(sql, [])
     };
-    conn.progress_handler(1000, None::<fn() -> bool>)?;
+    conn.progress_handler(10_000, Some(|| crate::interrupt::pending().is_some()))?;
     bar.finish();
     result
 }

@@ -9,6 +9,7 @@ pub mod checksum;
 pub mod copy;
 pub mod deploy;
 pub mod indexcheck;
+pub mod leftovers;
 pub mod plan;
 pub mod prompt;
 pub mod review;

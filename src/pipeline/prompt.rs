@@ -3,7 +3,7 @@
 //! (with `--yes`) what does, and anything else stops the run with exit 3
 //! naming the flag that would allow it.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 
 use anyhow::Result;
 
@@ -36,14 +36,12 @@ impl Prompter {
     fn ask(question: &str) -> Result<String> {
         eprint!("{question} ");
         std::io::stderr().flush()?;
-        let mut line = String::new();
-        let n = std::io::stdin().lock().read_line(&mut line)?;
-        if n == 0 {
-            return Err(aborted(format!(
+        match crate::interrupt::read_line()? {
+            Some(line) => Ok(line.trim().to_string()),
+            None => Err(aborted(format!(
                 "{question}: no answer (end of input); nothing was changed"
-            )));
+            ))),
         }
-        Ok(line.trim().to_string())
     }
 
     /// True when a question that loses no data is answered without asking

@@ -141,14 +141,16 @@ impl Run {
         std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut log = Log::open(&dir.join("log.txt"), opts.json)?;
         log.quiet(&format!(
-            "sqlmorph {} run: recipe {} (sha256 {}), source {}, production {}{}",
+            "sqlmorph {} run pid {}: recipe {} (sha256 {}), source {}, production {}{}",
             env!("CARGO_PKG_VERSION"),
+            std::process::id(),
             opts.recipe_name,
             opts.recipe_hash,
             opts.source.display(),
             opts.production.display(),
             if opts.dry_run { ", dry run" } else { "" }
         ));
+        super::leftovers::clean(&opts.backup_dir, &runs, &dir, &mut log);
         let summary = Summary {
             run_dir: dir.clone(),
             dry_run: opts.dry_run,
@@ -270,11 +272,50 @@ impl Run {
     }
 
     /// Logs the start of a step.
-    pub fn step(&mut self, name: &str) {
+    pub fn step(&mut self, name: &str) -> Result<()> {
+        crate::interrupt::check()?;
         self.log.line(&format!(
             "[{}] {name}",
             chrono::Local::now().format("%H:%M:%S")
         ));
+        Ok(())
+    }
+
+    /// The run stops on a signal: its scratch files go (the migrated file
+    /// and the rejected-row probe; the log, plan, report and snapshot stay
+    /// as the record), and the log's last line says so. Returns the message.
+    pub fn interrupted(&mut self, kind: ExitKind) -> String {
+        let name = if kind == ExitKind::Terminated {
+            "SIGTERM"
+        } else {
+            "SIGINT"
+        };
+        let mut removed = Vec::new();
+        // The migrated file is known only once the copy is done; during the
+        // copy it is already on disk under its name.
+        self.migrated = None;
+        for file in [
+            self.dir.join("migrated.sqlite3"),
+            self.dir.join("probe.sqlite3"),
+        ] {
+            for suffix in ["", "-journal", "-wal", "-shm"] {
+                let mut p = file.as_os_str().to_owned();
+                p.push(suffix);
+                if std::fs::remove_file(&p).is_ok() && suffix.is_empty() {
+                    removed.push(file.display().to_string());
+                }
+            }
+        }
+        let message = format!(
+            "interrupted ({name}); production was not changed{}",
+            if removed.is_empty() {
+                String::new()
+            } else {
+                format!("; removed {}", removed.join(", "))
+            }
+        );
+        self.log.line(&message);
+        message
     }
 
     /// A database handle for the production file (read through primitives).
@@ -378,9 +419,13 @@ impl Run {
         let dest = self.dir.join("production.sqlite3");
         let token = match &self.backup {
             Some((copy, token)) => {
-                std::fs::hard_link(copy, &dest)
-                    .or_else(|_| std::fs::copy(copy, &dest).map(|_| ()))
-                    .with_context(|| format!("copying the snapshot to {}", dest.display()))?;
+                let linked = std::fs::hard_link(copy, &dest)
+                    .or_else(|_| std::fs::copy(copy, &dest).map(|_| ()));
+                if let Err(e) = linked {
+                    let _ = std::fs::remove_file(&dest);
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("copying the snapshot to {}", dest.display())));
+                }
                 token.clone()
             }
             None => self.production.copy_to(&dest, &mut self.log)?,

@@ -37,6 +37,7 @@ impl Run {
         let mut last = i64::MIN;
         job.conn.execute_batch("BEGIN")?;
         loop {
+            crate::interrupt::check()?;
             let batch = job.batch(last)?;
             if batch.is_empty() {
                 break;

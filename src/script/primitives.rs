@@ -76,10 +76,7 @@ pub fn register_primitives(engine: &mut Engine, run: &Shared<Run>) {
         }};
     }
 
-    prim!("step", |r, name: &str| {
-        r.borrow_mut().step(name);
-        Ok(())
-    });
+    prim!("step", |r, name: &str| r.borrow_mut().step(name));
     prim!("production", |r| Ok(r.borrow().production()));
     prim!("source", |r| r.borrow().source_schema());
     prim!("open", |r, path: &str| r

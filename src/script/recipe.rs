@@ -46,6 +46,12 @@ pub fn run(
         Err(e) if engine::is_exit(&e) => {}
         Err(e) => {
             let kind = state.take_exit().unwrap_or(ExitKind::Input);
+            if matches!(kind, ExitKind::Interrupted | ExitKind::Terminated) {
+                let message = state.interrupted(kind);
+                let dir = state.dir().display().to_string();
+                return Err(anyhow::Error::new(Exit { kind, message }))
+                    .with_context(|| format!("run {dir}"));
+            }
             let rendered = engine::render_error(&e, &sources, name);
             let message = match kind {
                 ExitKind::Input => format!("recipe error: {rendered}"),

@@ -40,7 +40,8 @@ pub fn copy_consistent(src: &Path, dest: &Path) -> Result<()> {
 }
 
 /// The online backup of `conn`'s main database (which is `src`) into `dest`,
-/// through a temporary file beside `dest` (an unpredictable name, created
+/// through a temporary file beside `dest` (`.sqlmorph-<pid>-<random>.partial`,
+/// so that a later run can tell a killed run's leftover; created
 /// with `O_EXCL` and mode 0600), fsynced, then renamed over `dest`. A failed
 /// copy leaves nothing behind.
 pub fn backup_api_copy(conn: &Connection, src: &Path, dest: &Path) -> Result<()> {
@@ -49,7 +50,7 @@ pub fn backup_api_copy(conn: &Connection, src: &Path, dest: &Path) -> Result<()>
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new()
-        .prefix(".sqlmorph-")
+        .prefix(&format!(".sqlmorph-{}-", std::process::id()))
         .suffix(".partial")
         .permissions(std::fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)

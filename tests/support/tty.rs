@@ -85,6 +85,15 @@ impl Tty {
     }
 }
 
+impl Tty {
+    /// Presses keys by tmux name (`C-c`, `Enter`).
+    pub fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        self.tmux(&args).status().unwrap();
+    }
+}
+
 impl Drop for Tty {
     fn drop(&mut self) {
         let _ = self.tmux(&["kill-server"]).status();

@@ -1,0 +1,94 @@
+//! What a killed run leaves behind, recognised and removed by the next run.
+//!
+//! A run killed outright (`kill -9`, a power cut) cannot clean up. What it
+//! can leave is harmless to production — SQLite recovers its own journal or
+//! WAL — but it wastes space and could confuse: the migrated file and the
+//! rejected-row probe in its run directory, and a backup still being
+//! written (`.sqlmorph-<pid>-*.partial` in the backup directory). The next
+//! run removes them when the process that wrote them is gone, and says so
+//! in its log (and in the dead run's log).
+
+use std::path::{Path, PathBuf};
+
+use crate::log::Log;
+
+fn alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// The pid in `.sqlmorph-<pid>-….partial` (see
+/// [`crate::target::files::backup_api_copy`]).
+fn partial_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(".sqlmorph-")?;
+    if !name.ends_with(".partial") {
+        return None;
+    }
+    rest.split('-').next()?.parse().ok()
+}
+
+/// Removes what killed runs left: partial backups in `backup_dir` and the
+/// scratch files of unfinished runs in `runs` (other than `ours`).
+pub fn clean(backup_dir: &Path, runs: &Path, ours: &Path, log: &mut Log) {
+    for path in entries(backup_dir) {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if let Some(pid) = name.as_deref().and_then(partial_pid) {
+            if !alive(pid) && std::fs::remove_file(&path).is_ok() {
+                log.line(&format!(
+                    "  removed {}: a backup left unfinished by a run that was killed",
+                    path.display()
+                ));
+            }
+        }
+    }
+    for dir in entries(runs).into_iter().filter(|d| d != ours) {
+        clean_run(&dir, ours, log);
+    }
+}
+
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default()
+}
+
+/// A run directory whose log has no last word and whose process is gone.
+fn clean_run(dir: &Path, ours: &Path, log: &mut Log) {
+    let Ok(text) = std::fs::read_to_string(dir.join("log.txt")) else {
+        return;
+    };
+    let ended = text.lines().any(|l| {
+        l.contains(" finished: ") || l.contains(" error: ") || l.contains(" interrupted (")
+    });
+    let pid = text
+        .lines()
+        .next()
+        .and_then(|l| l.split(" pid ").nth(1))
+        .and_then(|p| p.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse::<u32>().ok());
+    if ended || pid.is_none_or(alive) {
+        return;
+    }
+    let mut removed = Vec::new();
+    for name in ["migrated.sqlite3", "probe.sqlite3"] {
+        for suffix in ["", "-journal", "-wal", "-shm"] {
+            let path = dir.join(format!("{name}{suffix}"));
+            if std::fs::remove_file(&path).is_ok() && suffix.is_empty() {
+                removed.push(name);
+            }
+        }
+    }
+    if removed.is_empty() {
+        return;
+    }
+    log.line(&format!(
+        "  removed {} from {}: scratch files of a run that was killed",
+        removed.join(", "),
+        dir.display()
+    ));
+    if let Ok(mut dead) = Log::open(&dir.join("log.txt"), false) {
+        dead.quiet(&format!(
+            "killed before it finished; its scratch files were removed by the run {}",
+            ours.display()
+        ));
+    }
+}
