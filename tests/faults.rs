@@ -444,3 +444,81 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// SIGKILL of a run whose production is on an SSH host, while its log
+/// shows `marker`: the agent on the host sees its input end, finishes or
+/// abandons its SQLite transaction and removes its private directory.
+fn ssh_kill_at(marker: &str) -> &'static str {
+    let sshd = crate::support::sshd::Sshd::start();
+    let ws = workspace();
+    std::fs::create_dir(ws.path("remote")).unwrap();
+    std::fs::rename(ws.path("prod.sqlite3"), ws.path("remote/prod.sqlite3")).unwrap();
+    let remote = ws.path("remote/prod.sqlite3");
+    ws.file(
+        "sqlmorph.toml",
+        &format!(
+            "source = \"schema.sql\"\nproduction = {:?}\n[ssh]\nidentity = {:?}\nknown_hosts = {:?}\n",
+            sshd.url(&remote),
+            sshd.client_key.display().to_string(),
+            sshd.known_hosts.display().to_string()
+        ),
+    );
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("sqlmorph"))
+        .current_dir(ws.dir.path())
+        .args(["run", "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_log(&ws, &mut child, marker);
+    let _ = child.kill();
+    child.wait().unwrap();
+    // The agent notices the dropped connection and cleans up.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let leftovers = || -> Vec<String> {
+        std::fs::read_dir(ws.path("remote"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".sqlmorph-"))
+            .collect()
+    };
+    while !leftovers().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        leftovers(),
+        Vec::<String>::new(),
+        "the agent left its directory"
+    );
+    assert_eq!(column(&remote, "PRAGMA integrity_check"), ["ok"]);
+    let now = content(&remote);
+    let state = if now == outcomes().0 {
+        "old"
+    } else if without_history(&now) == outcomes().1 {
+        "new"
+    } else {
+        panic!("remote production is neither the old nor the migrated database");
+    };
+    let out = Command::new(assert_cmd::cargo::cargo_bin("sqlmorph"))
+        .current_dir(ws.dir.path())
+        .args(["run", "--yes"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert!(
+        without_history(&content(&remote)) == outcomes().1,
+        "the rerun migrated"
+    );
+    state
+}
+
+#[test]
+fn sigkill_over_ssh_during_the_upload_and_the_swap_leaves_production_old_or_new() {
+    let states = [ssh_kill_at("] 10/10"), ssh_kill_at("] 8/10")];
+    println!(
+        "faults: sigkill over ssh at steps 8 and 10: {} runs, old {}, new {}, corrupt 0",
+        states.len(),
+        states.iter().filter(|s| **s == "old").count(),
+        states.iter().filter(|s| **s == "new").count()
+    );
+}
