@@ -522,3 +522,39 @@ fn sigkill_over_ssh_during_the_upload_and_the_swap_leaves_production_old_or_new(
         states.iter().filter(|s| **s == "new").count()
     );
 }
+
+#[test]
+fn a_writer_holding_its_transaction_across_the_swap_gets_a_bounded_wait_and_exit_3() {
+    for mode in ["wal", "delete"] {
+        let ws = Workspace::new();
+        let prod = ws.db(
+            "prod.sqlite3",
+            &format!(
+                "PRAGMA journal_mode = {mode}; CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT);
+                 INSERT INTO users VALUES (1, 'ann', 3);"
+            ),
+        );
+        ws.file("schema.sql", SOURCE);
+        let before = content(&prod);
+        let app = rusqlite::Connection::open(&prod).unwrap();
+        app.execute_batch("BEGIN IMMEDIATE; INSERT INTO users VALUES (2, 'held', 4);")
+            .unwrap();
+        let started = Instant::now();
+        let out = run_args(&ws).output().unwrap();
+        let took = started.elapsed();
+        assert_code(&out, 3);
+        let err = stderr_of(&out);
+        assert!(
+            err.contains("locked") && err.contains("`stop`"),
+            "{mode}: {err}"
+        );
+        assert!(took < Duration::from_secs(40), "{mode}: waited {took:?}");
+        app.execute_batch("COMMIT").unwrap();
+        let after = content(&prod);
+        assert_ne!(after, before, "{mode}: the held transaction committed");
+        assert!(after.contains("held"), "{mode}");
+        println!(
+            "faults: a writer holding BEGIN IMMEDIATE ({mode}): exit 3 after {took:.1?}, its commit kept"
+        );
+    }
+}
