@@ -1,7 +1,8 @@
 //! sqlmorph: database-first SQLite migrations, scripted in Rhai.
 //!
 //! The folders are the layers, each using only those listed before it:
-//! settings and output (`config`, `log`, `style`, `progress`, `error`); the
+//! settings and output (`config`, `log`, `private`, `style`, `progress`,
+//! `error`); the
 //! schema model (`db`, `sqltext`, `schema`, `diff`); the production target
 //! (`target`: a local file or hosts over SSH, one seam); the migration
 //! pipeline (`pipeline`: session, plan, review, copy, validate, transform,
@@ -13,6 +14,7 @@
 pub mod config;
 pub mod error;
 pub mod log;
+pub mod private;
 pub mod progress;
 pub mod sshconf;
 pub mod style;

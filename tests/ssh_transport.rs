@@ -385,16 +385,17 @@ fn upload_then_sha256_matches_local() {
         .expect("stat");
     assert_eq!(mode.stdout.trim(), "640");
 
-    // Uploading over an existing, longer file truncates it.
+    // An upload creates its file exclusively: an existing one (or a
+    // planted symlink) is left alone.
     let short = local_dir.path().join("short.db");
     fs::write(&short, b"short").expect("write");
-    assert_eq!(remote.upload(&short, t, 0o600, false).expect("upload"), 5);
-    assert_eq!(
-        remote.sha256(t).expect("sha256"),
-        Some(sha256_hex(b"short"))
-    );
+    remote
+        .upload(&short, t, 0o600, false)
+        .expect_err("the file exists");
+    assert_eq!(remote.sha256(t).expect("sha256"), Some(sha256_hex(&data)));
 
     // Empty file.
+    remote.remove(t).expect("remove");
     let empty = local_dir.path().join("empty.db");
     fs::write(&empty, b"").expect("write");
     assert_eq!(remote.upload(&empty, t, 0o600, false).expect("upload"), 0);

@@ -5,6 +5,7 @@
 //! Production is read by `backup`, `snapshot` and `production_schema`, and
 //! written only by `deploy`, through the compare-and-swap in `deploy`.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -131,14 +132,20 @@ impl Run {
     pub fn start(opts: Options, prompter: Prompter) -> Result<Run> {
         let stamp = stamp_now();
         let runs = opts.work_dir.join("runs");
-        std::fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
+        crate::private::create_dir_all(&runs)?;
+        // Older versions left it 0755; it lists production's copies.
+        std::fs::set_permissions(
+            &runs,
+            std::fs::Permissions::from_mode(crate::private::DIR_MODE),
+        )
+        .with_context(|| format!("making {} private", runs.display()))?;
         let mut dir = runs.join(&stamp);
         let mut n = 2;
         while dir.exists() {
             dir = runs.join(format!("{stamp}_{n}"));
             n += 1;
         }
-        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        crate::private::create_dir(&dir)?;
         let mut log = Log::open(&dir.join("log.txt"), opts.json)?;
         log.quiet(&format!(
             "sqlmorph {} run: recipe {} (sha256 {}), source {}, production {}{}",
@@ -339,12 +346,8 @@ impl Run {
             .remotes
             .first()
             .map_or_else(|| self.opts.production.clone(), |u| PathBuf::from(&u.path));
-        std::fs::create_dir_all(&self.opts.backup_dir).with_context(|| {
-            format!(
-                "creating the backup directory {}",
-                self.opts.backup_dir.display()
-            )
-        })?;
+        crate::private::create_dir_all(&self.opts.backup_dir)
+            .context("creating the backup directory")?;
         let dest = backup::backup_path(&name, &self.opts.backup_dir, &self.stamp);
         let token = self.production.copy_to(&dest, &mut self.log)?;
         let checked = dest.clone();
@@ -416,14 +419,12 @@ impl Run {
         if self.decide_renames(&plan)? {
             plan = plan::from_copy(&snapshot.path, source, &self.mappings)?.2;
         }
-        std::fs::write(self.dir.join("source.sql"), source.to_sql())?;
-        std::fs::write(self.dir.join("production.sql"), prod.to_sql())?;
-        std::fs::write(
-            self.dir.join("schema.diff"),
-            diff::render_text(&d, Style::PLAIN),
-        )?;
-        std::fs::write(
-            self.dir.join("plan.json"),
+        let write = |name: &str, text: String| crate::private::write(&self.dir.join(name), text);
+        write("source.sql", source.to_sql())?;
+        write("production.sql", prod.to_sql())?;
+        write("schema.diff", diff::render_text(&d, Style::PLAIN))?;
+        crate::private::write(
+            &self.dir.join("plan.json"),
             serde_json::to_string_pretty(&plan)?,
         )?;
         self.summary.changes = d.changes.len();
@@ -594,8 +595,8 @@ impl Run {
             &self.transformed,
             early,
         )?;
-        std::fs::write(
-            self.dir.join("report.json"),
+        crate::private::write(
+            &self.dir.join("report.json"),
             serde_json::to_string_pretty(&report)?,
         )?;
         self.log.line(report.render().trim_end());

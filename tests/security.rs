@@ -1,0 +1,100 @@
+//! What a run leaves on disk and on the terminal: private modes whatever the
+//! umask, no secret in any output, and recipes that cannot crash the
+//! process.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::support::{Workspace, assert_code, setup};
+
+const PROD: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT); INSERT INTO t VALUES (1, 'x');";
+const SOURCE: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT, b INT DEFAULT 0);";
+
+/// `sqlmorph ARGS` in the workspace under `umask`, through `sh -c`.
+fn under_umask(ws: &Workspace, umask: &str, args: &[&str]) -> Output {
+    let bin = assert_cmd::cargo::cargo_bin("sqlmorph");
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+        .arg(bin)
+        .args(args)
+        .current_dir(ws.dir.path())
+        .output()
+        .unwrap()
+}
+
+/// Every entry below `dir` (itself included) with its permission bits.
+fn modes(dir: &Path) -> Vec<(PathBuf, u32)> {
+    let mut out = vec![(dir.to_path_buf(), mode(dir))];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(modes(&p));
+        } else {
+            out.push((p.clone(), mode(&p)));
+        }
+    }
+    out
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn assert_private(dir: &Path) {
+    for (p, m) in modes(dir) {
+        let want = if p.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(m, want, "{} is {m:o}", p.display());
+    }
+}
+
+const RUN: &[&str] = &[
+    "run",
+    "--source",
+    "schema.sql",
+    "--production",
+    "prod.sqlite3",
+];
+
+#[test]
+fn a_dry_run_leaves_only_private_files_whatever_the_umask() {
+    for umask in ["022", "000"] {
+        let (ws, _) = setup(PROD, SOURCE);
+        let out = under_umask(&ws, umask, &[RUN, &["--dry-run"]].concat());
+        assert_code(&out, 0);
+        let run = single_run_dir(&ws);
+        for f in ["log.txt", "source.sql", "production.sql", "schema.diff"] {
+            assert!(run.join(f).exists(), "{f}");
+        }
+        for f in [
+            "plan.json",
+            "report.json",
+            "production.sqlite3",
+            "migrated.sqlite3",
+        ] {
+            assert!(run.join(f).exists(), "{f}");
+        }
+        assert_private(&ws.path(".sqlmorph/runs"));
+    }
+}
+
+#[test]
+fn a_deploy_leaves_only_private_files_and_backups_whatever_the_umask() {
+    for umask in ["022", "000"] {
+        let (ws, _) = setup(PROD, SOURCE);
+        let out = under_umask(&ws, umask, &[RUN, &["--yes"]].concat());
+        assert_code(&out, 0);
+        assert_private(&ws.path(".sqlmorph/runs"));
+        assert_private(&ws.path("backups"));
+    }
+}
+
+fn single_run_dir(ws: &Workspace) -> PathBuf {
+    let runs: Vec<_> = std::fs::read_dir(ws.path(".sqlmorph/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs[0].clone()
+}
