@@ -61,7 +61,7 @@ fn resolve_paths(
             .iter()
             .map(|t| {
                 t.parse::<crate::target::ssh::SshUrl>()
-                    .map_err(|e| input(format!("{t}: {e:#}")))
+                    .map_err(|e| input(format!("{}: {e:#}", crate::sshconf::redact(t))))
             })
             .collect::<Result<Vec<_>>>()?
     } else {

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::support::{Workspace, assert_code, setup};
+use crate::support::{Workspace, assert_code, setup, stderr_of, stdout_of};
 
 const PROD: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT); INSERT INTO t VALUES (1, 'x');";
 const SOURCE: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT, b INT DEFAULT 0);";
@@ -97,4 +97,79 @@ fn single_run_dir(ws: &Workspace) -> PathBuf {
         .collect();
     assert_eq!(runs.len(), 1, "{runs:?}");
     runs[0].clone()
+}
+
+const PASSWORD: &str = "hunter2-s3cret";
+
+/// Every byte a command left: its outputs and every file in the workspace.
+fn everything(ws: &Workspace, out: &Output) -> String {
+    let mut all = stdout_of(out);
+    all.push_str(&stderr_of(out));
+    for p in crate::support::tree_hashes(ws.dir.path()).keys() {
+        let full = ws.dir.path().join(p);
+        if full.is_file() {
+            all.push_str(&String::from_utf8_lossy(&std::fs::read(&full).unwrap()));
+        }
+    }
+    all
+}
+
+#[test]
+fn a_password_in_an_ssh_url_is_refused_and_never_shown() {
+    let (ws, _) = setup(PROD, SOURCE);
+    for url in [
+        format!("ssh://alice:{PASSWORD}@127.0.0.1:1/srv/prod.sqlite3"),
+        format!("ssh://alice:{PASSWORD}@127.0.0.1:1"),
+        format!("ssh://alice:{PASSWORD}@[::1/srv/p.sqlite3"),
+    ] {
+        for args in [
+            &[
+                "run",
+                "--source",
+                "schema.sql",
+                "--yes",
+                "--production",
+                &url,
+            ][..],
+            &[
+                "run",
+                "--format",
+                "json",
+                "--source",
+                "schema.sql",
+                "--production",
+                &url,
+            ],
+            &["plan", "--source", "schema.sql", "--production", &url],
+            &["rollback", "--yes", "--production", &url],
+        ] {
+            let out = ws.cmd().args(args).output().unwrap();
+            assert_code(&out, 2);
+            let err = stderr_of(&out);
+            assert!(err.contains("password"), "{args:?}: {err}");
+            assert!(!everything(&ws, &out).contains(PASSWORD), "{args:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn the_key_passphrase_is_never_shown() {
+    let (ws, _) = setup(PROD, SOURCE);
+    ws.file("sqlmorph.toml", "[ssh]\nidentity = \"no-such-key\"\n");
+    let url = "ssh://alice@127.0.0.1:1/srv/prod.sqlite3";
+    for format in ["text", "json"] {
+        let out = ws
+            .cmd()
+            .env("SQLMORPH_SSH_PASSPHRASE", PASSWORD)
+            .args(["run", "--yes", "--format", format, "--source", "schema.sql"])
+            .args(["--production", url])
+            .output()
+            .unwrap();
+        assert_code(&out, 2);
+        assert!(
+            !everything(&ws, &out).contains(PASSWORD),
+            "{}",
+            stderr_of(&out)
+        );
+    }
 }
