@@ -153,6 +153,37 @@ fn a_password_in_an_ssh_url_is_refused_and_never_shown() {
 }
 
 #[test]
+fn a_zero_byte_production_is_refused_and_left_alone() {
+    let ws = Workspace::new();
+    ws.file("schema.sql", SOURCE);
+    let prod = ws.file("prod.sqlite3", "");
+    for extra in [
+        &["--yes"][..],
+        &["--dry-run"],
+        &["--yes", "--allow-destructive"],
+    ] {
+        let out = ws.cmd().args(RUN).args(extra).output().unwrap();
+        assert_code(&out, 2);
+        let err = stderr_of(&out);
+        assert!(err.contains("is empty (0 bytes)"), "{err}");
+        assert_eq!(std::fs::metadata(&prod).unwrap().len(), 0);
+    }
+    let out = ws
+        .cmd()
+        .args([
+            "plan",
+            "--source",
+            "schema.sql",
+            "--production",
+            "prod.sqlite3",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    assert!(!ws.path("backups").exists());
+}
+
+#[test]
 fn the_key_passphrase_is_never_shown() {
     let (ws, _) = setup(PROD, SOURCE);
     ws.file("sqlmorph.toml", "[ssh]\nidentity = \"no-such-key\"\n");
