@@ -140,6 +140,8 @@ pub struct Options {
     pub dry_run: bool,
     pub yes: bool,
     pub allow_destructive: bool,
+    /// A source with no tables is accepted (it drops every table).
+    pub allow_empty_source: bool,
     pub json: bool,
     pub stop: Option<String>,
     pub restart: Option<String>,

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::support::{Workspace, assert_code, setup, stderr_of, stdout_of};
+use crate::support::{Workspace, assert_code, setup, sha256_file, stderr_of, stdout_of};
 
 const PROD: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT); INSERT INTO t VALUES (1, 'x');";
 const SOURCE: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT, b INT DEFAULT 0);";
@@ -181,6 +181,42 @@ fn a_zero_byte_production_is_refused_and_left_alone() {
         .unwrap();
     assert_code(&out, 2);
     assert!(!ws.path("backups").exists());
+}
+
+#[test]
+fn an_empty_source_is_refused_unless_allowed() {
+    for text in ["", "-- nothing here yet\n/* still nothing */\n"] {
+        let (ws, prod) = setup(PROD, text);
+        let before = sha256_file(&prod);
+        let plan = [
+            "plan",
+            "--source",
+            "schema.sql",
+            "--production",
+            "prod.sqlite3",
+        ];
+        for cmd in [[RUN, &["--yes"]].concat(), plan.to_vec()] {
+            let out = ws.cmd().args(&cmd).output().unwrap();
+            assert_code(&out, 2);
+            let err = stderr_of(&out);
+            assert!(
+                err.contains("has no tables") && err.contains("--allow-empty-source"),
+                "{err}"
+            );
+            assert_eq!(sha256_file(&prod), before);
+        }
+        let out = ws
+            .cmd()
+            .args(RUN)
+            .args(["--yes", "--allow-destructive", "--allow-empty-source"])
+            .output()
+            .unwrap();
+        assert_code(&out, 0);
+        assert_eq!(
+            crate::support::column(&prod, "SELECT count(*) FROM sqlite_schema WHERE name = 't'"),
+            ["0"]
+        );
+    }
 }
 
 #[test]

@@ -122,6 +122,21 @@ pub struct Run {
     settings: Option<FileSettings>,
 }
 
+/// The source schema of a run or plan. A source with no tables (an empty
+/// `.sql` file, only comments) would drop every table of production, so it
+/// is refused unless `--allow-empty-source` says that is meant.
+pub fn load_source(opts: &Options) -> Result<Schema> {
+    let schema = Schema::load(&opts.source)?;
+    if schema.tables.is_empty() && !opts.allow_empty_source {
+        return Err(input(format!(
+            "the source {} has no tables: migrating to it would drop every table of \
+             production; if that is what you want, rerun with --allow-empty-source",
+            opts.source.display()
+        )));
+    }
+    Ok(schema)
+}
+
 /// A timestamp for file names.
 pub fn stamp_now() -> String {
     chrono::Local::now().format("%Y%m%d_%H%M%S").to_string()
@@ -328,9 +343,9 @@ impl Run {
         })
     }
 
-    /// The source schema.
+    /// The source schema (refused when it has no tables, unless allowed).
     pub fn source_schema(&self) -> Result<Schema> {
-        Schema::load(&self.opts.source)
+        load_source(&self.opts)
     }
 
     /// Step 1: a timestamped backup of production (skipped in a dry run),
