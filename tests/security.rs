@@ -219,6 +219,53 @@ fn an_empty_source_is_refused_unless_allowed() {
     }
 }
 
+const RECURSE: &str = "fn f(n) { f(n + 1) }\nf(0);\n";
+
+fn recurse_with(config: &str) -> Output {
+    let (ws, prod) = setup(PROD, SOURCE);
+    ws.file("deep.rhai", RECURSE);
+    ws.file("sqlmorph.toml", config);
+    let before = sha256_file(&prod);
+    let out = ws
+        .cmd()
+        .args([
+            "run",
+            "deep.rhai",
+            "--source",
+            "schema.sql",
+            "--production",
+            "prod.sqlite3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(sha256_file(&prod), before);
+    out
+}
+
+#[test]
+fn endless_recursion_stops_with_a_call_depth_error() {
+    for config in ["", "[limits]\nmax_call_levels = 1000\n"] {
+        let out = recurse_with(config);
+        assert_code(&out, 2);
+        let err = stderr_of(&out);
+        assert!(
+            err.contains("recipe error:") && err.contains("call depth"),
+            "{config}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_call_limit_above_the_maximum_is_refused() {
+    let out = recurse_with("[limits]\nmax_call_levels = 2000\n");
+    assert_code(&out, 2);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("max_call_levels") && err.contains("at most 1000"),
+        "{err}"
+    );
+}
+
 #[test]
 fn the_key_passphrase_is_never_shown() {
     let (ws, _) = setup(PROD, SOURCE);

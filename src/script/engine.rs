@@ -177,6 +177,9 @@ pub fn render_error(
     let pos = current.position();
     let message = match current {
         EvalAltResult::ErrorRuntime(v, _) => v.to_string(),
+        EvalAltResult::ErrorStackOverflow(_) => {
+            "the recipe's function calls nested deeper than the call depth limit (endless recursion?); [limits] max_call_levels in sqlmorph.toml sets it".to_string()
+        }
         EvalAltResult::ErrorTooManyOperations(_) => {
             "the recipe ran too many operations and was stopped (an endless loop?); raise [limits] max_operations in sqlmorph.toml if it is really that big".to_string()
         }

@@ -16,8 +16,35 @@ use crate::pipeline::prompt::Prompter;
 use crate::pipeline::session::{Run, Summary};
 use crate::script::engine;
 
-/// Runs a recipe to the end.
+/// The stack a recipe runs on. Rhai evaluates on the native stack, a few
+/// tens of KiB per call level (most in a debug build), so the deepest
+/// recursion [`Limits`] allows (`MAX_CALL_LEVELS`) must fit here: a recipe
+/// that recurses too deep gets a "call depth" error, never a crash.
+pub const RECIPE_STACK_BYTES: usize = 512 << 20;
+
+/// Runs a recipe to the end, on a thread with [`RECIPE_STACK_BYTES`] of
+/// stack.
 pub fn run(
+    opts: Options,
+    prompter: Prompter,
+    limits: &Limits,
+    name: &str,
+    text: &str,
+    path: Option<&Path>,
+) -> Result<Summary> {
+    let (limits, name, text) = (limits.clone(), name.to_string(), text.to_string());
+    let path = path.map(Path::to_path_buf);
+    std::thread::Builder::new()
+        .name("recipe".into())
+        .stack_size(RECIPE_STACK_BYTES)
+        .spawn(move || run_here(opts, prompter, &limits, &name, &text, path.as_deref()))
+        .context("starting the recipe's thread")?
+        .join()
+        .map_err(|_| anyhow::anyhow!("the recipe's thread panicked"))?
+}
+
+/// Runs a recipe to the end on the current thread.
+fn run_here(
     opts: Options,
     prompter: Prompter,
     limits: &Limits,
