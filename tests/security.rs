@@ -267,6 +267,33 @@ fn a_call_limit_above_the_maximum_is_refused() {
 }
 
 #[test]
+fn a_caught_refusal_does_not_decide_a_later_error() {
+    let (ws, _) = setup(PROD, SOURCE);
+    ws.file(
+        "r.rhai",
+        "try { confirm(\"Go on?\"); } catch {}\nthrow \"x\";\n",
+    );
+    let out = ws
+        .cmd()
+        .args([
+            "run",
+            "r.rhai",
+            "--source",
+            "schema.sql",
+            "--production",
+            "prod.sqlite3",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    assert!(
+        stderr_of(&out).contains("recipe error: x"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
 fn the_key_passphrase_is_never_shown() {
     let (ws, _) = setup(PROD, SOURCE);
     ws.file("sqlmorph.toml", "[ssh]\nidentity = \"no-such-key\"\n");

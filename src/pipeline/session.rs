@@ -101,8 +101,9 @@ pub struct Run {
     pub(super) plan: Option<Plan>,
     pub(super) migrated: Option<PathBuf>,
     pub(super) summary: Summary,
-    /// The exit code of the error a primitive raised last.
-    pub(super) exit: Option<ExitKind>,
+    /// The exit code of the error a primitive raised last, with that
+    /// error's message.
+    pub(super) exit: Option<(ExitKind, String)>,
     /// Databases opened with `open` are read-only (the REPL without --write).
     pub(super) read_only: bool,
     /// (table, column) values rewritten by `transform`: validation reports
@@ -262,14 +263,25 @@ impl Run {
         &mut self.mappings
     }
 
-    /// Records the exit code of the error a primitive raised.
-    pub fn set_exit(&mut self, kind: Option<ExitKind>) {
-        self.exit = kind;
+    /// Records the exit code of the error a primitive raised, and the
+    /// message the script sees for it.
+    pub fn set_exit(&mut self, kind: ExitKind, message: &str) {
+        self.exit = Some((kind, message.to_string()));
     }
 
-    /// The exit code of the last error a primitive raised, once.
-    pub fn take_exit(&mut self) -> Option<ExitKind> {
-        self.exit.take()
+    /// Forgets the recorded exit code (a new REPL entry).
+    pub fn clear_exit(&mut self) {
+        self.exit = None;
+    }
+
+    /// The exit code of the error that ended a script, once: the one
+    /// recorded by the primitive that raised it, only when `message` is
+    /// that error's (a caught error must not decide a later, unrelated one).
+    pub fn take_exit(&mut self, message: Option<&str>) -> Option<ExitKind> {
+        match self.exit.take() {
+            Some((kind, raised)) if message == Some(raised.as_str()) => Some(kind),
+            _ => None,
+        }
     }
 
     /// Sets the outcome the summary reports (`finish("deployed")`).

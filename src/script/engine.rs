@@ -33,8 +33,29 @@ pub type Shared<T> = Rc<RefCell<T>>;
 
 /// Converts an error for Rhai, remembering its exit code for the run.
 pub(super) fn fail(run: &Shared<Run>, err: &anyhow::Error) -> Box<EvalAltResult> {
-    run.borrow_mut().set_exit(Some(exit_kind(err)));
-    format!("{err:#}").into()
+    let message = format!("{err:#}");
+    run.borrow_mut().set_exit(exit_kind(err), &message);
+    message.into()
+}
+
+/// The error a script ended with, under the calls and imports it went
+/// through.
+pub fn innermost(mut err: &EvalAltResult) -> &EvalAltResult {
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+    | EvalAltResult::ErrorInModule(_, inner, _) = err
+    {
+        err = inner;
+    }
+    err
+}
+
+/// The message of a raised (or thrown) error, which [`fail`] recorded with
+/// its exit code; `None` for Rhai's own errors.
+pub fn raised_message(err: &EvalAltResult) -> Option<String> {
+    match innermost(err) {
+        EvalAltResult::ErrorRuntime(value, _) => Some(value.to_string()),
+        _ => None,
+    }
 }
 
 fn exit_kind(err: &anyhow::Error) -> ExitKind {

@@ -72,7 +72,10 @@ fn run_here(
         Ok(()) => {}
         Err(e) if engine::is_exit(&e) => {}
         Err(e) => {
-            let kind = state.take_exit().unwrap_or(ExitKind::Input);
+            let raised = engine::raised_message(&e);
+            let kind = state
+                .take_exit(raised.as_deref())
+                .unwrap_or(ExitKind::Input);
             let rendered = engine::render_error(&e, &sources, name);
             let message = match kind {
                 ExitKind::Input => format!("recipe error: {rendered}"),
