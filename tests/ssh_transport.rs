@@ -446,6 +446,28 @@ fn download_matches_remote() {
     );
 }
 
+/// The name the download used to write to: guessable from the process id.
+#[test]
+fn a_download_never_writes_through_a_planted_temporary() {
+    let sshd = Sshd::start();
+    let remote = connect(&sshd);
+    let source = sshd.dir.join("remote.db");
+    fs::write(&source, b"production data").expect("write");
+    let local_dir = tempfile::tempdir().expect("tempdir");
+    let local = local_dir.path().join("copy.db");
+    let victim = local_dir.path().join("victim");
+    fs::write(&victim, b"keep me").expect("write");
+    let planted = format!(".copy.db.sqlmorph-part-{}", std::process::id());
+    std::os::unix::fs::symlink(&victim, local_dir.path().join(&planted)).expect("symlink");
+
+    remote
+        .download(path_str(&source), &local, false)
+        .expect("download");
+    assert_eq!(fs::read(&victim).expect("read"), b"keep me");
+    assert!(!fs::symlink_metadata(&local).expect("local").is_symlink());
+    assert_eq!(fs::read(&local).expect("read"), b"production data");
+}
+
 #[test]
 fn rename_over_replaces_an_existing_file() {
     let sshd = Sshd::start();
