@@ -1,5 +1,6 @@
-//! One migration run: its directory, its log, and the state the primitives
-//! share (snapshot, schemas, plan, migrated file, report). Every primitive a
+//! One migration run: its directory (0700, every file in it 0600, through
+//! `crate::private`), its log, and the state the primitives share
+//! (snapshot, schemas, plan, migrated file, report). Every primitive a
 //! recipe calls is a method here; `host` only exposes them to Rhai.
 //!
 //! Production is read by `backup`, `snapshot` and `production_schema`, and

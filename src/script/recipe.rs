@@ -1,6 +1,8 @@
-//! Running a recipe: start the run, build the engine, compile (a syntax
-//! error names file:line:column), evaluate, and turn the outcome into the
-//! run's summary or an error with the right exit code.
+//! Running a recipe, on its own thread with a stack deep enough for the
+//! call limit: start the run, build the engine, compile (a syntax error
+//! names file:line:column), evaluate, and turn the outcome into the run's
+//! summary or an error with the right exit code (the one a primitive
+//! recorded, only for the error it raised).
 
 use std::cell::RefCell;
 use std::path::Path;
