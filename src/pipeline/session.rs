@@ -139,6 +139,26 @@ pub fn load_source(opts: &Options) -> Result<Schema> {
     Ok(schema)
 }
 
+/// A new run directory, `<work_dir>/runs/<stamp>[_<n>]`, mode 0700, in a
+/// `runs` directory that is 0700 too (older versions left it 0755).
+fn create_run_dir(work_dir: &Path, stamp: &str) -> Result<PathBuf> {
+    let runs = work_dir.join("runs");
+    crate::private::create_dir_all(&runs)?;
+    std::fs::set_permissions(
+        &runs,
+        std::fs::Permissions::from_mode(crate::private::DIR_MODE),
+    )
+    .with_context(|| format!("making {} private", runs.display()))?;
+    let mut dir = runs.join(stamp);
+    let mut n = 2;
+    while dir.exists() {
+        dir = runs.join(format!("{stamp}_{n}"));
+        n += 1;
+    }
+    crate::private::create_dir(&dir)?;
+    Ok(dir)
+}
+
 /// A timestamp for file names.
 pub fn stamp_now() -> String {
     chrono::Local::now().format("%Y%m%d_%H%M%S").to_string()
@@ -148,21 +168,7 @@ impl Run {
     /// Creates the run directory and its log.
     pub fn start(opts: Options, prompter: Prompter) -> Result<Run> {
         let stamp = stamp_now();
-        let runs = opts.work_dir.join("runs");
-        crate::private::create_dir_all(&runs)?;
-        // Older versions left it 0755; it lists production's copies.
-        std::fs::set_permissions(
-            &runs,
-            std::fs::Permissions::from_mode(crate::private::DIR_MODE),
-        )
-        .with_context(|| format!("making {} private", runs.display()))?;
-        let mut dir = runs.join(&stamp);
-        let mut n = 2;
-        while dir.exists() {
-            dir = runs.join(format!("{stamp}_{n}"));
-            n += 1;
-        }
-        crate::private::create_dir(&dir)?;
+        let dir = create_run_dir(&opts.work_dir, &stamp)?;
         let mut log = Log::open(&dir.join("log.txt"), opts.json)?;
         log.quiet(&format!(
             "sqlmorph {} run: recipe {} (sha256 {}), source {}, production {}{}",
