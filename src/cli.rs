@@ -61,7 +61,7 @@ fn resolve_paths(
             .iter()
             .map(|t| {
                 t.parse::<crate::target::ssh::SshUrl>()
-                    .map_err(|e| input(format!("{t}: {e:#}")))
+                    .map_err(|e| input(format!("{}: {e:#}", crate::sshconf::redact(t))))
             })
             .collect::<Result<Vec<_>>>()?
     } else {
@@ -165,6 +165,10 @@ pub enum Command {
         /// terminal).
         #[arg(long)]
         allow_destructive: bool,
+        /// Accept a source schema with no tables (it drops every table of
+        /// production); without it such a source is refused (exit 2).
+        #[arg(long)]
+        allow_empty_source: bool,
         /// text: the log on standard output; json: the log on standard error
         /// and a summary object on standard output.
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -175,6 +179,9 @@ pub enum Command {
     Plan {
         #[command(flatten)]
         target: Target,
+        /// Accept a source schema with no tables (it drops every table).
+        #[arg(long)]
+        allow_empty_source: bool,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -354,6 +361,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             dry_run,
             yes,
             allow_destructive,
+            allow_empty_source,
             format,
         } => {
             let config = Config::load(target.config.as_deref())?;
@@ -370,6 +378,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 o.dry_run = dry_run;
                 o.yes = yes;
                 o.allow_destructive = allow_destructive;
+                o.allow_empty_source = allow_empty_source;
                 o.json = format == Format::Json;
                 o.recipe_hash = sha256_hex(recipe_text.as_bytes());
                 o.recipe_name = recipe_name.clone();
@@ -388,10 +397,16 @@ pub fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Plan { target, format } => {
+        Command::Plan {
+            target,
+            allow_empty_source,
+            format,
+        } => {
             let config = Config::load(target.config.as_deref())?;
-            let opts = resolve(&config, &target, None, None, |_| {})?;
-            let source = Schema::load(&opts.source)?;
+            let opts = resolve(&config, &target, None, None, |o| {
+                o.allow_empty_source = allow_empty_source;
+            })?;
+            let source = crate::pipeline::session::load_source(&opts)?;
             // A consistent copy of production in a private temporary
             // directory, removed when done: production itself is only read,
             // in one transaction, and nothing is left beside it.

@@ -63,6 +63,24 @@ pub struct Limits {
     pub max_array_size: usize,
 }
 
+/// The deepest `max_call_levels` allowed: what the recipe's stack
+/// (`script::recipe::RECIPE_STACK_BYTES`) holds with room to spare.
+pub const MAX_CALL_LEVELS: usize = 1000;
+
+impl Limits {
+    /// Refuses limits a recipe could crash the process with.
+    pub fn check(&self) -> Result<()> {
+        if self.max_call_levels > MAX_CALL_LEVELS {
+            return Err(input(format!(
+                "[limits] max_call_levels = {} is too high: it may be at most {MAX_CALL_LEVELS} \
+                 (deeper recursion would overflow the recipe's stack)",
+                self.max_call_levels
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
@@ -95,6 +113,10 @@ impl Config {
         let config: Config = toml::from_str(&text)
             .map_err(|e| input(format!("{}: {e}", path.display())))
             .with_context(|| "reading the configuration".to_string())?;
+        config
+            .limits
+            .check()
+            .with_context(|| format!("reading {}", path.display()))?;
         Ok(config)
     }
 }
@@ -127,7 +149,7 @@ health_check = ""    # after the restart; a non-zero exit rolls the deploy back
 [limits]
 # How much a recipe may do before it is stopped (Rhai operations).
 # max_operations = 50000000
-# max_call_levels = 64
+# max_call_levels = 64   # at most 1000
 "#;
 
 /// Everything a run needs to know, resolved from flags and `sqlmorph.toml`.
@@ -140,6 +162,8 @@ pub struct Options {
     pub dry_run: bool,
     pub yes: bool,
     pub allow_destructive: bool,
+    /// A source with no tables is accepted (it drops every table).
+    pub allow_empty_source: bool,
     pub json: bool,
     pub stop: Option<String>,
     pub restart: Option<String>,

@@ -56,6 +56,21 @@ pub fn check_sqlite_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Like [`check_sqlite_file`], and refuses a zero-byte file: SQLite would
+/// take it for an empty database, but a production that is empty is not a
+/// database yet (a truncated copy, a wrong path), so nothing migrates it.
+pub fn check_database(path: &Path) -> Result<()> {
+    check_sqlite_file(path)?;
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+        return Err(input(format!(
+            "{} is empty (0 bytes): it is not a SQLite database yet, so there is nothing \
+             to migrate; check the path (sqlmorph leaves the file as it is)",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Opens an existing SQLite file read-only and makes SQLite read its schema,
 /// so that a corrupt file fails here with a message naming it.
 pub fn open_readonly(path: &Path) -> Result<Connection> {

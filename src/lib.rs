@@ -1,8 +1,8 @@
 //! sqlmorph: database-first SQLite migrations, scripted in Rhai.
 //!
 //! The folders are the layers, each using only those listed before it:
-//! settings and output (`config`, `log`, `style`, `progress`, `error`,
-//! `interrupt`); the
+//! settings and output (`config`, `log`, `private`, `style`, `progress`,
+//! `error`, `interrupt`); the
 //! schema model (`db`, `sqltext`, `schema`, `diff`); the production target
 //! (`target`: a local file or hosts over SSH, one seam); the migration
 //! pipeline (`pipeline`: session, plan, review, copy, validate, transform,
@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod interrupt;
 pub mod log;
+pub mod private;
 pub mod progress;
 pub mod sshconf;
 pub mod style;

@@ -1,8 +1,9 @@
-//! A run's log: every line goes to `log.txt` with a timestamp and to the
-//! console.
+//! A run's log: every line goes to `log.txt` (created new, mode 0600) with a
+//! timestamp and to the console.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -17,8 +18,9 @@ pub struct Log {
 impl Log {
     pub fn open(path: &Path, to_stderr: bool) -> Result<Log> {
         let file = OpenOptions::new()
-            .create(true)
+            .create_new(true)
             .append(true)
+            .mode(crate::private::FILE_MODE)
             .open(path)
             .with_context(|| format!("creating {}", path.display()))?;
         Ok(Log {

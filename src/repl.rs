@@ -382,7 +382,7 @@ impl Session {
             }
         };
         *self.last_query.borrow_mut() = None;
-        self.run.borrow_mut().set_exit(None);
+        self.run.borrow_mut().clear_exit();
         self.functions += ast;
         self.functions.set_source(source);
         let result = self
@@ -398,7 +398,12 @@ impl Session {
                 Step::Done(0)
             }
             Err(e) => {
-                let kind = self.run.borrow_mut().take_exit().unwrap_or(ExitKind::Input);
+                let raised = engine::raised_message(&e);
+                let kind = self
+                    .run
+                    .borrow_mut()
+                    .take_exit(raised.as_deref())
+                    .unwrap_or(ExitKind::Input);
                 self.report(&engine::render_error(&e, &sources, source));
                 Step::Done(kind as u8)
             }

@@ -1,6 +1,7 @@
 //! How to reach a production over SSH, as settings: the
 //! `ssh://user@host[:port]/absolute/path` address and the key, passphrase and
-//! `known_hosts` options. Parsed and checked before anything connects; the
+//! `known_hosts` options. Parsed and checked before anything connects (a
+//! password in the URL is refused, and never shown: keys only); the
 //! transport that uses them is `crate::target::ssh`.
 
 use std::fmt;
@@ -35,6 +36,31 @@ impl SshUrl {
 
 const URL_FORM: &str = "ssh://user@host[:port]/absolute/path.sqlite3";
 
+const NO_PASSWORD: &str = "an ssh:// URL must not hold a password (ssh://user:password@host/…): \
+    sqlmorph authenticates with keys only — set [ssh] identity in sqlmorph.toml (its passphrase \
+    from SQLMORPH_SSH_PASSPHRASE, or asked at a terminal) or load the key into ssh-agent";
+
+/// Where the password of `user:password@host…` is in the text after
+/// `ssh://`: a `:` before the first `@`, in a user part holding no `/` (a
+/// bracketed IPv6 host never looks like one).
+fn password_span(rest: &str) -> Option<std::ops::Range<usize>> {
+    let at = rest.find('@')?;
+    let colon = rest[..at].find(':')?;
+    let user = &rest[..colon];
+    (!user.contains('/') && !user.starts_with('[')).then_some(colon + 1..at)
+}
+
+/// `text` with the password of an `ssh://user:password@…` URL replaced by
+/// `***`, for messages that show what the user gave.
+pub fn redact(text: &str) -> String {
+    match text.strip_prefix("ssh://").and_then(|rest| {
+        password_span(rest).map(|r| (r.start + "ssh://".len())..(r.end + "ssh://".len()))
+    }) {
+        Some(span) => format!("{}***{}", &text[..span.start], &text[span.end..]),
+        None => text.to_string(),
+    }
+}
+
 impl FromStr for SshUrl {
     type Err = anyhow::Error;
 
@@ -42,6 +68,9 @@ impl FromStr for SshUrl {
         let rest = s
             .strip_prefix("ssh://")
             .ok_or_else(|| anyhow!("not an ssh:// URL: {s:?} (expected {URL_FORM})"))?;
+        if password_span(rest).is_some() {
+            bail!("{NO_PASSWORD}");
+        }
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
@@ -170,4 +199,34 @@ pub fn home_dir() -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_is_refused_without_being_shown() {
+        for url in [
+            "ssh://u:pw-secret@h/p.sqlite3",
+            "ssh://u:pw-secret@h",
+            "ssh://u:pw/secret@h:22/p.sqlite3",
+        ] {
+            let err = url.parse::<SshUrl>().unwrap_err().to_string();
+            assert!(err.contains("must not hold a password"), "{err}");
+            assert!(!err.contains("secret"), "{err}");
+        }
+        assert_eq!(
+            redact("ssh://u:pw-secret@h/p.sqlite3"),
+            "ssh://u:***@h/p.sqlite3"
+        );
+    }
+
+    #[test]
+    fn urls_without_a_password_are_kept() {
+        for url in ["ssh://u@h:2222/a@b.sqlite3", "ssh://u@[::1]:22/p.sqlite3"] {
+            assert!(url.parse::<SshUrl>().is_ok(), "{url}");
+            assert_eq!(redact(url), url);
+        }
+    }
 }

@@ -132,3 +132,101 @@ fn a_sql_syntax_error_names_the_statement_and_line() {
     fails_cleanly(&ws, &["schema", "bad.sql"], "bad.sql:6: statement 2 failed");
     fails_cleanly(&ws, &["diff", "bad.sql", "bad.sql"], "CREATE TABLE b(");
 }
+
+/// `sqlmorph run` against a bad production: exit 2, one message, no panic
+/// and no backtrace even with `RUST_BACKTRACE=1`, production unchanged and
+/// no backup written.
+fn run_fails_cleanly(ws: &Workspace, prod: &str, needle: &str) {
+    let before = ws.snapshot();
+    let out = ws
+        .cmd()
+        .env("RUST_BACKTRACE", "1")
+        .args(["run", "--yes", "--source", "good.sql", "--production", prod])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{prod}: {err}");
+    assert!(err.contains(needle), "{prod}: {err:?} lacks {needle:?}");
+    for bad in ["panicked", "backtrace", "Stack backtrace"] {
+        assert!(!err.contains(bad), "{err}");
+    }
+    let errors = err.lines().filter(|l| l.starts_with("error:")).count();
+    assert_eq!(errors, 1, "one message: {err}");
+    let after = ws.snapshot();
+    let outside_runs = |m: &std::collections::BTreeMap<std::path::PathBuf, String>| {
+        m.iter()
+            .filter(|(p, _)| !p.starts_with(".sqlmorph"))
+            .map(|(p, h)| (p.clone(), h.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        outside_runs(&after),
+        outside_runs(&before),
+        "{prod} changed files"
+    );
+}
+
+#[test]
+fn run_refuses_a_bad_production_cleanly() {
+    let ws = Workspace::new();
+    ws.file("good.sql", "CREATE TABLE t(a);");
+    run_fails_cleanly(&ws, "missing.sqlite3", "no such file");
+    assert!(!ws.path("missing.sqlite3").exists());
+    std::fs::create_dir(ws.path("adir")).unwrap();
+    run_fails_cleanly(&ws, "adir", "is a directory");
+    ws.file("notes.txt", "hello, this is not a database at all\n");
+    run_fails_cleanly(&ws, "notes.txt", "is not a SQLite database");
+    let db = ws.db(
+        "c.sqlite3",
+        "CREATE TABLE t(a); CREATE TABLE u(b); INSERT INTO t VALUES (1);",
+    );
+    let mut bytes = std::fs::read(&db).unwrap();
+    for b in &mut bytes[100..140] {
+        *b = 0xEE;
+    }
+    std::fs::write(&db, bytes).unwrap();
+    run_fails_cleanly(&ws, "c.sqlite3", "is corrupt");
+}
+
+#[test]
+fn run_refuses_an_unreadable_production_cleanly() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new();
+    ws.file("good.sql", "CREATE TABLE t(a);");
+    let db = ws.db("secret.sqlite3", "CREATE TABLE t(a);");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let before = ws.snapshot_with_perms();
+    let bin = assert_cmd::cargo::cargo_bin("sqlmorph");
+    let mut cmd = if is_root() {
+        std::fs::set_permissions(ws.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin);
+        c
+    } else {
+        std::process::Command::new(&bin)
+    };
+    let out = cmd
+        .current_dir(ws.dir.path())
+        .env("RUST_BACKTRACE", "1")
+        .args(["run", "--yes", "--source", "good.sql", "--production"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot read") && err.contains("secret.sqlite3"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("backtrace") && !err.contains("panicked"),
+        "{err}"
+    );
+    let after: Vec<_> = ws
+        .snapshot_with_perms()
+        .into_iter()
+        .filter(|(p, _, _)| !p.ends_with(".sqlmorph"))
+        .collect();
+    assert_eq!(after, before);
+}

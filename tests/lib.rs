@@ -15,6 +15,7 @@ mod migrate;
 mod recipes;
 mod repl;
 mod schema_cmd;
+mod security;
 mod ssh_deploy;
 mod ssh_live;
 mod ssh_transport;

@@ -385,16 +385,17 @@ fn upload_then_sha256_matches_local() {
         .expect("stat");
     assert_eq!(mode.stdout.trim(), "640");
 
-    // Uploading over an existing, longer file truncates it.
+    // An upload creates its file exclusively: an existing one (or a
+    // planted symlink) is left alone.
     let short = local_dir.path().join("short.db");
     fs::write(&short, b"short").expect("write");
-    assert_eq!(remote.upload(&short, t, 0o600, false).expect("upload"), 5);
-    assert_eq!(
-        remote.sha256(t).expect("sha256"),
-        Some(sha256_hex(b"short"))
-    );
+    remote
+        .upload(&short, t, 0o600, false)
+        .expect_err("the file exists");
+    assert_eq!(remote.sha256(t).expect("sha256"), Some(sha256_hex(&data)));
 
     // Empty file.
+    remote.remove(t).expect("remove");
     let empty = local_dir.path().join("empty.db");
     fs::write(&empty, b"").expect("write");
     assert_eq!(remote.upload(&empty, t, 0o600, false).expect("upload"), 0);
@@ -443,6 +444,28 @@ fn download_matches_remote() {
         data,
         "a failed download keeps the old file"
     );
+}
+
+/// The name the download used to write to: guessable from the process id.
+#[test]
+fn a_download_never_writes_through_a_planted_temporary() {
+    let sshd = Sshd::start();
+    let remote = connect(&sshd);
+    let source = sshd.dir.join("remote.db");
+    fs::write(&source, b"production data").expect("write");
+    let local_dir = tempfile::tempdir().expect("tempdir");
+    let local = local_dir.path().join("copy.db");
+    let victim = local_dir.path().join("victim");
+    fs::write(&victim, b"keep me").expect("write");
+    let planted = format!(".copy.db.sqlmorph-part-{}", std::process::id());
+    std::os::unix::fs::symlink(&victim, local_dir.path().join(&planted)).expect("symlink");
+
+    remote
+        .download(path_str(&source), &local, false)
+        .expect("download");
+    assert_eq!(fs::read(&victim).expect("read"), b"keep me");
+    assert!(!fs::symlink_metadata(&local).expect("local").is_symlink());
+    assert_eq!(fs::read(&local).expect("read"), b"production data");
 }
 
 #[test]

@@ -100,8 +100,8 @@ pub fn open_scratch(out: &Path, snapshot: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Creates the tables of `source` in a new file at `out` (replacing any
-/// leftover) and returns the connection with the snapshot attached.
+/// Creates the tables of `source` in a new file at `out` (mode 0600,
+/// replacing any leftover) and returns the connection with the snapshot attached.
 pub fn create_tables(
     source: &Schema,
     settings: FileSettings,
@@ -112,6 +112,8 @@ pub fn create_tables(
         let p = format!("{}{suffix}", out.display());
         let _ = std::fs::remove_file(p);
     }
+    // Created private before SQLite sees it (its journals take its mode).
+    drop(crate::private::create_new(out)?);
     let mut conn = open_scratch(out, snapshot)?;
     crate::interrupt::watch(&mut conn)?;
     let settings = settings.for_target(source);
@@ -543,11 +545,9 @@ fn rejected_rows(
     snapshot: &Path,
     dir: &Path,
 ) -> Result<Vec<String>> {
-    let probe_path = dir.join("probe.sqlite3");
-    let _ = std::fs::remove_file(&probe_path);
-    let found = Probe::new(tp, target, prod, snapshot, &probe_path)?.find(tp.rows);
-    let _ = std::fs::remove_file(&probe_path);
-    found
+    // Removed when dropped, after the probe's connection closed.
+    let probe = crate::private::temp_file_in(dir, "probe-", ".sqlite3")?;
+    Probe::new(tp, target, prod, snapshot, probe.path())?.find(tp.rows)
 }
 
 /// A scratch table with the new schema, into which a table's rows are

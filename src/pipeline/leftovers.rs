@@ -68,15 +68,7 @@ fn clean_run(dir: &Path, ours: &Path, log: &mut Log) {
     if ended || pid.is_none_or(alive) {
         return;
     }
-    let mut removed = Vec::new();
-    for name in ["migrated.sqlite3", "probe.sqlite3"] {
-        for suffix in ["", "-journal", "-wal", "-shm"] {
-            let path = dir.join(format!("{name}{suffix}"));
-            if std::fs::remove_file(&path).is_ok() && suffix.is_empty() {
-                removed.push(name);
-            }
-        }
-    }
+    let removed = remove_scratch(dir);
     if removed.is_empty() {
         return;
     }
@@ -91,4 +83,23 @@ fn clean_run(dir: &Path, ours: &Path, log: &mut Log) {
             ours.display()
         ));
     }
+}
+
+/// Removes a run directory's scratch files — the migrated file and any
+/// rejected-row probe, with their journals — and names the files removed.
+pub fn remove_scratch(dir: &Path) -> Vec<String> {
+    let mut removed = Vec::new();
+    for path in entries(dir) {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let scratch = name.starts_with("migrated.sqlite3")
+            || (name.starts_with("probe-") && name.contains(".sqlite3"));
+        if scratch && std::fs::remove_file(&path).is_ok() && name.ends_with(".sqlite3") {
+            removed.push(name);
+        }
+    }
+    removed.sort();
+    removed
 }

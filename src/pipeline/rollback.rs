@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use rusqlite::Connection;
 
 use crate::config::Options;
@@ -50,8 +50,7 @@ pub fn rollback(opts: &Options, chosen: Option<&Path>, prompter: Prompter) -> Re
         .remotes
         .first()
         .map_or_else(|| opts.production.clone(), |u| PathBuf::from(&u.path));
-    std::fs::create_dir_all(&opts.backup_dir)
-        .with_context(|| format!("creating {}", opts.backup_dir.display()))?;
+    crate::private::create_dir_all(&opts.backup_dir)?;
     let current = backup::backup_path(&name, &opts.backup_dir, &stamp_now());
     let token = prod.copy_to(&current, &mut log)?;
     log.line(&format!(

@@ -1,10 +1,12 @@
-//! One migration run: its directory, its log, and the state the primitives
-//! share (snapshot, schemas, plan, migrated file, report). Every primitive a
+//! One migration run: its directory (0700, every file in it 0600, through
+//! `crate::private`), its log, and the state the primitives share
+//! (snapshot, schemas, plan, migrated file, report). Every primitive a
 //! recipe calls is a method here; `host` only exposes them to Rhai.
 //!
 //! Production is read by `backup`, `snapshot` and `production_schema`, and
 //! written only by `deploy`, through the compare-and-swap in `deploy`.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -100,8 +102,9 @@ pub struct Run {
     pub(super) plan: Option<Plan>,
     pub(super) migrated: Option<PathBuf>,
     pub(super) summary: Summary,
-    /// The exit code of the error a primitive raised last.
-    pub(super) exit: Option<ExitKind>,
+    /// The exit code of the error a primitive raised last, with that
+    /// error's message.
+    pub(super) exit: Option<(ExitKind, String)>,
     /// Databases opened with `open` are read-only (the REPL without --write).
     pub(super) read_only: bool,
     /// (table, column) values rewritten by `transform`: validation reports
@@ -121,6 +124,41 @@ pub struct Run {
     settings: Option<FileSettings>,
 }
 
+/// The source schema of a run or plan. A source with no tables (an empty
+/// `.sql` file, only comments) would drop every table of production, so it
+/// is refused unless `--allow-empty-source` says that is meant.
+pub fn load_source(opts: &Options) -> Result<Schema> {
+    let schema = Schema::load(&opts.source)?;
+    if schema.tables.is_empty() && !opts.allow_empty_source {
+        return Err(input(format!(
+            "the source {} has no tables: migrating to it would drop every table of \
+             production; if that is what you want, rerun with --allow-empty-source",
+            opts.source.display()
+        )));
+    }
+    Ok(schema)
+}
+
+/// A new run directory, `<work_dir>/runs/<stamp>[_<n>]`, mode 0700, in a
+/// `runs` directory that is 0700 too (older versions left it 0755).
+fn create_run_dir(work_dir: &Path, stamp: &str) -> Result<PathBuf> {
+    let runs = work_dir.join("runs");
+    crate::private::create_dir_all(&runs)?;
+    std::fs::set_permissions(
+        &runs,
+        std::fs::Permissions::from_mode(crate::private::DIR_MODE),
+    )
+    .with_context(|| format!("making {} private", runs.display()))?;
+    let mut dir = runs.join(stamp);
+    let mut n = 2;
+    while dir.exists() {
+        dir = runs.join(format!("{stamp}_{n}"));
+        n += 1;
+    }
+    crate::private::create_dir(&dir)?;
+    Ok(dir)
+}
+
 /// A timestamp for file names.
 pub fn stamp_now() -> String {
     chrono::Local::now().format("%Y%m%d_%H%M%S").to_string()
@@ -130,15 +168,7 @@ impl Run {
     /// Creates the run directory and its log.
     pub fn start(opts: Options, prompter: Prompter) -> Result<Run> {
         let stamp = stamp_now();
-        let runs = opts.work_dir.join("runs");
-        std::fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
-        let mut dir = runs.join(&stamp);
-        let mut n = 2;
-        while dir.exists() {
-            dir = runs.join(format!("{stamp}_{n}"));
-            n += 1;
-        }
-        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let dir = create_run_dir(&opts.work_dir, &stamp)?;
         let mut log = Log::open(&dir.join("log.txt"), opts.json)?;
         log.quiet(&format!(
             "sqlmorph {} run pid {}: recipe {} (sha256 {}), source {}, production {}{}",
@@ -150,7 +180,12 @@ impl Run {
             opts.production.display(),
             if opts.dry_run { ", dry run" } else { "" }
         ));
-        super::leftovers::clean(&opts.backup_dir, &runs, &dir, &mut log);
+        super::leftovers::clean(
+            &opts.backup_dir,
+            &opts.work_dir.join("runs"),
+            &dir,
+            &mut log,
+        );
         let summary = Summary {
             run_dir: dir.clone(),
             dry_run: opts.dry_run,
@@ -242,14 +277,25 @@ impl Run {
         &mut self.mappings
     }
 
-    /// Records the exit code of the error a primitive raised.
-    pub fn set_exit(&mut self, kind: Option<ExitKind>) {
-        self.exit = kind;
+    /// Records the exit code of the error a primitive raised, and the
+    /// message the script sees for it.
+    pub fn set_exit(&mut self, kind: ExitKind, message: &str) {
+        self.exit = Some((kind, message.to_string()));
     }
 
-    /// The exit code of the last error a primitive raised, once.
-    pub fn take_exit(&mut self) -> Option<ExitKind> {
-        self.exit.take()
+    /// Forgets the recorded exit code (a new REPL entry).
+    pub fn clear_exit(&mut self) {
+        self.exit = None;
+    }
+
+    /// The exit code of the error that ended a script, once: the one
+    /// recorded by the primitive that raised it, only when `message` is
+    /// that error's (a caught error must not decide a later, unrelated one).
+    pub fn take_exit(&mut self, message: Option<&str>) -> Option<ExitKind> {
+        match self.exit.take() {
+            Some((kind, raised)) if message == Some(raised.as_str()) => Some(kind),
+            _ => None,
+        }
     }
 
     /// Sets the outcome the summary reports (`finish("deployed")`).
@@ -290,22 +336,13 @@ impl Run {
         } else {
             "SIGINT"
         };
-        let mut removed = Vec::new();
         // The migrated file is known only once the copy is done; during the
         // copy it is already on disk under its name.
         self.migrated = None;
-        for file in [
-            self.dir.join("migrated.sqlite3"),
-            self.dir.join("probe.sqlite3"),
-        ] {
-            for suffix in ["", "-journal", "-wal", "-shm"] {
-                let mut p = file.as_os_str().to_owned();
-                p.push(suffix);
-                if std::fs::remove_file(&p).is_ok() && suffix.is_empty() {
-                    removed.push(file.display().to_string());
-                }
-            }
-        }
+        let removed: Vec<String> = super::leftovers::remove_scratch(&self.dir)
+            .iter()
+            .map(|n| self.dir.join(n).display().to_string())
+            .collect();
         let message = format!(
             "interrupted ({name}); production was not changed{}",
             if removed.is_empty() {
@@ -362,9 +399,9 @@ impl Run {
         })
     }
 
-    /// The source schema.
+    /// The source schema (refused when it has no tables, unless allowed).
     pub fn source_schema(&self) -> Result<Schema> {
-        Schema::load(&self.opts.source)
+        load_source(&self.opts)
     }
 
     /// Step 1: a timestamped backup of production (skipped in a dry run),
@@ -380,12 +417,8 @@ impl Run {
             .remotes
             .first()
             .map_or_else(|| self.opts.production.clone(), |u| PathBuf::from(&u.path));
-        std::fs::create_dir_all(&self.opts.backup_dir).with_context(|| {
-            format!(
-                "creating the backup directory {}",
-                self.opts.backup_dir.display()
-            )
-        })?;
+        crate::private::create_dir_all(&self.opts.backup_dir)
+            .context("creating the backup directory")?;
         let dest = backup::backup_path(&name, &self.opts.backup_dir, &self.stamp);
         let token = self.production.copy_to(&dest, &mut self.log)?;
         let checked = dest.clone();
@@ -461,14 +494,12 @@ impl Run {
         if self.decide_renames(&plan)? {
             plan = plan::from_copy(&snapshot.path, source, &self.mappings)?.2;
         }
-        std::fs::write(self.dir.join("source.sql"), source.to_sql())?;
-        std::fs::write(self.dir.join("production.sql"), prod.to_sql())?;
-        std::fs::write(
-            self.dir.join("schema.diff"),
-            diff::render_text(&d, Style::PLAIN),
-        )?;
-        std::fs::write(
-            self.dir.join("plan.json"),
+        let write = |name: &str, text: String| crate::private::write(&self.dir.join(name), text);
+        write("source.sql", source.to_sql())?;
+        write("production.sql", prod.to_sql())?;
+        write("schema.diff", diff::render_text(&d, Style::PLAIN))?;
+        crate::private::write(
+            &self.dir.join("plan.json"),
             serde_json::to_string_pretty(&plan)?,
         )?;
         self.summary.changes = d.changes.len();
@@ -639,8 +670,8 @@ impl Run {
             &self.transformed,
             early,
         )?;
-        std::fs::write(
-            self.dir.join("report.json"),
+        crate::private::write(
+            &self.dir.join("report.json"),
             serde_json::to_string_pretty(&report)?,
         )?;
         self.log.line(report.render().trim_end());

@@ -33,8 +33,29 @@ pub type Shared<T> = Rc<RefCell<T>>;
 
 /// Converts an error for Rhai, remembering its exit code for the run.
 pub(super) fn fail(run: &Shared<Run>, err: &anyhow::Error) -> Box<EvalAltResult> {
-    run.borrow_mut().set_exit(Some(exit_kind(err)));
-    format!("{err:#}").into()
+    let message = format!("{err:#}");
+    run.borrow_mut().set_exit(exit_kind(err), &message);
+    message.into()
+}
+
+/// The error a script ended with, under the calls and imports it went
+/// through.
+pub fn innermost(mut err: &EvalAltResult) -> &EvalAltResult {
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+    | EvalAltResult::ErrorInModule(_, inner, _) = err
+    {
+        err = inner;
+    }
+    err
+}
+
+/// The message of a raised (or thrown) error, which [`fail`] recorded with
+/// its exit code; `None` for Rhai's own errors.
+pub fn raised_message(err: &EvalAltResult) -> Option<String> {
+    match innermost(err) {
+        EvalAltResult::ErrorRuntime(value, _) => Some(value.to_string()),
+        _ => None,
+    }
 }
 
 fn exit_kind(err: &anyhow::Error) -> ExitKind {
@@ -177,6 +198,9 @@ pub fn render_error(
     let pos = current.position();
     let message = match current {
         EvalAltResult::ErrorRuntime(v, _) => v.to_string(),
+        EvalAltResult::ErrorStackOverflow(_) => {
+            "the recipe's function calls nested deeper than the call depth limit (endless recursion?); [limits] max_call_levels in sqlmorph.toml sets it".to_string()
+        }
         EvalAltResult::ErrorTooManyOperations(_) => {
             "the recipe ran too many operations and was stopped (an endless loop?); raise [limits] max_operations in sqlmorph.toml if it is really that big".to_string()
         }

@@ -1,6 +1,8 @@
-//! Running a recipe: start the run, build the engine, compile (a syntax
-//! error names file:line:column), evaluate, and turn the outcome into the
-//! run's summary or an error with the right exit code.
+//! Running a recipe, on its own thread with a stack deep enough for the
+//! call limit: start the run, build the engine, compile (a syntax error
+//! names file:line:column), evaluate, and turn the outcome into the run's
+//! summary or an error with the right exit code (the one a primitive
+//! recorded, only for the error it raised).
 
 use std::cell::RefCell;
 use std::path::Path;
@@ -16,8 +18,35 @@ use crate::pipeline::prompt::Prompter;
 use crate::pipeline::session::{Run, Summary};
 use crate::script::engine;
 
-/// Runs a recipe to the end.
+/// The stack a recipe runs on. Rhai evaluates on the native stack, a few
+/// tens of KiB per call level (most in a debug build), so the deepest
+/// recursion [`Limits`] allows (`MAX_CALL_LEVELS`) must fit here: a recipe
+/// that recurses too deep gets a "call depth" error, never a crash.
+pub const RECIPE_STACK_BYTES: usize = 512 << 20;
+
+/// Runs a recipe to the end, on a thread with [`RECIPE_STACK_BYTES`] of
+/// stack.
 pub fn run(
+    opts: Options,
+    prompter: Prompter,
+    limits: &Limits,
+    name: &str,
+    text: &str,
+    path: Option<&Path>,
+) -> Result<Summary> {
+    let (limits, name, text) = (limits.clone(), name.to_string(), text.to_string());
+    let path = path.map(Path::to_path_buf);
+    std::thread::Builder::new()
+        .name("recipe".into())
+        .stack_size(RECIPE_STACK_BYTES)
+        .spawn(move || run_here(opts, prompter, &limits, &name, &text, path.as_deref()))
+        .context("starting the recipe's thread")?
+        .join()
+        .map_err(|_| anyhow::anyhow!("the recipe's thread panicked"))?
+}
+
+/// Runs a recipe to the end on the current thread.
+fn run_here(
     opts: Options,
     prompter: Prompter,
     limits: &Limits,
@@ -45,7 +74,10 @@ pub fn run(
         Ok(()) => {}
         Err(e) if engine::is_exit(&e) => {}
         Err(e) => {
-            let kind = state.take_exit().unwrap_or(ExitKind::Input);
+            let raised = engine::raised_message(&e);
+            let kind = state
+                .take_exit(raised.as_deref())
+                .unwrap_or(ExitKind::Input);
             if matches!(kind, ExitKind::Interrupted | ExitKind::Terminated) {
                 let message = state.interrupted(kind);
                 let dir = state.dir().display().to_string();

@@ -317,10 +317,8 @@ pub fn install(remote: &Remote, host: &str, progress: bool, log: &mut Log) -> Re
     log.line(&format!(
         "  uploading the sqlmorph agent to {host}:{path} (once per sqlmorph version)"
     ));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let tmp = format!("{path}.part-{}-{nanos}", std::process::id());
+    // An unpredictable name, created exclusively by the upload.
+    let tmp = format!("{path}.part-{}", crate::private::random_hex()?);
     let uploaded = remote
         .upload(exe, &tmp, 0o700, progress)
         .and_then(|_| remote.rename_over(&tmp, &path));

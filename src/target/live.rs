@@ -99,10 +99,10 @@ fn locked(path: &Path, wait: Duration) -> anyhow::Error {
 }
 
 impl LiveDb {
-    /// Opens production (which must exist and be SQLite) and reads its
-    /// schema once, so a corrupt file fails here.
+    /// Opens production (which must exist, be SQLite and not be empty) and
+    /// reads its schema once, so a corrupt file fails here.
     pub fn open(path: &Path) -> Result<LiveDb> {
-        crate::db::check_sqlite_file(path)?;
+        crate::db::check_database(path)?;
         let wal_existed = sibling(path, "-wal").exists();
         let shm_existed = sibling(path, "-shm").exists();
         let conn = Connection::open_with_flags(

@@ -270,36 +270,31 @@ impl Remote {
         let file_name = local
             .file_name()
             .ok_or_else(|| anyhow!("{} is not a file path", local.display()))?;
-        let tmp = local.with_file_name(format!(
-            ".{}.sqlmorph-part-{}",
-            file_name.to_string_lossy(),
-            std::process::id()
-        ));
-        let result = (|| -> Result<u64> {
-            let mut dst = fs::File::create(&tmp)
-                .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let dir = local
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        // Unpredictable, O_EXCL, 0600; removed on failure when dropped.
+        let prefix = format!(".{}.sqlmorph-", file_name.to_string_lossy());
+        (|| -> Result<u64> {
+            let mut tmp = crate::private::temp_file_in(dir, &prefix, ".part")?;
             let bar = progress_bar(progress, size, &format!("download {remote}"));
-            let n = copy_with(&mut src, &mut dst, bar.as_ref())?;
-            dst.sync_all()
-                .with_context(|| format!("cannot fsync {}", tmp.display()))?;
-            drop(dst);
-            fs::rename(&tmp, local).with_context(|| {
-                format!("cannot rename {} to {}", tmp.display(), local.display())
-            })?;
+            let n = copy_with(&mut src, tmp.as_file_mut(), bar.as_ref())?;
+            tmp.as_file()
+                .sync_all()
+                .with_context(|| format!("cannot fsync {}", tmp.path().display()))?;
+            tmp.persist(local)
+                .with_context(|| format!("cannot rename the download to {}", local.display()))?;
             sync_parent_dir(local);
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
             Ok(n)
         })()
-        .with_context(what);
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        .with_context(what)
     }
 
-    /// Writes `local` to `remote` (created or truncated, permissions set to `mode`),
+    /// Writes `local` to `remote` (created exclusively: it must not exist; permissions set to `mode`),
     /// fsyncs it on the server and returns the number of bytes copied. It is not atomic:
     /// upload to a temporary name in the same directory, check it, then [`Remote::rename_over`].
     pub fn upload(&self, local: &Path, remote: &str, mode: i32, progress: bool) -> Result<u64> {
@@ -310,7 +305,7 @@ impl Remote {
         let mut dst = sftp
             .open_mode(
                 Path::new(remote),
-                OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
+                OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
                 mode,
                 OpenType::File,
             )
