@@ -71,3 +71,24 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         .find_map(|e| e.downcast_ref::<Exit>())
         .map_or(ExitKind::Input as u8, |e| e.kind as u8)
 }
+
+/// The error for a write that found its device full: exit 2, naming the
+/// place and saying "no space", with the cause kept.
+pub fn no_space(place: &std::path::Path, cause: impl fmt::Display) -> anyhow::Error {
+    input(format!(
+        "no space left on the device of {} ({cause}); production was not changed. \
+         Free some space there, or choose another directory",
+        place.display()
+    ))
+}
+
+/// True when a SQLite or I/O error means the device is full.
+pub fn is_disk_full(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code)
+            == Some(rusqlite::ErrorCode::DiskFull)
+            || e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+    })
+}

@@ -456,6 +456,9 @@ impl Run {
                     .or_else(|_| std::fs::copy(copy, &dest).map(|_| ()));
                 if let Err(e) = linked {
                     let _ = std::fs::remove_file(&dest);
+                    if e.kind() == std::io::ErrorKind::StorageFull {
+                        return Err(crate::error::no_space(&self.dir, e));
+                    }
                     return Err(anyhow::Error::new(e)
                         .context(format!("copying the snapshot to {}", dest.display())));
                 }

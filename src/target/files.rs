@@ -54,10 +54,25 @@ pub fn backup_api_copy(conn: &Connection, src: &Path, dest: &Path) -> Result<()>
         .suffix(".partial")
         .permissions(std::fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    conn.backup(MAIN_DB, tmp.path(), None::<fn(rusqlite::backup::Progress)>)
-        .with_context(|| format!("copying {} to {}", src.display(), dest.display()))?;
-    tmp.as_file().sync_all()?;
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::StorageFull {
+                crate::error::no_space(dir, e)
+            } else {
+                anyhow::Error::new(e)
+                    .context(format!("creating a temporary file in {}", dir.display()))
+            }
+        })?;
+    let copied = conn
+        .backup(MAIN_DB, tmp.path(), None::<fn(rusqlite::backup::Progress)>)
+        .map_err(anyhow::Error::new)
+        .and_then(|()| Ok(tmp.as_file().sync_all()?));
+    if let Err(e) = copied {
+        return Err(if crate::error::is_disk_full(&e) {
+            crate::error::no_space(dir, e)
+        } else {
+            e.context(format!("copying {} to {}", src.display(), dest.display()))
+        });
+    }
     tmp.persist(dest)
         .with_context(|| format!("renaming the copy to {}", dest.display()))?;
     Ok(())

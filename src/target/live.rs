@@ -331,6 +331,9 @@ fn finish(backup: &Backup<'_, '_>, path: &Path) -> Result<()> {
             "writing {} did not finish ({other:?}); nothing was changed",
             path.display()
         ))),
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::DiskFull) => {
+            Err(crate::error::no_space(path, e))
+        }
         Err(e) => Err(anyhow::Error::new(e)
             .context(format!("writing the new content into {}", path.display()))),
     }
