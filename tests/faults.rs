@@ -631,3 +631,16 @@ fn a_writer_holding_its_transaction_across_the_swap_gets_a_bounded_wait_and_exit
         );
     }
 }
+
+#[test]
+fn files_an_older_version_left_beside_production_are_removed_with_a_log_line() {
+    let ws = workspace();
+    std::fs::write(ws.path("prod.sqlite3.sqlmorph-prev"), b"old copy").unwrap();
+    std::fs::write(ws.path(".prod.sqlite3.sqlmorph-new"), b"half a file").unwrap();
+    let out = run_args(&ws).output().unwrap();
+    assert_code(&out, 0);
+    assert!(!ws.path("prod.sqlite3.sqlmorph-prev").exists());
+    assert!(!ws.path(".prod.sqlite3.sqlmorph-new").exists());
+    let log = newest_log(&ws);
+    assert!(log.contains("left by an older sqlmorph's interrupted swap"), "{log}");
+}

@@ -29,6 +29,34 @@ fn partial_pid(name: &str) -> Option<u32> {
 /// Removes what killed runs left: partial backups in `backup_dir` and the
 /// scratch files of unfinished runs in `runs` (other than `ours`).
 pub fn clean(backup_dir: &Path, runs: &Path, ours: &Path, log: &mut Log) {
+    clean_backups(backup_dir, log);
+    for dir in entries(runs).into_iter().filter(|d| d != ours) {
+        clean_run(&dir, ours, log);
+    }
+}
+
+/// Files that sqlmorph before 0.2 left beside a local production when it
+/// was killed during its rename swap (`<db>.sqlmorph-prev`,
+/// `.<db>.sqlmorph-new`): this version never writes them, so any found
+/// are leftovers. Production's own file is never touched.
+pub fn clean_beside(production: &Path, log: &mut Log) {
+    let Some(name) = production.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    for old in [
+        production.with_file_name(format!("{name}.sqlmorph-prev")),
+        production.with_file_name(format!(".{name}.sqlmorph-new")),
+    ] {
+        if old.is_file() && std::fs::remove_file(&old).is_ok() {
+            log.line(&format!(
+                "  removed {}: left by an older sqlmorph's interrupted swap",
+                old.display()
+            ));
+        }
+    }
+}
+
+fn clean_backups(backup_dir: &Path, log: &mut Log) {
     for path in entries(backup_dir) {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         if let Some(pid) = name.as_deref().and_then(partial_pid) {
@@ -39,9 +67,6 @@ pub fn clean(backup_dir: &Path, runs: &Path, ours: &Path, log: &mut Log) {
                 ));
             }
         }
-    }
-    for dir in entries(runs).into_iter().filter(|d| d != ours) {
-        clean_run(&dir, ours, log);
     }
 }
 

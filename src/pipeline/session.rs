@@ -186,6 +186,9 @@ impl Run {
             &dir,
             &mut log,
         );
+        if opts.remotes.is_empty() {
+            super::leftovers::clean_beside(&opts.production, &mut log);
+        }
         let summary = Summary {
             run_dir: dir.clone(),
             dry_run: opts.dry_run,
