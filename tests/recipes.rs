@@ -468,6 +468,57 @@ fn a_recipe_imports_a_module_beside_it() {
     );
 }
 
+#[test]
+fn an_error_in_an_imported_module_names_each_file_and_line() {
+    let (ws, prod) = setup(PRACTICE, PRACTICE_RENAMED);
+    ws.file(
+        "helpers.rhai",
+        "// helpers\n\nfn inner(x) {\n    frobnicate(x);\n}\n\nfn outer() {\n    let y = 2;\n    inner(y);\n}\n",
+    );
+    ws.file(
+        "main.rhai",
+        "import \"helpers\" as h;\nlet n = 1;\n\nh::outer();\n",
+    );
+    let before = sha256_file(&prod);
+    let out = run(&ws, Some("main.rhai"), &["--yes"]);
+    assert_code(&out, 2);
+    let err = stderr_of(&out);
+    let expected = [
+        "Function not found: frobnicate (i64)",
+        " --> helpers.rhai:4:5",
+        "   |",
+        " 4 |     frobnicate(x);",
+        "   |     ^",
+        "  = in call to `inner` at helpers.rhai:9:5",
+        "  = in call to `outer` at main.rhai:4:4",
+    ]
+    .join("\n");
+    assert!(err.contains(&expected), "{err}");
+    assert_eq!(sha256_file(&prod), before);
+}
+
+#[test]
+fn an_error_inside_std_checks_shows_its_line_and_the_recipe_call() {
+    let (ws, _) = setup(ODD, ODD_WITH_TZ);
+    ws.file(
+        "failing.rhai",
+        &checks_recipe(r#"checks::rows(db, "odd\"name", 5);"#),
+    );
+    let out = run(&ws, Some("failing.rhai"), &["--yes"]);
+    assert_code(&out, 2);
+    let err = stderr_of(&out);
+    let expected = [
+        r#"odd"name: expected 5 row(s), found 2"#,
+        " --> std/checks.rhai:10:9",
+        "    |",
+        r#" 10 |         throw `${table}: expected ${expected} row(s), found ${n}`;"#,
+        "    |         ^",
+        "  = in call to `rows` at failing.rhai:5:9",
+    ]
+    .join("\n");
+    assert!(err.contains(&expected), "{err}");
+}
+
 const ODD: &str = r#"CREATE TABLE "odd""name"(id INTEGER PRIMARY KEY, "it's ""col""" TEXT);
 INSERT INTO "odd""name" VALUES (1, 'a'), (2, NULL);"#;
 const ODD_WITH_TZ: &str = r#"CREATE TABLE "odd""name"(id INTEGER PRIMARY KEY, "it's ""col""" TEXT, tz TEXT NOT NULL DEFAULT 'UTC');"#;

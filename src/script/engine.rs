@@ -136,26 +136,25 @@ pub fn is_exit(err: &EvalAltResult) -> bool {
     }
 }
 
-/// A script error, rendered like a compiler diagnostic.
-pub fn render_error(
-    err: &EvalAltResult,
-    sources: &BTreeMap<String, String>,
-    main_source: &str,
-) -> String {
+/// A script error, rendered like a compiler diagnostic: the innermost
+/// error's file, line and source line, then each call that led to it, at
+/// its own file and line.
+pub fn render_error(err: &EvalAltResult, sources: &Sources, main_source: &str) -> String {
     // Walk to the innermost error, keeping the call chain.
     let mut chain = Vec::new();
     let mut current = err;
     let mut source = main_source.to_string();
     loop {
         match current {
+            // `pos` is the call in the caller's file (`source`); `src` is
+            // the file the called function is written in.
             EvalAltResult::ErrorInFunctionCall(name, src, inner, pos) => {
                 chain.push(format!(
-                    "in call to `{name}` at {}:{}",
-                    if src.is_empty() { &source } else { src },
+                    "in call to `{name}` at {source}:{}",
                     line_col(*pos)
                 ));
                 if !src.is_empty() {
-                    source = src.clone();
+                    source = file_name(src, main_source);
                 }
                 current = inner;
             }
@@ -164,11 +163,7 @@ pub fn render_error(
                     "in module `{name}` imported at {source}:{}",
                     line_col(*pos)
                 ));
-                source = if name.ends_with(".rhai") {
-                    name.clone()
-                } else {
-                    format!("{name}.rhai")
-                };
+                source = file_name(name, main_source);
                 current = inner;
             }
             _ => break,
@@ -186,7 +181,7 @@ pub fn render_error(
         }
     };
     let mut out = format!("{message}\n --> {source}:{}", line_col(pos));
-    if let (Some(line), Some(text)) = (pos.line(), sources.get(&source)) {
+    if let (Some(line), Some(text)) = (pos.line(), sources.text(&source)) {
         if let Some(src_line) = text.lines().nth(line - 1) {
             let col = pos.position().unwrap_or(1);
             let width = line.to_string().len();
@@ -212,12 +207,46 @@ fn line_col(pos: Position) -> String {
     }
 }
 
-/// Every source a recipe may show in an error: the recipe and the stdlib.
-pub fn sources(recipe_name: &str, recipe_text: &str) -> BTreeMap<String, String> {
-    let mut map: BTreeMap<String, String> = STDLIB
+/// The file a module or function source names: a module imported as
+/// `"helpers"` (or `"std/checks"`) is the file `helpers.rhai`.
+fn file_name(src: &str, main_source: &str) -> String {
+    if src == main_source || src.ends_with(".rhai") {
+        src.to_string()
+    } else {
+        format!("{src}.rhai")
+    }
+}
+
+/// Every source an error may quote: the recipe, the stdlib, and the modules
+/// beside the recipe (read when an error needs them).
+#[derive(Debug, Default)]
+pub struct Sources {
+    texts: BTreeMap<String, String>,
+    dir: Option<PathBuf>,
+}
+
+impl Sources {
+    /// Modules beside the recipe are looked up in `dir` (the current
+    /// directory when `None`, as the module resolver does).
+    pub fn beside(mut self, dir: Option<&Path>) -> Sources {
+        self.dir = Some(dir.unwrap_or(Path::new(".")).to_path_buf());
+        self
+    }
+
+    fn text(&self, name: &str) -> Option<String> {
+        if let Some(t) = self.texts.get(name) {
+            return Some(t.clone());
+        }
+        std::fs::read_to_string(self.dir.as_ref()?.join(name)).ok()
+    }
+}
+
+/// The sources of a recipe (or REPL entry) named `recipe_name`.
+pub fn sources(recipe_name: &str, recipe_text: &str) -> Sources {
+    let mut texts: BTreeMap<String, String> = STDLIB
         .iter()
         .map(|(n, t)| (format!("{n}.rhai"), (*t).to_string()))
         .collect();
-    map.insert(recipe_name.to_string(), recipe_text.to_string());
-    map
+    texts.insert(recipe_name.to_string(), recipe_text.to_string());
+    Sources { texts, dir: None }
 }
