@@ -13,7 +13,6 @@ use rhai::module_resolvers::{FileModuleResolver, ModuleResolversCollection};
 use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope};
 
 use crate::config::Limits;
-use crate::error::ExitKind;
 use crate::pipeline::session::Run;
 
 /// The stock recipe, built into the binary.
@@ -33,14 +32,9 @@ pub type Shared<T> = Rc<RefCell<T>>;
 
 /// Converts an error for Rhai, remembering its exit code for the run.
 pub(super) fn fail(run: &Shared<Run>, err: &anyhow::Error) -> Box<EvalAltResult> {
-    run.borrow_mut().set_exit(Some(exit_kind(err)));
+    run.borrow_mut()
+        .set_exit(Some(crate::error::exit_kind(err)));
     format!("{err:#}").into()
-}
-
-fn exit_kind(err: &anyhow::Error) -> ExitKind {
-    err.chain()
-        .find_map(|e| e.downcast_ref::<crate::error::Exit>())
-        .map_or(ExitKind::Input, |e| e.kind)
 }
 
 /// Resolves `std/<name>` to the embedded modules; a module's top-level code
