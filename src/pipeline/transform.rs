@@ -12,8 +12,9 @@ use rusqlite::types::Value;
 
 use crate::pipeline::copy;
 use crate::pipeline::plan;
+use crate::pipeline::plan::TablePlan;
 use crate::pipeline::session::{Db, Role, Run};
-use crate::schema::Schema;
+use crate::schema::{Schema, Table};
 use crate::sqltext::quote_ident;
 
 /// A row as a `transform` closure sees and returns it: column → value.
@@ -117,22 +118,7 @@ impl Job {
         let t = target
             .table(table)
             .with_context(|| format!("no table {table} in the migrated database"))?;
-        let own: Vec<String> = t
-            .columns
-            .iter()
-            .filter(|c| c.is_insertable())
-            .map(|c| c.name.clone())
-            .collect();
-        let extra: Vec<String> = if tp.copy_rowid || plan::has_rowid_alias(t) {
-            tp.dropped.iter().map(|d| d.name.clone()).collect()
-        } else {
-            Vec::new()
-        };
-        let key = if t.without_rowid {
-            t.primary_key.clone()
-        } else {
-            Vec::new()
-        };
+        let (key, own, extra) = row_columns(t, tp);
         let select = Select {
             table,
             from: tp.from.as_deref(),
@@ -248,6 +234,29 @@ impl Job {
         )?;
         Ok(())
     }
+}
+
+/// The columns a transformed row is made of: (the key rows are found by,
+/// empty for the rowid; the migrated table's insertable columns; the
+/// production columns it dropped, joined by rowid when the rowid was kept).
+fn row_columns(t: &Table, tp: &TablePlan) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let key = if t.without_rowid {
+        t.primary_key.clone()
+    } else {
+        Vec::new()
+    };
+    let own = t
+        .columns
+        .iter()
+        .filter(|c| c.is_insertable())
+        .map(|c| c.name.clone())
+        .collect();
+    let extra = if tp.copy_rowid || plan::has_rowid_alias(t) {
+        tp.dropped.iter().map(|d| d.name.clone()).collect()
+    } else {
+        Vec::new()
+    };
+    (key, own, extra)
 }
 
 /// A key value as SQL would write it (`42`, `'ann'`).
