@@ -1,7 +1,9 @@
 //! Opening databases without surprises: a path that must be read is checked
 //! first (exists, is a file, is SQLite, is readable), opened read-only so
-//! nothing is ever created or changed, and a `.sql` file is executed into an
-//! in-memory database statement by statement so an error can name its line.
+//! nothing is ever created or changed (a file another process keeps locked
+//! is reported as locked, exit 3, never as corrupt), and a `.sql` file is
+//! executed into an in-memory database statement by statement so an error
+//! can name its line.
 
 use std::fs::File;
 use std::io::Read;

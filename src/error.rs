@@ -2,7 +2,8 @@
 //!
 //! Everything else travels as `anyhow::Error` with context naming the file or
 //! object; an [`Exit`] anywhere in the chain sets the exit code that scripts
-//! rely on (see the README's table).
+//! rely on (see the README's table), and without one a database that stayed
+//! locked (SQLite's `BUSY`) is an abort.
 
 use std::fmt;
 
