@@ -439,6 +439,35 @@ fn validation_catches_a_new_orphan_beside_an_old_one_without_rowid() {
 }
 
 #[test]
+fn validation_catches_a_new_violation_on_a_row_that_already_had_one() {
+    let (ws, prod) = setup(
+        "PRAGMA foreign_keys = OFF;
+         CREATE TABLE p(id INTEGER PRIMARY KEY);
+         CREATE TABLE a(id INTEGER PRIMARY KEY);
+         CREATE TABLE c(id INTEGER PRIMARY KEY, p INT REFERENCES p(id));
+         INSERT INTO c VALUES (1, 99);",
+        "CREATE TABLE p(id INTEGER PRIMARY KEY);
+         CREATE TABLE a(id INTEGER PRIMARY KEY);
+         CREATE TABLE c(id INTEGER PRIMARY KEY, p INT REFERENCES p(id), a INT REFERENCES a(id));",
+    );
+    let before = sha256_file(&prod);
+    // Row 1 already pointed at a missing p; now it also points at a missing a.
+    ws.file(
+        "orphan.rhai",
+        "fill(\"c\", \"a\", \"7\");\nimport \"std/default\";\n",
+    );
+    let out = run_migration(&ws, Some("orphan.rhai"), &["--yes"]);
+    assert_code(&out, 3);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("foreign key: c rowid 1 references a missing row of a"),
+        "{err}"
+    );
+    assert!(!err.contains("missing row of p"), "{err}");
+    assert_eq!(sha256_file(&prod), before);
+}
+
+#[test]
 fn an_old_orphan_without_rowid_alone_is_not_a_new_violation() {
     let (ws, prod) = setup(ORPHANS, ORPHANS_SOURCE);
     let out = run_migration(&ws, None, &["--yes"]);

@@ -320,7 +320,8 @@ fn compare_tables(
 
 /// The result's foreign-key violations that production did not already
 /// have, under the tables' new names. A row of a rowid table is the same
-/// row when its rowid is (rowids are kept). A WITHOUT ROWID table's
+/// row when its rowid is (rowids are kept), and its violation the same when
+/// the parent table is. A WITHOUT ROWID table's
 /// violations carry no rowid, so they are counted per (table, parent) with
 /// multiplicity: every violation beyond production's count is new, and an
 /// old orphan never hides a new one. Production is checked only when the
@@ -361,18 +362,18 @@ fn new_violations(
         .collect())
 }
 
-/// What makes two violations the same: the child table and its row's
-/// rowid, or (WITHOUT ROWID) the child table and the parent table.
+/// What makes two violations the same: the child table, its row's rowid
+/// and the parent table, or (WITHOUT ROWID) the child and parent tables.
 #[derive(PartialEq)]
 enum ViolationKey {
-    Row(String, i64),
+    Row(String, i64, String),
     Counted(String, String),
 }
 
 impl ViolationKey {
     fn of(v: &FkViolation, name: &dyn Fn(&str) -> String) -> ViolationKey {
         match v.rowid {
-            Some(rowid) => ViolationKey::Row(name(&v.table), rowid),
+            Some(rowid) => ViolationKey::Row(name(&v.table), rowid, name(&v.parent)),
             None => ViolationKey::Counted(name(&v.table), name(&v.parent)),
         }
     }
