@@ -1,7 +1,9 @@
 //! Opening databases without surprises: a path that must be read is checked
 //! first (exists, is a file, is SQLite, is readable), opened read-only so
-//! nothing is ever created or changed, and a `.sql` file is executed into an
-//! in-memory database statement by statement so an error can name its line.
+//! nothing is ever created or changed (a file another process keeps locked
+//! is reported as locked, exit 3, never as corrupt), and a `.sql` file is
+//! executed into an in-memory database statement by statement so an error
+//! can name its line.
 
 use std::fs::File;
 use std::io::Read;
@@ -10,7 +12,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::error::input;
+use crate::error::{aborted, input};
 use crate::sqltext;
 
 const HEADER: &[u8; 16] = b"SQLite format 3\0";
@@ -100,8 +102,34 @@ fn probe(conn: &Connection, path: &Path) -> Result<()> {
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
         r.get::<_, i64>(0)
     })
-    .map_err(|e| corrupt(path, &e))?;
+    .map_err(|e| {
+        if is_busy(&e) {
+            locked(path)
+        } else {
+            corrupt(path, &e)
+        }
+    })?;
     Ok(())
+}
+
+/// True when SQLite gave up waiting for another connection's lock.
+pub fn is_busy(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code().is_some_and(|c| {
+        matches!(
+            c,
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+        )
+    })
+}
+
+/// The message for a file another process kept locked while it was read
+/// (exit 3: nothing was changed).
+fn locked(path: &Path) -> anyhow::Error {
+    aborted(format!(
+        "{} stayed locked by another process (a transaction held open by the application); \
+         nothing was changed. Retry when it is idle",
+        path.display()
+    ))
 }
 
 /// The message for a file SQLite cannot read.

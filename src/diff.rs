@@ -405,7 +405,7 @@ fn diff_table(a: &Table, b: &Table, out: &mut Vec<Change>) {
     if kept(a, &in_b) != kept(b, &in_a) {
         details.push("column order changed".to_string());
     }
-    let text_differs = sqltext::fold_case(&a.sql) != sqltext::fold_case(&b.sql);
+    let text_differs = sqltext::canonical_table(&a.sql) != sqltext::canonical_table(&b.sql);
     if details.is_empty() && column_changes.is_empty() && !text_differs {
         return;
     }

@@ -2,7 +2,8 @@
 //!
 //! Everything else travels as `anyhow::Error` with context naming the file or
 //! object; an [`Exit`] anywhere in the chain sets the exit code that scripts
-//! rely on (see the README's table).
+//! rely on (see the README's table), and without one a database that stayed
+//! locked (SQLite's `BUSY`) is an abort.
 
 use std::fmt;
 
@@ -64,12 +65,29 @@ pub fn deploy_failed(message: impl Into<String>) -> anyhow::Error {
     .into()
 }
 
-/// The exit code for an error: the first [`Exit`] in its chain decides; any
-/// other failure is reported as an input/usage error (2).
+/// Why an error stopped the command: the first [`Exit`] in its chain
+/// decides; a database that stayed locked by another process (SQLite's
+/// `BUSY`) is an abort (3), nothing having changed; any other failure is an
+/// input/usage error (2).
+pub fn exit_kind(err: &anyhow::Error) -> ExitKind {
+    if let Some(e) = err.chain().find_map(|e| e.downcast_ref::<Exit>()) {
+        return e.kind;
+    }
+    let busy = err.chain().any(|e| {
+        e.downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code)
+            == Some(rusqlite::ErrorCode::DatabaseBusy)
+    });
+    if busy {
+        ExitKind::Aborted
+    } else {
+        ExitKind::Input
+    }
+}
+
+/// The exit code for an error (see [`exit_kind`]).
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    err.chain()
-        .find_map(|e| e.downcast_ref::<Exit>())
-        .map_or(ExitKind::Input as u8, |e| e.kind as u8)
+    exit_kind(err) as u8
 }
 
 /// The error for a write that found its device full: exit 2, naming the

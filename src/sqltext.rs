@@ -455,6 +455,50 @@ pub fn fold_case(sql: &str) -> String {
     render(&tokens)
 }
 
+/// A CREATE TABLE in the form that compares equal exactly when SQLite
+/// builds the same table: [`fold_case`], and a generated column's optional
+/// words spelled out the same way: `AS (e)`, `GENERATED ALWAYS AS (e)` and
+/// `AS (e) VIRTUAL` (SQLite's default) all become `AS (e) VIRTUAL`, while
+/// `STORED` stays. Only an `AS (` inside the column list, at the depth of
+/// the column definitions, starts a generated column.
+pub fn canonical_table(sql: &str) -> String {
+    let tokens = tokenize(&fold_case(sql));
+    let is = |i: usize, w: &str| matches!(tokens.get(i), Some(Spanned { token: Token::Word(x), .. }) if x.eq_ignore_ascii_case(w));
+    let punct = |i: usize, p: &str| matches!(tokens.get(i), Some(Spanned { token: Token::Punct(x), .. }) if x == p);
+    let mut out: Vec<Spanned> = Vec::with_capacity(tokens.len());
+    let mut depth = 0usize;
+    let mut generated_at: Option<usize> = None; // depth of an open `AS (`
+    for (i, t) in tokens.iter().enumerate() {
+        if depth == 1 && is(i, "generated") && is(i + 1, "always") && is(i + 2, "as") {
+            continue;
+        }
+        if depth == 1 && is(i, "always") && i > 0 && is(i - 1, "generated") && is(i + 1, "as") {
+            continue;
+        }
+        if depth == 1 && is(i, "as") && punct(i + 1, "(") {
+            generated_at = Some(depth + 1);
+        }
+        if punct(i, "(") {
+            depth += 1;
+        }
+        let closing = punct(i, ")") && generated_at == Some(depth);
+        if punct(i, ")") {
+            depth = depth.saturating_sub(1);
+        }
+        out.push(t.clone());
+        if closing {
+            generated_at = None;
+            if !is(i + 1, "stored") && !is(i + 1, "virtual") {
+                out.push(Spanned {
+                    token: Token::Word("VIRTUAL".into()),
+                    ..t.clone()
+                });
+            }
+        }
+    }
+    render(&out)
+}
+
 /// One statement of a `.sql` file.
 #[derive(Debug, Clone)]
 pub struct Statement {
@@ -540,6 +584,24 @@ pub fn split_parenthesized(tokens: &[Spanned], open: usize) -> (Vec<&[Spanned]>,
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn canonical_table_spells_generated_columns_one_way() {
+        let c = canonical_table;
+        let base = c("CREATE TABLE g(a INT, b INT AS (a * 2))");
+        assert!(base.ends_with("AS (a * 2) VIRTUAL)"), "{base}");
+        assert_eq!(c("CREATE TABLE g(a INT, b INT AS (a * 2) virtual)"), base);
+        assert_eq!(
+            c("create table G(A int, B int generated always as (A * 2))"),
+            base
+        );
+        assert_ne!(c("CREATE TABLE g(a INT, b INT AS (a * 2) STORED)"), base);
+        // CAST(… AS …) inside an expression is not a generated column.
+        let cast = c("CREATE TABLE g(a INT CHECK (CAST(a AS TEXT) <> ''), b AS (CAST(a AS TEXT)))");
+        assert_eq!(cast.matches("VIRTUAL").count(), 1, "{cast}");
+        assert!(cast.ends_with("b AS (CAST (a AS text)) VIRTUAL)"), "{cast}");
+    }
+
     use super::*;
 
     #[test]

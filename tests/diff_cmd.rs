@@ -345,3 +345,36 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     assert!(plain.contains("+ column b"), "{plain}");
     assert!(!plain.contains('\x1b'), "NO_COLOR honoured: {plain:?}");
 }
+
+#[test]
+fn a_generated_column_is_virtual_whether_or_not_it_says_so() {
+    let plain = "CREATE TABLE g(a INT, b INT AS (a * 2), c INT GENERATED ALWAYS AS (a + 1));";
+    let spelled = "CREATE TABLE g(a INT, b INT AS (a * 2) VIRTUAL, c INT AS (a + 1) virtual);";
+    let (code, changes) = diff_json(plain, spelled);
+    assert_eq!((code, changes.len()), (0, 0), "{changes:#?}");
+    let (code, _) = diff_json(spelled, plain);
+    assert_eq!(code, 0);
+    // A real difference is still one.
+    expect(
+        plain,
+        "CREATE TABLE g(a INT, b INT AS (a * 2) STORED, c INT GENERATED ALWAYS AS (a + 1));",
+        "column_changed",
+        "b",
+        "stored",
+    );
+}
+
+#[test]
+fn a_migration_between_virtual_spellings_has_nothing_to_do() {
+    let (ws, _) = crate::support::setup(
+        "CREATE TABLE g(a INT, b INT AS (a * 2)); INSERT INTO g(a) VALUES (1);",
+        "CREATE TABLE g(a INT, b INT AS (a * 2) VIRTUAL);",
+    );
+    let out = crate::support::run_migration(&ws, None, &["--yes"]);
+    crate::support::assert_code(&out, 0);
+    assert!(
+        stdout_of(&out).contains("No migration needed"),
+        "{}",
+        stdout_of(&out)
+    );
+}

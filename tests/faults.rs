@@ -642,5 +642,8 @@ fn files_an_older_version_left_beside_production_are_removed_with_a_log_line() {
     assert!(!ws.path("prod.sqlite3.sqlmorph-prev").exists());
     assert!(!ws.path(".prod.sqlite3.sqlmorph-new").exists());
     let log = newest_log(&ws);
-    assert!(log.contains("left by an older sqlmorph's interrupted swap"), "{log}");
+    assert!(
+        log.contains("left by an older sqlmorph's interrupted swap"),
+        "{log}"
+    );
 }

@@ -137,6 +137,42 @@ fn views_on_rebuilt_and_renamed_tables_and_views_on_views() {
     assert_sound(&ws);
 }
 
+#[test]
+fn views_and_triggers_that_name_main_explicitly_migrate_verbatim() {
+    let objects = "CREATE VIEW adults AS SELECT id, name FROM main.users WHERE age >= 18;
+         CREATE TRIGGER users_log AFTER INSERT ON users BEGIN INSERT INTO log(n) SELECT count(*) FROM main.users; END;";
+    let (ws, prod) = setup(
+        &format!(
+            "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT, age INT);
+             CREATE TABLE log(n INT);
+             INSERT INTO users VALUES (1, 'Ann', 30), (2, 'Bo', 9);
+             {objects}"
+        ),
+        &format!(
+            "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT, age INT, email TEXT);
+             CREATE TABLE log(n INT);
+             {objects}"
+        ),
+    );
+    migrate(&ws);
+    assert_eq!(
+        stored_sql(&prod, "view"),
+        vec!["adults: CREATE VIEW adults AS SELECT id, name FROM main.users WHERE age >= 18"]
+    );
+    assert_eq!(
+        stored_sql(&prod, "trigger"),
+        vec![
+            "users_log: CREATE TRIGGER users_log AFTER INSERT ON users BEGIN INSERT INTO log(n) SELECT count(*) FROM main.users; END"
+        ]
+    );
+    assert_eq!(column(&prod, "SELECT name FROM adults"), vec!["Ann"]);
+    let conn = Connection::open(&prod).unwrap();
+    conn.execute("INSERT INTO users(name, age) VALUES ('Cy', 40)", [])
+        .unwrap();
+    assert_eq!(column(&prod, "SELECT n FROM log"), vec!["3"]);
+    assert_sound(&ws);
+}
+
 // ---------------------------------------------------------------- triggers
 
 const TRIGGERS: &str = "

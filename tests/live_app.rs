@@ -1060,3 +1060,47 @@ fn rollback_after_a_failed_rollback_still_restores_the_pre_deploy_backup() {
     );
     assert_eq!(users(&prod), rows);
 }
+
+// ---------------------------------------------------------------------------
+// Production locked by the application when the run opens it.
+// ---------------------------------------------------------------------------
+
+/// Holds an EXCLUSIVE lock on a rollback-journal production (as an
+/// application in the middle of a write would) while `args` runs: the
+/// command waits for the lock (10 s for a run or a plan, SQLite's 5 s for a
+/// read), then stops with exit 3 (aborted), changing nothing.
+fn aborts_while_locked(args: &[&str]) {
+    let (ws, prod) = setup(
+        "CREATE TABLE t(a); INSERT INTO t VALUES (1);",
+        "CREATE TABLE t(a, b);",
+    );
+    let app = Connection::open(&prod).unwrap();
+    app.execute_batch("BEGIN EXCLUSIVE; INSERT INTO t VALUES (2);")
+        .unwrap();
+    let out = ws.cmd().args(args).output().unwrap();
+    app.execute_batch("ROLLBACK").unwrap();
+    assert_code(&out, 3);
+    let err = stderr_of(&out);
+    assert!(err.contains("stayed locked by another process"), "{err}");
+    assert_eq!(column(&prod, "SELECT count(*) FROM t"), vec!["1"]);
+}
+
+/// `plan` opens production the same way (`LiveDb::open`); one run is
+/// enough to pay the 10 s wait for.
+#[test]
+fn a_production_locked_at_open_aborts_the_run_with_exit_3() {
+    aborts_while_locked(&[
+        "run",
+        "--yes",
+        "--source",
+        "schema.sql",
+        "--production",
+        "prod.sqlite3",
+    ]);
+}
+
+/// `schema` and `diff` read files the same way (`db::open_readonly`).
+#[test]
+fn check_of_a_locked_database_exits_3_not_corrupt() {
+    aborts_while_locked(&["check", "prod.sqlite3"]);
+}

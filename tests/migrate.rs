@@ -404,6 +404,80 @@ fn validation_catches_a_changed_value() {
     assert_eq!(sha256_file(&prod), before);
 }
 
+/// A WITHOUT ROWID child table (no rowid to tell its rows apart) that
+/// already holds one orphan in production.
+const ORPHANS: &str = "PRAGMA foreign_keys = OFF;
+CREATE TABLE p(id INTEGER PRIMARY KEY);
+CREATE TABLE c(k TEXT PRIMARY KEY, p INT REFERENCES p(id)) WITHOUT ROWID;
+INSERT INTO p VALUES (1);
+INSERT INTO c VALUES ('ok', 1), ('old orphan', 99);";
+const ORPHANS_SOURCE: &str = "CREATE TABLE p(id INTEGER PRIMARY KEY, name TEXT);
+CREATE TABLE c(k TEXT PRIMARY KEY, p INT REFERENCES p(id)) WITHOUT ROWID;";
+
+#[test]
+fn validation_catches_a_new_orphan_beside_an_old_one_without_rowid() {
+    let (ws, prod) = setup(
+        ORPHANS,
+        "CREATE TABLE p(id INTEGER PRIMARY KEY);
+         CREATE TABLE c(k TEXT PRIMARY KEY, p INT REFERENCES p(id), q INT REFERENCES p(id)) WITHOUT ROWID;",
+    );
+    let before = sha256_file(&prod);
+    // The new column points row 'ok' at a parent that does not exist.
+    ws.file(
+        "orphan.rhai",
+        "fill(\"c\", \"q\", \"CASE k WHEN 'ok' THEN 42 END\");\nimport \"std/default\";\n",
+    );
+    let out = run_migration(&ws, Some("orphan.rhai"), &["--yes"]);
+    assert_code(&out, 3);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("validation failed")
+            && err.contains("foreign key: c has 1 new row(s) referencing a missing row of p (2 in the migrated database, 1 in production)"),
+        "{err}"
+    );
+    assert_eq!(sha256_file(&prod), before);
+}
+
+#[test]
+fn validation_catches_a_new_violation_on_a_row_that_already_had_one() {
+    let (ws, prod) = setup(
+        "PRAGMA foreign_keys = OFF;
+         CREATE TABLE p(id INTEGER PRIMARY KEY);
+         CREATE TABLE a(id INTEGER PRIMARY KEY);
+         CREATE TABLE c(id INTEGER PRIMARY KEY, p INT REFERENCES p(id));
+         INSERT INTO c VALUES (1, 99);",
+        "CREATE TABLE p(id INTEGER PRIMARY KEY);
+         CREATE TABLE a(id INTEGER PRIMARY KEY);
+         CREATE TABLE c(id INTEGER PRIMARY KEY, p INT REFERENCES p(id), a INT REFERENCES a(id));",
+    );
+    let before = sha256_file(&prod);
+    // Row 1 already pointed at a missing p; now it also points at a missing a.
+    ws.file(
+        "orphan.rhai",
+        "fill(\"c\", \"a\", \"7\");\nimport \"std/default\";\n",
+    );
+    let out = run_migration(&ws, Some("orphan.rhai"), &["--yes"]);
+    assert_code(&out, 3);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("foreign key: c rowid 1 references a missing row of a"),
+        "{err}"
+    );
+    assert!(!err.contains("missing row of p"), "{err}");
+    assert_eq!(sha256_file(&prod), before);
+}
+
+#[test]
+fn an_old_orphan_without_rowid_alone_is_not_a_new_violation() {
+    let (ws, prod) = setup(ORPHANS, ORPHANS_SOURCE);
+    let out = run_migration(&ws, None, &["--yes"]);
+    assert_code(&out, 0);
+    assert_eq!(
+        column(&prod, "SELECT k FROM c WHERE p = 99"),
+        vec!["old orphan"]
+    );
+}
+
 #[test]
 fn validation_catches_an_index_that_does_not_match_its_table() {
     let (ws, prod) = setup(

@@ -218,6 +218,68 @@ fn example_json_to_columns_with_transform() {
 }
 
 #[test]
+fn transform_rewrites_a_without_rowid_table_by_its_primary_key() {
+    // A composite key and more rows than one batch (10,000).
+    let (ws, prod) = setup(
+        "CREATE TABLE tags(owner TEXT, n INT, label TEXT, PRIMARY KEY(owner, n)) WITHOUT ROWID;
+         WITH RECURSIVE i(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM i WHERE n < 12000)
+         INSERT INTO tags SELECT CASE n % 3 WHEN 0 THEN 'ann' WHEN 1 THEN 'Bob' ELSE 'cy' END, n, 'tag ' || n FROM i;",
+        "CREATE TABLE tags(owner TEXT, n INT, label TEXT, shout TEXT, PRIMARY KEY(owner, n)) WITHOUT ROWID;",
+    );
+    ws.file(
+        "shout.rhai",
+        r#"import "std/steps" as steps;
+let p = steps::prepare();
+let db = copy(p);
+transform("tags", |row| { row.shout = row.owner + ": " + row.label.to_upper(); row });
+steps::finish(p, db);
+"#,
+    );
+    let out = run(&ws, Some("shout.rhai"), &["--yes"]);
+    assert_ok(&out);
+    assert!(
+        stdout_of(&out).contains("transform tags: 12000 row(s), 12000 changed (column(s): shout)"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert_eq!(
+        column(
+            &prod,
+            "SELECT count(*) FROM tags WHERE shout = owner || ': TAG ' || n"
+        ),
+        vec!["12000"]
+    );
+    assert_sound(&ws);
+}
+
+#[test]
+fn transform_refuses_to_change_a_without_rowid_key() {
+    let (ws, prod) = setup(
+        "CREATE TABLE tags(owner TEXT PRIMARY KEY, label TEXT) WITHOUT ROWID; INSERT INTO tags VALUES ('ann', 'x');",
+        "CREATE TABLE tags(owner TEXT PRIMARY KEY, label TEXT, n INT) WITHOUT ROWID;",
+    );
+    let before = sha256_file(&prod);
+    ws.file(
+        "rekey.rhai",
+        r#"import "std/steps" as steps;
+let p = steps::prepare();
+let db = copy(p);
+transform("tags", |row| { row.owner = "bob"; row });
+steps::finish(p, db);
+"#,
+    );
+    let out = run(&ws, Some("rekey.rhai"), &["--yes"]);
+    assert_code(&out, 2);
+    assert!(
+        stderr_of(&out)
+            .contains("transform of tags, key ('ann'): owner is part of the primary key"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(sha256_file(&prod), before);
+}
+
+#[test]
 fn a_runtime_error_inside_transform_names_the_line_and_changes_nothing() {
     let (ws, prod) = example(
         "json_to_columns.rhai",
@@ -404,6 +466,57 @@ fn a_recipe_imports_a_module_beside_it() {
         column(&prod, "SELECT count(practiced) FROM practice"),
         vec!["2"]
     );
+}
+
+#[test]
+fn an_error_in_an_imported_module_names_each_file_and_line() {
+    let (ws, prod) = setup(PRACTICE, PRACTICE_RENAMED);
+    ws.file(
+        "helpers.rhai",
+        "// helpers\n\nfn inner(x) {\n    frobnicate(x);\n}\n\nfn outer() {\n    let y = 2;\n    inner(y);\n}\n",
+    );
+    ws.file(
+        "main.rhai",
+        "import \"helpers\" as h;\nlet n = 1;\n\nh::outer();\n",
+    );
+    let before = sha256_file(&prod);
+    let out = run(&ws, Some("main.rhai"), &["--yes"]);
+    assert_code(&out, 2);
+    let err = stderr_of(&out);
+    let expected = [
+        "Function not found: frobnicate (i64)",
+        " --> helpers.rhai:4:5",
+        "   |",
+        " 4 |     frobnicate(x);",
+        "   |     ^",
+        "  = in call to `inner` at helpers.rhai:9:5",
+        "  = in call to `outer` at main.rhai:4:4",
+    ]
+    .join("\n");
+    assert!(err.contains(&expected), "{err}");
+    assert_eq!(sha256_file(&prod), before);
+}
+
+#[test]
+fn an_error_inside_std_checks_shows_its_line_and_the_recipe_call() {
+    let (ws, _) = setup(ODD, ODD_WITH_TZ);
+    ws.file(
+        "failing.rhai",
+        &checks_recipe(r#"checks::rows(db, "odd\"name", 5);"#),
+    );
+    let out = run(&ws, Some("failing.rhai"), &["--yes"]);
+    assert_code(&out, 2);
+    let err = stderr_of(&out);
+    let expected = [
+        r#"odd"name: expected 5 row(s), found 2"#,
+        " --> std/checks.rhai:10:9",
+        "    |",
+        r#" 10 |         throw `${table}: expected ${expected} row(s), found ${n}`;"#,
+        "    |         ^",
+        "  = in call to `rows` at failing.rhai:5:9",
+    ]
+    .join("\n");
+    assert!(err.contains(&expected), "{err}");
 }
 
 const ODD: &str = r#"CREATE TABLE "odd""name"(id INTEGER PRIMARY KEY, "it's ""col""" TEXT);

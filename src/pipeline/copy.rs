@@ -92,12 +92,37 @@ pub fn open_scratch(out: &Path, snapshot: &Path) -> Result<Connection> {
     conn.execute_batch(
         "PRAGMA foreign_keys = OFF; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA threads = 2;",
     )?;
-    conn.execute(
-        &format!("ATTACH DATABASE ?1 AS {}", quote_ident(SNAPSHOT_SCHEMA)),
-        [readonly_uri(snapshot)],
-    )
-    .with_context(|| format!("attaching the snapshot {}", snapshot.display()))?;
+    attach_snapshot(&conn, &readonly_uri(snapshot))
+        .with_context(|| format!("attaching the snapshot {}", snapshot.display()))?;
     Ok(conn)
+}
+
+/// Attaches a database (path or URI) as [`SNAPSHOT_SCHEMA`]. A view or
+/// trigger that names `main.<table>` explicitly is valid in its own file
+/// but breaks loading that file's schema under another name ("view v cannot
+/// reference objects in database main"), so the schema is loaded with
+/// `writable_schema` on, which skips such objects; the copy needs only the
+/// snapshot's tables. Anything that makes SQLite reload every schema (a
+/// `VACUUM`) must detach the snapshot first.
+pub fn attach_snapshot(conn: &Connection, file: &str) -> rusqlite::Result<()> {
+    conn.execute_batch("PRAGMA writable_schema = ON")?;
+    let attached = conn
+        .execute(
+            &format!("ATTACH DATABASE ?1 AS {}", quote_ident(SNAPSHOT_SCHEMA)),
+            [file],
+        )
+        .and_then(|_| {
+            conn.query_row(
+                &format!(
+                    "SELECT count(*) FROM {}.sqlite_schema",
+                    quote_ident(SNAPSHOT_SCHEMA)
+                ),
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+        });
+    conn.execute_batch("PRAGMA writable_schema = OFF")?;
+    attached.map(|_| ())
 }
 
 /// Creates the tables of `source` in a new file at `out` (mode 0600,
@@ -449,6 +474,9 @@ pub fn finish_schema(conn: &Connection, source: &Schema, settings: FileSettings)
         source.user_version, source.application_id
     ))?;
     conn.execute_batch("COMMIT")?;
+    // The data is in: the VACUUM below would reload the snapshot's schema
+    // without the care `attach_snapshot` takes.
+    conn.execute_batch(&format!("DETACH DATABASE {}", quote_ident(SNAPSHOT_SCHEMA)))?;
     for v in &source.views {
         conn.prepare(&format!(
             "SELECT * FROM main.{} LIMIT 0",

@@ -40,7 +40,10 @@ pub fn clean(backup_dir: &Path, runs: &Path, ours: &Path, log: &mut Log) {
 /// `.<db>.sqlmorph-new`): this version never writes them, so any found
 /// are leftovers. Production's own file is never touched.
 pub fn clean_beside(production: &Path, log: &mut Log) {
-    let Some(name) = production.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+    let Some(name) = production
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+    else {
         return;
     };
     for old in [

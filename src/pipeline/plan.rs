@@ -297,13 +297,7 @@ fn is_rowid_table(t: &Table) -> bool {
 /// expressions written for the copy (`snapshot.users`) work here too.
 pub fn open_for_plan(path: &std::path::Path) -> Result<Connection> {
     let conn = crate::db::open_readonly(path)?;
-    conn.execute(
-        &format!(
-            "ATTACH DATABASE ?1 AS {}",
-            quote_ident(crate::pipeline::copy::SNAPSHOT_SCHEMA)
-        ),
-        [path.to_string_lossy()],
-    )?;
+    crate::pipeline::copy::attach_snapshot(&conn, &path.to_string_lossy())?;
     Ok(conn)
 }
 

@@ -2,7 +2,8 @@
 //! row counts and per-column checksums for every kept value; integrity
 //! (what `PRAGMA integrity_check` proves, in linear time: `quick_check` for
 //! the structure, NOT NULL and CHECK, plus every index verified against its
-//! table by [`crate::pipeline::indexcheck`]); no new `foreign_key_check` violations;
+//! table by [`crate::pipeline::indexcheck`]); no new `foreign_key_check`
+//! violations (rows of WITHOUT ROWID tables, which have no rowid, counted);
 //! and the resulting schema equal to the source. The snapshot, the result
 //! and the result's structure are scanned on three threads, so the work
 //! spreads over the cores.
@@ -207,15 +208,8 @@ pub fn validate(
 
     let (tables, mut problems) = compare_tables(&checked, &snap, &new, transformed);
     problems.extend(integrity.iter().map(|m| format!("integrity: {m}")));
-    let new_violations = new_violations(plan, snapshot, result_violations)?;
-    for v in new_violations.iter().take(10) {
-        problems.push(format!(
-            "foreign key: {} rowid {} references a missing row of {}",
-            display_ident(&v.table),
-            v.rowid.map_or("?".into(), |r| r.to_string()),
-            display_ident(&v.parent)
-        ));
-    }
+    let new_violations = new_violations(plan, snapshot, result_violations.clone())?;
+    problems.extend(violation_problems(&new_violations, &result_violations));
     let schema_differences = schema_differences(&result_schema, source);
     problems.extend(
         schema_differences
@@ -325,8 +319,13 @@ fn compare_tables(
 }
 
 /// The result's foreign-key violations that production did not already
-/// have (the same row, under its new table name). Production is checked
-/// only when the result has any (the check costs a lookup per row).
+/// have, under the tables' new names. A row of a rowid table is the same
+/// row when its rowid is (rowids are kept), and its violation the same when
+/// the parent table is. A WITHOUT ROWID table's
+/// violations carry no rowid, so they are counted per (table, parent) with
+/// multiplicity: every violation beyond production's count is new, and an
+/// old orphan never hides a new one. Production is checked only when the
+/// result has any (the check costs a lookup per row).
 fn new_violations(
     plan: &Plan,
     snapshot: &Path,
@@ -345,14 +344,77 @@ fn new_violations(
             })
             .map_or(t.to_lowercase(), |tp| tp.table.to_lowercase())
     };
-    let old: Vec<(String, Option<i64>)> = check::foreign_key_violations(&open_ro(snapshot)?)?
+    let mut old: Vec<ViolationKey> = check::foreign_key_violations(&open_ro(snapshot)?)?
         .iter()
-        .map(|v| (renamed(&v.table), v.rowid))
+        .map(|v| ViolationKey::of(v, &renamed))
         .collect();
+    let same = |v: &FkViolation| ViolationKey::of(v, &|t: &str| t.to_lowercase());
     Ok(result_violations
         .into_iter()
-        .filter(|v| !old.contains(&(v.table.to_lowercase(), v.rowid)))
+        .filter(|v| match old.iter().position(|o| *o == same(v)) {
+            // Each old violation excuses one result violation, once.
+            Some(i) => {
+                old.swap_remove(i);
+                false
+            }
+            None => true,
+        })
         .collect())
+}
+
+/// What makes two violations the same: the child table, its row's rowid
+/// and the parent table, or (WITHOUT ROWID) the child and parent tables.
+#[derive(PartialEq)]
+enum ViolationKey {
+    Row(String, i64, String),
+    Counted(String, String),
+}
+
+impl ViolationKey {
+    fn of(v: &FkViolation, name: &dyn Fn(&str) -> String) -> ViolationKey {
+        match v.rowid {
+            Some(rowid) => ViolationKey::Row(name(&v.table), rowid, name(&v.parent)),
+            None => ViolationKey::Counted(name(&v.table), name(&v.parent)),
+        }
+    }
+}
+
+/// Validation problems for new foreign-key violations: rows of rowid tables
+/// by rowid (the first ten), rows of WITHOUT ROWID tables by count.
+fn violation_problems(new: &[FkViolation], result: &[FkViolation]) -> Vec<String> {
+    let mut problems: Vec<String> = new
+        .iter()
+        .filter_map(|v| {
+            let rowid = v.rowid?;
+            Some(format!(
+                "foreign key: {} rowid {rowid} references a missing row of {}",
+                display_ident(&v.table),
+                display_ident(&v.parent)
+            ))
+        })
+        .take(10)
+        .collect();
+    let mut counted: Vec<(&str, &str)> = Vec::new();
+    for v in new.iter().filter(|v| v.rowid.is_none()) {
+        let pair = (v.table.as_str(), v.parent.as_str());
+        if counted.contains(&pair) {
+            continue;
+        }
+        counted.push(pair);
+        let count = |list: &[FkViolation]| {
+            list.iter()
+                .filter(|w| w.rowid.is_none() && (w.table.as_str(), w.parent.as_str()) == pair)
+                .count()
+        };
+        let (fresh, now) = (count(new), count(result));
+        problems.push(format!(
+            "foreign key: {} has {fresh} new row(s) referencing a missing row of {} ({now} in the migrated database, {} in production)",
+            display_ident(pair.0),
+            display_ident(pair.1),
+            now - fresh
+        ));
+    }
+    problems
 }
 
 /// Differences between the result's schema and the source (should be none).

@@ -13,7 +13,6 @@ use rhai::module_resolvers::{FileModuleResolver, ModuleResolversCollection};
 use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope};
 
 use crate::config::Limits;
-use crate::error::ExitKind;
 use crate::pipeline::session::Run;
 
 /// The stock recipe, built into the binary.
@@ -34,7 +33,8 @@ pub type Shared<T> = Rc<RefCell<T>>;
 /// Converts an error for Rhai, remembering its exit code for the run.
 pub(super) fn fail(run: &Shared<Run>, err: &anyhow::Error) -> Box<EvalAltResult> {
     let message = format!("{err:#}");
-    run.borrow_mut().set_exit(exit_kind(err), &message);
+    run.borrow_mut()
+        .set_exit(crate::error::exit_kind(err), &message);
     message.into()
 }
 
@@ -56,12 +56,6 @@ pub fn raised_message(err: &EvalAltResult) -> Option<String> {
         EvalAltResult::ErrorRuntime(value, _) => Some(value.to_string()),
         _ => None,
     }
-}
-
-fn exit_kind(err: &anyhow::Error) -> ExitKind {
-    err.chain()
-        .find_map(|e| e.downcast_ref::<crate::error::Exit>())
-        .map_or(ExitKind::Input, |e| e.kind)
 }
 
 /// Resolves `std/<name>` to the embedded modules; a module's top-level code
@@ -157,26 +151,25 @@ pub fn is_exit(err: &EvalAltResult) -> bool {
     }
 }
 
-/// A script error, rendered like a compiler diagnostic.
-pub fn render_error(
-    err: &EvalAltResult,
-    sources: &BTreeMap<String, String>,
-    main_source: &str,
-) -> String {
+/// A script error, rendered like a compiler diagnostic: the innermost
+/// error's file, line and source line, then each call that led to it, at
+/// its own file and line.
+pub fn render_error(err: &EvalAltResult, sources: &Sources, main_source: &str) -> String {
     // Walk to the innermost error, keeping the call chain.
     let mut chain = Vec::new();
     let mut current = err;
     let mut source = main_source.to_string();
     loop {
         match current {
+            // `pos` is the call in the caller's file (`source`); `src` is
+            // the file the called function is written in.
             EvalAltResult::ErrorInFunctionCall(name, src, inner, pos) => {
                 chain.push(format!(
-                    "in call to `{name}` at {}:{}",
-                    if src.is_empty() { &source } else { src },
+                    "in call to `{name}` at {source}:{}",
                     line_col(*pos)
                 ));
                 if !src.is_empty() {
-                    source = src.clone();
+                    source = file_name(src, main_source);
                 }
                 current = inner;
             }
@@ -185,11 +178,7 @@ pub fn render_error(
                     "in module `{name}` imported at {source}:{}",
                     line_col(*pos)
                 ));
-                source = if name.ends_with(".rhai") {
-                    name.clone()
-                } else {
-                    format!("{name}.rhai")
-                };
+                source = file_name(name, main_source);
                 current = inner;
             }
             _ => break,
@@ -210,7 +199,7 @@ pub fn render_error(
         }
     };
     let mut out = format!("{message}\n --> {source}:{}", line_col(pos));
-    if let (Some(line), Some(text)) = (pos.line(), sources.get(&source)) {
+    if let (Some(line), Some(text)) = (pos.line(), sources.text(&source)) {
         if let Some(src_line) = text.lines().nth(line - 1) {
             let col = pos.position().unwrap_or(1);
             let width = line.to_string().len();
@@ -236,12 +225,46 @@ fn line_col(pos: Position) -> String {
     }
 }
 
-/// Every source a recipe may show in an error: the recipe and the stdlib.
-pub fn sources(recipe_name: &str, recipe_text: &str) -> BTreeMap<String, String> {
-    let mut map: BTreeMap<String, String> = STDLIB
+/// The file a module or function source names: a module imported as
+/// `"helpers"` (or `"std/checks"`) is the file `helpers.rhai`.
+fn file_name(src: &str, main_source: &str) -> String {
+    if src == main_source || src.ends_with(".rhai") {
+        src.to_string()
+    } else {
+        format!("{src}.rhai")
+    }
+}
+
+/// Every source an error may quote: the recipe, the stdlib, and the modules
+/// beside the recipe (read when an error needs them).
+#[derive(Debug, Default)]
+pub struct Sources {
+    texts: BTreeMap<String, String>,
+    dir: Option<PathBuf>,
+}
+
+impl Sources {
+    /// Modules beside the recipe are looked up in `dir` (the current
+    /// directory when `None`, as the module resolver does).
+    pub fn beside(mut self, dir: Option<&Path>) -> Sources {
+        self.dir = Some(dir.unwrap_or(Path::new(".")).to_path_buf());
+        self
+    }
+
+    fn text(&self, name: &str) -> Option<String> {
+        if let Some(t) = self.texts.get(name) {
+            return Some(t.clone());
+        }
+        std::fs::read_to_string(self.dir.as_ref()?.join(name)).ok()
+    }
+}
+
+/// The sources of a recipe (or REPL entry) named `recipe_name`.
+pub fn sources(recipe_name: &str, recipe_text: &str) -> Sources {
+    let mut texts: BTreeMap<String, String> = STDLIB
         .iter()
         .map(|(n, t)| (format!("{n}.rhai"), (*t).to_string()))
         .collect();
-    map.insert(recipe_name.to_string(), recipe_text.to_string());
-    map
+    texts.insert(recipe_name.to_string(), recipe_text.to_string());
+    Sources { texts, dir: None }
 }

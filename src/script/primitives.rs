@@ -2,7 +2,6 @@
 //! call into `crate::pipeline::session::Run` whose errors keep their exit
 //! code.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::rc::Rc;
 
@@ -10,7 +9,7 @@ use anyhow::Result;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 use rusqlite::types::Value;
 
-use super::engine::{Shared, fail, render_error};
+use super::engine::{Shared, Sources, fail, render_error};
 use super::values::{PlanValue, rhai_value, sql_value};
 use crate::pipeline::session::{Db, Run, Validated};
 use crate::pipeline::validate::Report;
@@ -165,7 +164,7 @@ pub fn register_primitives(engine: &mut Engine, run: &Shared<Run>) {
                     .map(|(k, v)| (k.into(), rhai_value(v)))
                     .collect();
                 let out: Dynamic = f.call_within_context(&ctx, (map,)).map_err(|e| {
-                    anyhow::anyhow!("{}", render_error(&e, &BTreeMap::new(), "transform"))
+                    anyhow::anyhow!("{}", render_error(&e, &Sources::default(), "transform"))
                 })?;
                 let out = out.try_cast::<Map>().ok_or_else(|| {
                     anyhow::anyhow!("the transform closure must return the row (a map)")

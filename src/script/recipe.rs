@@ -59,7 +59,7 @@ fn run_here(
         .and_then(Path::parent)
         .filter(|p| !p.as_os_str().is_empty());
     let engine = engine::engine(&run, limits, dir);
-    let sources = engine::sources(name, text);
+    let sources = engine::sources(name, text).beside(dir);
     let mut ast = engine.compile(text).map_err(|e| {
         let err: EvalAltResult = e.into();
         input(format!(

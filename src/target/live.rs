@@ -34,7 +34,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{aborted, input};
 
@@ -84,10 +84,7 @@ fn identity(path: &Path) -> Result<(u64, u64)> {
     Ok((m.dev(), m.ino()))
 }
 
-fn is_busy(e: &rusqlite::Error) -> bool {
-    e.sqlite_error_code()
-        .is_some_and(|c| matches!(c, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
-}
+use crate::db::is_busy;
 
 fn locked(path: &Path, wait: Duration) -> anyhow::Error {
     aborted(format!(
@@ -157,9 +154,19 @@ impl LiveDb {
             crate::target::files::backup_api_copy(&self.conn, &self.path, dest).map(|()| version)
         });
         let _ = self.conn.execute_batch("COMMIT");
+        let version = copied.map_err(|e| {
+            let busy = e
+                .chain()
+                .any(|c| c.downcast_ref::<rusqlite::Error>().is_some_and(is_busy));
+            if busy {
+                locked(&self.path, LOCK_WAIT)
+            } else {
+                e
+            }
+        })?;
         Ok(Baseline {
             generation: self.generation,
-            version: copied?,
+            version,
         })
     }
 
@@ -331,7 +338,7 @@ fn finish(backup: &Backup<'_, '_>, path: &Path) -> Result<()> {
             "writing {} did not finish ({other:?}); nothing was changed",
             path.display()
         ))),
-        Err(e) if e.sqlite_error_code() == Some(ErrorCode::DiskFull) => {
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
             Err(crate::error::no_space(path, e))
         }
         Err(e) => Err(anyhow::Error::new(e)
@@ -464,6 +471,21 @@ mod tests {
                 "{mode}"
             );
         }
+    }
+
+    #[test]
+    fn a_copy_while_the_application_holds_the_lock_aborts() {
+        let (dir, prod, _) = files("delete");
+        let live = LiveDb::open(&prod).unwrap();
+        live.reader()
+            .busy_timeout(Duration::from_millis(200))
+            .unwrap();
+        let app = Connection::open(&prod).unwrap();
+        app.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let err = live.copy_to(&dir.path().join("copy.db")).unwrap_err();
+        assert_eq!(exit_code(&err), ExitKind::Aborted as u8, "{err:#}");
+        assert!(format!("{err:#}").contains("stayed locked"), "{err:#}");
+        assert!(!dir.path().join("copy.db").exists());
     }
 
     #[test]
