@@ -95,6 +95,17 @@ fn locked(path: &Path, wait: Duration) -> anyhow::Error {
     ))
 }
 
+/// Production could not even be read: another process kept it locked.
+fn locked_for_reading(path: &Path, wait: Duration) -> anyhow::Error {
+    aborted(format!(
+        "{} stayed locked by another process for {}s, so it could not be read \
+         (a transaction held open by the application); nothing was changed. Retry when it is \
+         quieter, or stop the application while sqlmorph reads it",
+        path.display(),
+        wait.as_secs()
+    ))
+}
+
 impl LiveDb {
     /// Opens production (which must exist, be SQLite and not be empty) and
     /// reads its schema once, so a corrupt file fails here.
@@ -114,7 +125,7 @@ impl LiveDb {
         })
         .map_err(|e| {
             if is_busy(&e) {
-                locked(path, LOCK_WAIT)
+                locked_for_reading(path, LOCK_WAIT)
             } else {
                 crate::db::corrupt(path, &e)
             }
@@ -159,7 +170,7 @@ impl LiveDb {
                 .chain()
                 .any(|c| c.downcast_ref::<rusqlite::Error>().is_some_and(is_busy));
             if busy {
-                locked(&self.path, LOCK_WAIT)
+                locked_for_reading(&self.path, LOCK_WAIT)
             } else {
                 e
             }
