@@ -641,6 +641,31 @@ fn json_summary_for_ci() {
         stderr_of(&out).contains("1/10 back up production"),
         "log on stderr"
     );
+    // Every step's time, in the summary, in report.json and in the log.
+    let steps: Vec<String> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert!(s["seconds"].as_f64().unwrap() >= 0.0);
+            s["step"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        steps.first().map(String::as_str),
+        Some("0/10 compare production with the source")
+    );
+    assert!(steps.iter().any(|s| s.starts_with("7/10")), "{steps:?}");
+    assert!(steps.last().unwrap().starts_with("10/10"), "{steps:?}");
+    let dir = &run_dirs(&ws)[0];
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["steps"].as_array().unwrap().len(), steps.len());
+    let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
+    assert!(
+        log.contains("  10/10 swap into production and restart: "),
+        "{log}"
+    );
 }
 
 #[test]

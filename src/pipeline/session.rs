@@ -87,6 +87,15 @@ pub struct Summary {
     pub dry_run: bool,
     pub deployed: bool,
     pub report: Option<Report>,
+    /// How long each step took, in order (also in the log and report.json).
+    pub steps: Vec<StepTime>,
+}
+
+/// One step of a run and how long it took.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepTime {
+    pub step: String,
+    pub seconds: f64,
 }
 
 /// The state of one run.
@@ -116,6 +125,8 @@ pub struct Run {
     backup: Option<(PathBuf, Token)>,
     /// The migrated file passed validation: it is read-only from then on.
     validated: bool,
+    /// The step running now and when it began.
+    current_step: Option<(String, std::time::Instant)>,
     /// The backup's `quick_check`, running on another core.
     backup_check: Option<std::thread::JoinHandle<Result<()>>>,
     /// The snapshot's checksums, computed on another core during the copy,
@@ -250,6 +261,7 @@ impl Run {
             transformed: Vec::new(),
             backup: None,
             validated: false,
+            current_step: None,
             backup_check: None,
             snapshot_sums: None,
             settings: None,
@@ -323,11 +335,41 @@ impl Run {
     /// Logs the start of a step.
     pub fn step(&mut self, name: &str) -> Result<()> {
         crate::interrupt::check()?;
+        self.end_step();
+        self.current_step = Some((name.to_string(), std::time::Instant::now()));
         self.log.line(&format!(
             "[{}] {name}",
             chrono::Local::now().format("%H:%M:%S")
         ));
         Ok(())
+    }
+
+    /// Records how long the current step took (log file, summary).
+    fn end_step(&mut self) {
+        if let Some((step, began)) = self.current_step.take() {
+            let seconds = began.elapsed().as_secs_f64();
+            self.log.quiet(&format!("  {step}: {seconds:.2}s"));
+            self.summary.steps.push(StepTime { step, seconds });
+        }
+    }
+
+    /// The run is over: the last step's time is recorded, and `report.json`
+    /// (when validation wrote one) gains every step's time.
+    pub fn end(&mut self) {
+        self.end_step();
+        let Some(report) = &self.summary.report else {
+            return;
+        };
+        let mut json = serde_json::to_value(report).unwrap_or_default();
+        if let Some(map) = json.as_object_mut() {
+            map.insert(
+                "steps".into(),
+                serde_json::to_value(&self.summary.steps).unwrap_or_default(),
+            );
+        }
+        if let Ok(text) = serde_json::to_string_pretty(&json) {
+            let _ = crate::private::write(&self.dir.join("report.json"), text);
+        }
     }
 
     /// The run stops on a signal: its scratch files go (the migrated file

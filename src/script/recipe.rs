@@ -74,6 +74,7 @@ fn run_here(
         Ok(()) => {}
         Err(e) if engine::is_exit(&e) => {}
         Err(e) => {
+            state.end();
             let raised = engine::raised_message(&e);
             let kind = state
                 .take_exit(raised.as_deref())
@@ -95,6 +96,7 @@ fn run_here(
                 .with_context(|| format!("run {dir}"));
         }
     }
+    state.end();
     let summary = state.summary();
     state.log().quiet(&format!("finished: {}", summary.outcome));
     Ok(summary)
