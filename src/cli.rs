@@ -158,6 +158,10 @@ pub enum Command {
         /// backup directory are not touched.
         #[arg(long)]
         dry_run: bool,
+        /// Rebuild the whole database even when every change could be made
+        /// in place (new tables, indexes, views, triggers, added columns).
+        #[arg(long)]
+        rebuild: bool,
         /// Answer yes to confirmations that lose no data.
         #[arg(long, short = 'y')]
         yes: bool,
@@ -359,6 +363,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             backup_dir,
             work_dir,
             dry_run,
+            rebuild,
             yes,
             allow_destructive,
             allow_empty_source,
@@ -376,6 +381,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             };
             let opts = resolve(&config, &target, backup_dir, work_dir, |o| {
                 o.dry_run = dry_run;
+                o.rebuild = rebuild;
                 o.yes = yes;
                 o.allow_destructive = allow_destructive;
                 o.allow_empty_source = allow_empty_source;

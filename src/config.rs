@@ -160,6 +160,8 @@ pub struct Options {
     pub backup_dir: PathBuf,
     pub work_dir: PathBuf,
     pub dry_run: bool,
+    /// `--rebuild`: never migrate in place.
+    pub rebuild: bool,
     pub yes: bool,
     pub allow_destructive: bool,
     /// A source with no tables is accepted (it drops every table).

@@ -5,6 +5,7 @@ mod support;
 
 mod check_cmd;
 mod diff_cmd;
+mod fastpath;
 mod faults;
 mod fidelity;
 mod handles;

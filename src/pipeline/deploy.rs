@@ -33,6 +33,22 @@ pub fn record_history(
     backup: Option<&Path>,
 ) -> Result<()> {
     let conn = Connection::open(migrated)?;
+    insert_history(&conn, opts, before, after, plan, backup)?;
+    conn.close().map_err(|(_, e)| e)?;
+    std::fs::File::open(migrated)?.sync_all()?;
+    Ok(())
+}
+
+/// Appends this deploy's row to `_sqlmorph_history` through `conn` (the
+/// migrated file's, or production's inside the in-place transaction).
+pub fn insert_history(
+    conn: &Connection,
+    opts: &Options,
+    before: &str,
+    after: &str,
+    plan: Option<&Plan>,
+    backup: Option<&Path>,
+) -> Result<()> {
     conn.execute_batch(HISTORY_SQL)?;
     // Tables from before the `backup` column gain it.
     let has_backup: i64 = conn.query_row(
@@ -65,7 +81,5 @@ pub fn record_history(
             backup.map(|p| p.display().to_string())
         ],
     )?;
-    conn.close().map_err(|(_, e)| e)?;
-    std::fs::File::open(migrated)?.sync_all()?;
     Ok(())
 }

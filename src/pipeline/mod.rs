@@ -8,6 +8,7 @@ pub mod check;
 pub mod checksum;
 pub mod copy;
 pub mod deploy;
+pub mod fastpath;
 pub mod indexcheck;
 pub mod leftovers;
 pub mod plan;

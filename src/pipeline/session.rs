@@ -8,6 +8,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use rusqlite::Connection;
@@ -20,6 +21,7 @@ use crate::log::Log;
 use crate::pipeline::backup;
 use crate::pipeline::copy::{self, FileSettings};
 use crate::pipeline::deploy;
+use crate::pipeline::fastpath;
 use crate::pipeline::plan::{self, Mappings, Plan};
 use crate::pipeline::prompt::Prompter;
 use crate::pipeline::validate::{self, Report};
@@ -133,6 +135,18 @@ pub struct Run {
     /// with the plan they were computed for.
     snapshot_sums: Option<(Plan, validate::SnapshotSums)>,
     settings: Option<FileSettings>,
+    /// The in-place path, when `copy` rehearsed it instead of rebuilding.
+    fast: Option<FastPath>,
+    /// A recipe opened the rehearsal: it is validated and deployed whole.
+    fast_spoiled: AtomicBool,
+}
+
+/// A rehearsed in-place migration: its statements and the schema hash they
+/// gave the rehearsal.
+#[derive(Debug, Clone)]
+struct FastPath {
+    statements: Vec<String>,
+    schema_hash: String,
 }
 
 /// The source schema of a run or plan. A source with no tables (an empty
@@ -265,6 +279,8 @@ impl Run {
             backup_check: None,
             snapshot_sums: None,
             settings: None,
+            fast: None,
+            fast_spoiled: AtomicBool::new(false),
         }
     }
 
@@ -650,10 +666,98 @@ impl Run {
         self.prompter.confirm("Build the migrated database?")
     }
 
-    /// Steps 6–7: a fresh database from the source schema with the
-    /// production data copied in.
+    /// Steps 6–7: the migration applied to a copy of the snapshot when it
+    /// can be made in place (see [`fastpath`]); otherwise a fresh database
+    /// from the source schema with the production data copied in.
     pub fn copy(&mut self, plan: &Plan, snapshot: &Db, source: &Schema) -> Result<Db> {
         self.backup_checked()?;
+        self.fast = None;
+        self.fast_spoiled.store(false, Ordering::SeqCst);
+        if let Some(statements) = self.in_place_statements(plan, snapshot, source)? {
+            if let Some(db) = self.rehearse(statements, snapshot, source)? {
+                return Ok(db);
+            }
+        }
+        self.rebuild(plan, snapshot, source)
+    }
+
+    /// The in-place statements, or `None` (and the reason in the log).
+    fn in_place_statements(
+        &mut self,
+        plan: &Plan,
+        snapshot: &Db,
+        source: &Schema,
+    ) -> Result<Option<Vec<String>>> {
+        let prod = Schema::load(&snapshot.path)?;
+        let decided = if self.opts.rebuild {
+            Err("--rebuild".to_string())
+        } else if self.production.is_remote() {
+            Err("production is reached over SSH (in place is local only)".to_string())
+        } else {
+            let d = diff::diff(&prod, source);
+            fastpath::decide(&prod, source, &d, plan, &self.mappings)
+        };
+        match decided {
+            Ok(statements) => {
+                self.log.line(&format!(
+                    "  path: in place ({} statement(s), no row rewritten)",
+                    statements.len()
+                ));
+                Ok(Some(statements))
+            }
+            Err(why) => {
+                self.log.line(&format!("  path: rebuild ({why})"));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Applies `statements` to a copy of the snapshot; `None` (the run
+    /// rebuilds) when SQLite refuses them or the result is not the source.
+    fn rehearse(
+        &mut self,
+        statements: Vec<String>,
+        snapshot: &Db,
+        source: &Schema,
+    ) -> Result<Option<Db>> {
+        let out = self.dir.join("migrated.sqlite3");
+        let started = std::time::Instant::now();
+        let rehearsed =
+            fastpath::rehearse(&snapshot.path, &out, &statements).and_then(|()| Schema::load(&out));
+        let why = match rehearsed {
+            Ok(schema) if diff::diff(&schema, source).is_empty() => {
+                self.log.line(&format!(
+                    "  rehearsed {} statement(s) on a copy of the snapshot in {:.2}s",
+                    statements.len(),
+                    started.elapsed().as_secs_f64()
+                ));
+                self.fast = Some(FastPath {
+                    statements,
+                    schema_hash: schema.hash(),
+                });
+                self.migrated = Some(out.clone());
+                self.validated = false;
+                return Ok(Some(Db {
+                    path: out,
+                    role: Role::Migrated,
+                }));
+            }
+            Ok(_) => "its schema is not the source's".to_string(),
+            Err(e) => format!("{e:#}"),
+        };
+        self.log.line(&format!(
+            "  path: rebuild (the in-place rehearsal failed: {why})"
+        ));
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = out.as_os_str().to_owned();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+        Ok(None)
+    }
+
+    /// A fresh database from the source schema with the data copied in.
+    fn rebuild(&mut self, plan: &Plan, snapshot: &Db, source: &Schema) -> Result<Db> {
         let out = self.dir.join("migrated.sqlite3");
         let prod = Schema::load(&snapshot.path)?;
         let settings = match self.settings {
@@ -703,6 +807,16 @@ impl Run {
         migrated: &Db,
         source: &Schema,
     ) -> Result<Report> {
+        if self.fast.is_some() && self.fast_spoiled.load(Ordering::SeqCst) {
+            self.log.line(
+                "  the recipe opened the migrated database: it is validated in full and deployed whole",
+            );
+            self.fast = None;
+        }
+        if self.fast.is_some() && self.migrated.as_ref() == Some(&migrated.path) {
+            let report = fastpath::validate(&snapshot.path, &migrated.path, source)?;
+            return self.record_report(report, migrated);
+        }
         // The snapshot's side was started with the copy when the plan is the
         // same; otherwise it is computed now.
         let early = self
@@ -718,6 +832,11 @@ impl Run {
             &self.transformed,
             early,
         )?;
+        self.record_report(report, migrated)
+    }
+
+    /// Saves, prints and remembers a validation report.
+    fn record_report(&mut self, report: Report, migrated: &Db) -> Result<Report> {
         crate::private::write(
             &self.dir.join("report.json"),
             serde_json::to_string_pretty(&report)?,
@@ -795,25 +914,33 @@ impl Run {
         })?;
         let before = Schema::load(&snapshot)?.hash();
         let after = self.source_schema()?.hash();
-        deploy::record_history(
-            validated.path(),
-            &self.opts,
-            &before,
-            &after,
-            self.plan.as_ref(),
-            Some(&backup),
-        )?;
         let started = std::time::Instant::now();
-        let note = self.production.swap(
-            validated.path(),
-            &token,
-            &snapshot,
-            &self.opts.commands(),
-            &mut self.log,
-        )?;
+        let note = match self.fast.clone() {
+            Some(fast) => self.deploy_in_place(
+                &fast,
+                &token,
+                &snapshot,
+                before.as_str(),
+                after.as_str(),
+                &backup,
+            )?,
+            None => self.deploy_whole(
+                validated,
+                &token,
+                &snapshot,
+                before.as_str(),
+                after.as_str(),
+                &backup,
+            )?,
+        };
         self.log.line(&format!(
-            "  deployed to {} in {:.2}s{note}",
+            "  deployed to {} {} in {:.2}s{note}",
             self.production.name(),
+            if self.fast.is_some() {
+                "in place"
+            } else {
+                "(whole file)"
+            },
             started.elapsed().as_secs_f64()
         ));
         // Its content is production's now; the backup is the lasting copy.
@@ -828,6 +955,63 @@ impl Run {
         Ok(())
     }
 
+    /// The in-place deploy: the rehearsed statements and the history row in
+    /// one transaction in production.
+    fn deploy_in_place(
+        &mut self,
+        fast: &FastPath,
+        token: &Token,
+        snapshot: &Path,
+        before: &str,
+        after: &str,
+        backup: &Path,
+    ) -> Result<String> {
+        let (opts, plan) = (&self.opts, self.plan.as_ref());
+        let history = |conn: &Connection| {
+            deploy::insert_history(conn, opts, before, after, plan, Some(backup))
+        };
+        let change = crate::target::live::InPlace {
+            statements: &fast.statements,
+            schema_hash: &fast.schema_hash,
+            history: &history,
+        };
+        self.production.apply_in_place(
+            &change,
+            token,
+            snapshot,
+            &self.opts.commands(),
+            &mut self.log,
+        )
+    }
+
+    /// The rebuild's deploy: the history row in the migrated file, then the
+    /// whole file swapped into production.
+    fn deploy_whole(
+        &mut self,
+        validated: &Validated,
+        token: &Token,
+        snapshot: &Path,
+        before: &str,
+        after: &str,
+        backup: &Path,
+    ) -> Result<String> {
+        deploy::record_history(
+            validated.path(),
+            &self.opts,
+            before,
+            after,
+            self.plan.as_ref(),
+            Some(backup),
+        )?;
+        self.production.swap(
+            validated.path(),
+            token,
+            snapshot,
+            &self.opts.commands(),
+            &mut self.log,
+        )
+    }
+
     /// Opens a database handle as its role allows: production never (it is
     /// read through a copy), the snapshot read-only, the migrated file
     /// writable until validated (with the snapshot attached as `snapshot`),
@@ -840,6 +1024,7 @@ impl Run {
                 self.production.name()
             ))),
             Role::Migrated if !self.validated => {
+                self.fast_spoiled.store(true, Ordering::SeqCst);
                 let (snap, _) = self.snapshot.as_ref().context("no snapshot")?;
                 copy::open_scratch(&db.path, snap)
             }

@@ -51,12 +51,21 @@ pub struct Report {
     pub schema_differences: Vec<String>,
     pub problems: Vec<String>,
     pub seconds: f64,
+    /// In-place path: table pages proven identical to the snapshot's
+    /// (instead of row checksums; see `crate::pipeline::fastpath`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pages_compared: Option<u64>,
 }
 
 impl Report {
     /// A readable summary.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        if let Some(pages) = self.pages_compared {
+            out.push_str(&format!(
+                "In place: {pages} table page(s) identical to the snapshot's (kept rows unchanged)\n"
+            ));
+        }
         let values: usize = self.tables.iter().map(|t| t.columns_checked.len()).sum();
         let rows: i64 = self.tables.iter().map(|t| t.rows_found).sum();
         out.push_str(&format!(
@@ -225,6 +234,7 @@ pub fn validate(
         schema_differences,
         problems,
         seconds: start.elapsed().as_secs_f64(),
+        pages_compared: None,
     })
 }
 
@@ -418,7 +428,7 @@ fn violation_problems(new: &[FkViolation], result: &[FkViolation]) -> Vec<String
 }
 
 /// Differences between the result's schema and the source (should be none).
-fn schema_differences(result: &Schema, source: &Schema) -> Vec<String> {
+pub(crate) fn schema_differences(result: &Schema, source: &Schema) -> Vec<String> {
     diff::diff(result, source)
         .changes
         .iter()

@@ -69,6 +69,15 @@ pub struct Baseline {
     version: i64,
 }
 
+/// A migration applied in place: its statements, the schema hash the
+/// rehearsal had after them, and the history row to add in the same
+/// transaction.
+pub struct InPlace<'a> {
+    pub statements: &'a [String],
+    pub schema_hash: &'a str,
+    pub history: &'a dyn Fn(&Connection) -> Result<()>,
+}
+
 /// A [`LiveDb`] that may write production: the only type with `swap_in`.
 /// A dry run, `plan` and the REPL hold a plain [`LiveDb`], which cannot.
 pub struct Swappable(LiveDb);
@@ -207,6 +216,26 @@ impl LiveDb {
         Ok(())
     }
 
+    /// Inside the write transaction: the compare-and-swap check, the
+    /// statements, the schema check and the history row.
+    fn apply(&self, change: &InPlace<'_>, expected: Baseline) -> Result<()> {
+        self.check_unchanged(expected)?;
+        for s in change.statements {
+            self.conn
+                .execute_batch(s)
+                .with_context(|| format!("applying {s} to {}", self.path.display()))?;
+        }
+        let hash = crate::schema::Schema::read(&self.conn, "main")?.hash();
+        if hash != change.schema_hash {
+            return Err(aborted(format!(
+                "applying the migration to {} gave another schema than the rehearsal's; \
+                 it was rolled back, nothing was changed. Rerun with --rebuild",
+                self.path.display()
+            )));
+        }
+        (change.history)(&self.conn)
+    }
+
     fn journal_mode(&self) -> Result<String> {
         let mode: String = self
             .conn
@@ -241,6 +270,48 @@ impl Swappable {
         };
         self.0.swapped = true;
         Ok(after)
+    }
+
+    /// Runs `change` on production in one transaction if nothing committed
+    /// since `expected` (the checks of [`Swappable::swap_in`], under the
+    /// write lock that `BEGIN IMMEDIATE` takes), and commits only if the
+    /// resulting schema hashes as the rehearsal's. Any failure rolls back:
+    /// production is untouched. The session connection's own commit leaves
+    /// its `data_version`, so the baseline stays `expected`.
+    pub fn apply_in_place(
+        &mut self,
+        change: &InPlace<'_>,
+        expected: Baseline,
+        wait: Duration,
+    ) -> Result<Baseline> {
+        let live = &mut self.0;
+        live.conn.busy_timeout(wait)?;
+        let result = match live.conn.execute_batch("BEGIN IMMEDIATE") {
+            Err(e) if is_busy(&e) => Err(locked(&live.path, wait)),
+            Err(e) => Err(e.into()),
+            Ok(()) => {
+                let applied = live.apply(change, expected);
+                let ended = match applied {
+                    Ok(()) => live.conn.execute_batch("COMMIT"),
+                    Err(_) => live.conn.execute_batch("ROLLBACK"),
+                };
+                match (applied, ended) {
+                    (Ok(()), Err(e)) => {
+                        let _ = live.conn.execute_batch("ROLLBACK");
+                        Err(if is_busy(&e) {
+                            locked(&live.path, wait)
+                        } else {
+                            e.into()
+                        })
+                    }
+                    (applied, _) => applied,
+                }
+            }
+        };
+        let _ = live.conn.busy_timeout(LOCK_WAIT);
+        result?;
+        self.0.swapped = true;
+        Ok(expected)
     }
 
     /// WAL: a second connection holds the write lock while the session
@@ -497,6 +568,87 @@ mod tests {
         assert_eq!(exit_code(&err), ExitKind::Aborted as u8, "{err:#}");
         assert!(format!("{err:#}").contains("stayed locked"), "{err:#}");
         assert!(!dir.path().join("copy.db").exists());
+    }
+
+    fn no_history(_: &Connection) -> Result<()> {
+        Ok(())
+    }
+
+    fn in_place<'a>(statements: &'a [String], hash: &'a str) -> InPlace<'a> {
+        InPlace {
+            statements,
+            schema_hash: hash,
+            history: &no_history,
+        }
+    }
+
+    #[test]
+    fn in_place_statements_reach_the_open_file_in_both_journal_modes() {
+        for mode in ["wal", "delete"] {
+            let (dir, prod, _) = files(mode);
+            let app = Connection::open(&prod).unwrap();
+            assert_eq!(value(&app), "old");
+            let statements = vec!["CREATE VIEW v AS SELECT a FROM t".to_string()];
+            let copy = dir.path().join("copy.db");
+            let mut live = Swappable::open(&prod).unwrap();
+            let base = live.live().copy_to(&copy).unwrap();
+            Connection::open(&copy)
+                .unwrap()
+                .execute_batch(&statements[0])
+                .unwrap();
+            let hash = crate::schema::Schema::load(&copy).unwrap().hash();
+            let after = live
+                .apply_in_place(&in_place(&statements, &hash), base, Duration::from_secs(2))
+                .unwrap();
+            assert_eq!(after, base, "{mode}");
+            let seen: String = app
+                .query_row("SELECT group_concat(a) FROM v", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(seen, "old", "{mode}: the open connection sees the view");
+        }
+    }
+
+    #[test]
+    fn a_commit_after_the_copy_or_another_schema_refuses_the_in_place_change() {
+        for mode in ["wal", "delete"] {
+            let (dir, prod, _) = files(mode);
+            let statements = vec!["CREATE VIEW v AS SELECT a FROM t".to_string()];
+            let mut live = Swappable::open(&prod).unwrap();
+            let base = live.live().copy_to(&dir.path().join("copy.db")).unwrap();
+            let err = live
+                .apply_in_place(
+                    &in_place(&statements, "wrong"),
+                    base,
+                    Duration::from_secs(2),
+                )
+                .unwrap_err();
+            assert_eq!(exit_code(&err), ExitKind::Aborted as u8, "{mode}: {err:#}");
+            Connection::open(&prod)
+                .unwrap()
+                .execute("INSERT INTO t VALUES ('late')", [])
+                .unwrap();
+            let err = live
+                .apply_in_place(
+                    &in_place(&statements, "wrong"),
+                    base,
+                    Duration::from_secs(2),
+                )
+                .unwrap_err();
+            assert!(
+                format!("{err:#}").contains("changed after the snapshot"),
+                "{mode}: {err:#}"
+            );
+            drop(live);
+            let views: i64 = Connection::open(&prod)
+                .unwrap()
+                .query_row(
+                    "SELECT count(*) FROM sqlite_schema WHERE type = 'view'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(views, 0, "{mode}: rolled back");
+        }
     }
 
     #[test]

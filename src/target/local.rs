@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::live::{Baseline, LOCK_WAIT, Swappable};
+use super::live::{Baseline, InPlace, LOCK_WAIT, Swappable};
 use crate::config::Commands;
 use crate::error::{ExitKind, deploy_failed, exit_code};
 use crate::log::Log;
@@ -25,13 +25,40 @@ pub fn deploy(
     commands: &Commands,
     log: &mut Log,
 ) -> Result<String> {
+    let apply = |p: &mut Swappable| p.swap_in(new, expected, LOCK_WAIT);
+    deploy_with(prod, apply, restore, commands, log)
+}
+
+/// As [`deploy`], with the migration's statements run in production in one
+/// transaction instead of a whole new file; `restore` (the snapshot) is
+/// swapped back in when the service does not come back.
+pub fn deploy_in_place(
+    prod: &mut Swappable,
+    change: &InPlace<'_>,
+    expected: Baseline,
+    restore: &Path,
+    commands: &Commands,
+    log: &mut Log,
+) -> Result<String> {
+    let apply = |p: &mut Swappable| p.apply_in_place(change, expected, LOCK_WAIT);
+    deploy_with(prod, apply, restore, commands, log)
+}
+
+/// `stop`, `apply`, then `restart` and `health_check` (restoring on failure).
+fn deploy_with(
+    prod: &mut Swappable,
+    apply: impl FnOnce(&mut Swappable) -> Result<Baseline>,
+    restore: &Path,
+    commands: &Commands,
+    log: &mut Log,
+) -> Result<String> {
     let stopped = given(&commands.stop).is_some();
     if let Some(stop) = given(&commands.stop) {
         if let Err(e) = run_command("stop", stop, log) {
             return Err(restart_after(e, commands, log));
         }
     }
-    let after = match prod.swap_in(new, expected, LOCK_WAIT) {
+    let after = match apply(prod) {
         Ok(after) => after,
         Err(e) if stopped => return Err(restart_after(e, commands, log)),
         Err(e) => return Err(e),

@@ -258,6 +258,33 @@ impl Production {
     /// Swaps `new` into production if production is still as `token`
     /// says; `restore` (production's content at `token`) goes back in when
     /// the service does not come back (over SSH, each host's own copy,
+    /// Deploys in place (local production only): `change` runs in
+    /// production under the write lock if production is still as `token`
+    /// says; `restore` goes back in if the service does not come back.
+    pub fn apply_in_place(
+        &mut self,
+        change: &live::InPlace<'_>,
+        token: &Token,
+        restore: &Path,
+        commands: &Commands,
+        log: &mut Log,
+    ) -> Result<String> {
+        let Token::Local(baseline) = token else {
+            anyhow::bail!("internal: an in-place deploy needs a local production");
+        };
+        if self.access == Access::ReadOnly {
+            return Err(aborted(format!(
+                "{} was opened read-only (dry run, plan or REPL): it cannot be deployed to",
+                self.name()
+            )));
+        }
+        self.local()?;
+        let Some(Local::Swap(prod)) = &mut self.local else {
+            unreachable!("opened for swapping above")
+        };
+        local::deploy_in_place(prod, change, *baseline, restore, commands, log)
+    }
+
     /// made on the host, goes back). Runs the commands around the swap.
     pub fn swap(
         &mut self,

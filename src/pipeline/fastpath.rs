@@ -1,0 +1,534 @@
+//! The in-place path: a migration whose every change SQLite makes without
+//! rewriting a row (a new table, a new or dropped index, view or trigger, an
+//! `ALTER TABLE … ADD COLUMN` SQLite accepts) is applied to production as
+//! those statements, so its cost follows the change, not the database.
+//!
+//! * [`decide`] (pure) turns the schema diff and the plan into the
+//!   statements, in an order that works, or says why the run rebuilds.
+//!   Anything else, any recipe mapping, and any doubt rebuild.
+//! * [`rehearse`] applies them to a copy of the snapshot in the run
+//!   directory; [`validate`] proves that copy right: schema equal to the
+//!   source, `quick_check` plus every index verified, no new foreign-key
+//!   violation, new tables empty, and every kept row unchanged. The last
+//!   is proven page by page: those statements never touch a table's
+//!   b-tree, so each table of the snapshot must own the very same pages
+//!   (`dbstat`) with the very same bytes in the rehearsal.
+//! * The deploy runs the same statements on production in one transaction
+//!   under the write lock (`crate::target::live::Swappable::apply_in_place`).
+
+use std::collections::HashSet;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::diff::{ChangeKind, SchemaDiff};
+use crate::pipeline::check;
+use crate::pipeline::indexcheck;
+use crate::pipeline::plan::{ColumnSource, Fill, Mappings, Plan};
+use crate::pipeline::validate::{Report, schema_differences};
+use crate::schema::{ColumnKind, Schema, Table};
+use crate::sqltext::{self, Token, display_ident, quote_ident};
+
+/// The statements of an in-place migration, in the order they run.
+#[derive(Debug, Default, PartialEq)]
+struct Statements {
+    drops: Vec<String>,
+    tables: Vec<String>,
+    alters: Vec<String>,
+    creates: Vec<String>,
+}
+
+/// The statements that migrate production in place, or why it must be
+/// rebuilt. Order: drops of triggers, views and indexes; new tables; added
+/// columns; new indexes, views, triggers (each in the source's order).
+pub fn decide(
+    prod: &Schema,
+    source: &Schema,
+    d: &SchemaDiff,
+    plan: &Plan,
+    mappings: &Mappings,
+) -> std::result::Result<Vec<String>, String> {
+    plan_allows(plan, mappings)?;
+    if prod.auto_vacuum.unwrap_or(0) != 0 {
+        return Err("production uses auto_vacuum, which moves pages".into());
+    }
+    let mut out = Statements::default();
+    drops(prod, d, &mut out)?;
+    for t in &source.tables {
+        if d.of_kind(ChangeKind::TableAdded).any(|c| c.name == t.name) {
+            if t.virtual_module.is_some() {
+                return Err(format!("new virtual table {}", display_ident(&t.name)));
+            }
+            out.tables.push(t.raw_sql.clone());
+        }
+    }
+    for c in &d.changes {
+        match c.kind {
+            // A new foreign key is checked by `add_columns` (only on an
+            // added column with a NULL default).
+            ChangeKind::TableChanged
+                if !c
+                    .details
+                    .iter()
+                    .all(|d| d.starts_with("foreign key added:")) =>
+            {
+                return Err(format!(
+                    "table {} changed ({})",
+                    display_ident(&c.name),
+                    c.details.join("; ")
+                ));
+            }
+            ChangeKind::TableChanged => {
+                let (Some(a), Some(b)) = (prod.table(&c.name), source.table(&c.name)) else {
+                    return Err(format!("table {} not found", display_ident(&c.name)));
+                };
+                out.alters.extend(add_columns(a, b)?);
+            }
+            ChangeKind::TableAdded | ChangeKind::ColumnAdded => {}
+            k if is_object_change(k) => {}
+            k => return Err(format!("{} {}", k.as_str(), c.name)),
+        }
+    }
+    creates(source, d, &mut out);
+    Ok([out.drops, out.tables, out.alters, out.creates].concat())
+}
+
+/// Index, view and trigger changes: statements only, no rows.
+fn is_object_change(k: ChangeKind) -> bool {
+    use ChangeKind::*;
+    matches!(
+        k,
+        IndexAdded
+            | IndexRemoved
+            | IndexChanged
+            | ViewAdded
+            | ViewRemoved
+            | ViewChanged
+            | TriggerAdded
+            | TriggerRemoved
+            | TriggerChanged
+    )
+}
+
+/// Only a plan that copies every row as it is, with no recipe mapping.
+fn plan_allows(plan: &Plan, m: &Mappings) -> std::result::Result<(), String> {
+    let mapped = !(m.table_renames.is_empty()
+        && m.column_renames.is_empty()
+        && m.expressions.is_empty()
+        && m.fills.is_empty()
+        && m.drop_tables.is_empty()
+        && m.drop_columns.is_empty());
+    if mapped {
+        return Err("the recipe maps data (renames, fills, expressions or drops)".into());
+    }
+    if !plan.refusals.is_empty() || !plan.data_loss.is_empty() || !plan.dropped_tables.is_empty() {
+        return Err("the plan drops or converts data".into());
+    }
+    for t in &plan.tables {
+        let plain = t.columns.iter().all(|c| {
+            matches!(
+                c.source,
+                ColumnSource::Copy { .. } | ColumnSource::Default { .. } | ColumnSource::Computed
+            ) && c.conversion.is_none()
+        });
+        if t.fill != Fill::Rows || !t.dropped.is_empty() || !plain {
+            return Err(format!(
+                "table {} is not copied as it is",
+                display_ident(&t.table)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// DROP statements for removed or changed triggers, views and indexes.
+fn drops(prod: &Schema, d: &SchemaDiff, out: &mut Statements) -> std::result::Result<(), String> {
+    use ChangeKind::*;
+    let gone = |kinds: [ChangeKind; 2]| -> Vec<String> {
+        d.changes
+            .iter()
+            .filter(|c| kinds.contains(&c.kind))
+            .map(|c| c.name.clone())
+            .collect()
+    };
+    for n in gone([TriggerRemoved, TriggerChanged]) {
+        out.drops.push(format!("DROP TRIGGER {}", quote_ident(&n)));
+    }
+    for n in gone([ViewRemoved, ViewChanged]) {
+        out.drops.push(format!("DROP VIEW {}", quote_ident(&n)));
+    }
+    for n in gone([IndexRemoved, IndexChanged]) {
+        if prod.index(&n).is_none_or(|i| !i.is_explicit()) {
+            return Err(format!("index {} is not a CREATE INDEX", display_ident(&n)));
+        }
+        out.drops.push(format!("DROP INDEX {}", quote_ident(&n)));
+    }
+    Ok(())
+}
+
+/// CREATE statements for new or changed indexes, views and triggers.
+fn creates(source: &Schema, d: &SchemaDiff, out: &mut Statements) {
+    use ChangeKind::*;
+    let wanted = |kinds: [ChangeKind; 2], name: &str| {
+        d.changes
+            .iter()
+            .any(|c| kinds.contains(&c.kind) && c.name == name)
+    };
+    for i in &source.indexes {
+        if let (true, Some(sql)) = (wanted([IndexAdded, IndexChanged], &i.name), &i.raw_sql) {
+            out.creates.push(sql.clone());
+        }
+    }
+    for v in &source.views {
+        if wanted([ViewAdded, ViewChanged], &v.name) {
+            out.creates.push(v.raw_sql.clone());
+        }
+    }
+    for t in &source.triggers {
+        if wanted([TriggerAdded, TriggerChanged], &t.name) {
+            out.creates.push(t.raw_sql.clone());
+        }
+    }
+}
+
+/// `ALTER TABLE … ADD COLUMN` for each column `new` appends to `old`, when
+/// SQLite adds it without touching a row and nothing else changed.
+fn add_columns(old: &Table, new: &Table) -> std::result::Result<Vec<String>, String> {
+    let name = display_ident(&new.name);
+    let same_prefix = old.columns.len() < new.columns.len()
+        && old
+            .columns
+            .iter()
+            .zip(&new.columns)
+            .all(|(a, b)| a.name.eq_ignore_ascii_case(&b.name));
+    if !same_prefix {
+        return Err(format!("table {name}: columns are not only appended"));
+    }
+    if old.without_rowid || old.virtual_module.is_some() {
+        return Err(format!("table {name} is WITHOUT ROWID or virtual"));
+    }
+    if old.checks != new.checks || old.uniques != new.uniques || old.primary_key != new.primary_key
+    {
+        return Err(format!("table {name}: constraints changed"));
+    }
+    let added = &new.columns[old.columns.len()..];
+    for fk in &new.foreign_keys {
+        let on_added = fk.columns.len() == 1
+            && added
+                .iter()
+                .any(|c| c.name.eq_ignore_ascii_case(&fk.columns[0]));
+        if !old.foreign_keys.contains(fk) && !on_added {
+            return Err(format!("table {name}: foreign keys changed"));
+        }
+    }
+    let fk_cols: HashSet<String> = new
+        .foreign_keys
+        .iter()
+        .flat_map(|f| f.columns.iter().map(|c| c.to_ascii_lowercase()))
+        .collect();
+    let mut out = Vec::new();
+    for c in added {
+        let default = c
+            .default
+            .as_deref()
+            .filter(|d| !d.eq_ignore_ascii_case("NULL"));
+        let constant = default
+            .is_none_or(|d| !d.starts_with('(') && !d.to_ascii_uppercase().starts_with("CURRENT_"));
+        let ok = c.pk == 0
+            && c.kind == ColumnKind::Normal
+            && c.generated.is_none()
+            && constant
+            && (!c.not_null || default.is_some())
+            && (default.is_none() || !fk_cols.contains(&c.name.to_ascii_lowercase()));
+        if !ok {
+            return Err(format!(
+                "column {name}.{} cannot be added in place",
+                display_ident(&c.name)
+            ));
+        }
+        let def = column_definition(new, &c.name)
+            .ok_or_else(|| format!("column {name}.{}: definition not found", c.name))?;
+        out.push(format!(
+            "ALTER TABLE {} ADD COLUMN {def}",
+            quote_ident(&new.name)
+        ));
+    }
+    Ok(out)
+}
+
+/// The definition of `column` as the table's CREATE statement writes it.
+fn column_definition(t: &Table, column: &str) -> Option<String> {
+    let tokens = sqltext::tokenize(&t.raw_sql);
+    let open = tokens
+        .iter()
+        .position(|s| matches!(&s.token, Token::Punct(p) if p == "("))?;
+    let (items, _) = sqltext::split_parenthesized(&tokens, open);
+    items
+        .into_iter()
+        .find(|item| {
+            item.first()
+                .and_then(|s| s.token.ident())
+                .is_some_and(|n| n.eq_ignore_ascii_case(column))
+        })
+        .map(sqltext::render)
+}
+
+/// A copy of the snapshot at `dest` with `statements` applied in one
+/// transaction, every page in the file itself (no WAL left).
+pub fn rehearse(snapshot: &Path, dest: &Path, statements: &[String]) -> Result<()> {
+    crate::target::files::copy_consistent(snapshot, dest)?;
+    let conn = Connection::open(dest)?;
+    let tx = conn.unchecked_transaction()?;
+    for s in statements {
+        tx.execute_batch(s)
+            .with_context(|| format!("rehearsing {s}"))?;
+    }
+    tx.commit()?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    conn.close().map_err(|(_, e)| e)?;
+    std::fs::File::open(dest)?.sync_all()?;
+    Ok(())
+}
+
+fn open_ro(path: &Path) -> Result<Connection> {
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening {}", path.display()))
+    .and_then(|conn| {
+        crate::pipeline::checksum::register(&conn)?;
+        Ok(conn)
+    })
+}
+
+/// Validates a rehearsal against the snapshot it was made from (see the
+/// module docs). No row is read: kept tables are compared page by page.
+pub fn validate(snapshot: &Path, rehearsal: &Path, source: &Schema) -> Result<Report> {
+    let start = Instant::now();
+    let conn = open_ro(rehearsal)?;
+    let schema = Schema::read(&conn, "main")?;
+    let mut integrity = check::integrity(&conn, true)?;
+    integrity.extend(indexcheck::verify(&conn, &schema)?);
+    let before = check::foreign_key_violations(&open_ro(snapshot)?)?;
+    let new_violations: Vec<_> = check::foreign_key_violations(&conn)?
+        .into_iter()
+        .filter(|v| !before.contains(v))
+        .collect();
+    let schema_differences = schema_differences(&schema, source);
+    let (pages, mut problems) = same_pages(snapshot, rehearsal)?;
+    problems.extend(new_tables_empty(&conn, snapshot)?);
+    problems.extend(integrity.iter().map(|m| format!("integrity: {m}")));
+    if !new_violations.is_empty() {
+        problems.push(format!(
+            "foreign key: {} new violation(s)",
+            new_violations.len()
+        ));
+    }
+    problems.extend(
+        schema_differences
+            .iter()
+            .map(|d| format!("schema differs from the source: {d}")),
+    );
+    Ok(Report {
+        ok: problems.is_empty(),
+        tables: Vec::new(),
+        integrity,
+        indexes_checked: schema.indexes.len(),
+        new_foreign_key_violations: new_violations,
+        schema_differences,
+        problems,
+        seconds: start.elapsed().as_secs_f64(),
+        pages_compared: Some(pages),
+    })
+}
+
+/// The tables with rows in a file (statistics excluded: `DROP INDEX`
+/// removes that index's rows from `sqlite_stat1`).
+fn tables_of(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND rootpage > 0 \
+         AND name NOT LIKE 'sqlite\\_stat%' ESCAPE '\\' ORDER BY name",
+    )?;
+    let names = stmt.query_map([], |r| r.get(0))?;
+    Ok(names.collect::<rusqlite::Result<_>>()?)
+}
+
+fn pages_of(conn: &Connection, table: &str) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare("SELECT pageno FROM dbstat WHERE name = ?1 ORDER BY pageno")?;
+    let pages = stmt.query_map([table], |r| r.get(0))?;
+    Ok(pages.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every table of the snapshot owns the same pages, byte for byte, in the
+/// rehearsal: (pages compared, problems).
+pub fn same_pages(snapshot: &Path, rehearsal: &Path) -> Result<(u64, Vec<String>)> {
+    let (a, b) = (open_ro(snapshot)?, open_ro(rehearsal)?);
+    let size = a.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))? as u64;
+    let (fa, fb) = (
+        std::fs::File::open(snapshot)?,
+        std::fs::File::open(rehearsal)?,
+    );
+    let (mut pa, mut pb) = (vec![0u8; size as usize], vec![0u8; size as usize]);
+    let (mut compared, mut problems) = (0u64, Vec::new());
+    for table in tables_of(&a)? {
+        let pages = pages_of(&a, &table)?;
+        if pages != pages_of(&b, &table)? {
+            problems.push(format!(
+                "table {}: its pages moved (rows were rewritten)",
+                display_ident(&table)
+            ));
+            continue;
+        }
+        for &p in &pages {
+            let at = (p as u64 - 1) * size;
+            fa.read_exact_at(&mut pa, at)?;
+            fb.read_exact_at(&mut pb, at)?;
+            compared += 1;
+            if pa != pb {
+                problems.push(format!(
+                    "table {}: page {p} differs from the snapshot (a kept row changed)",
+                    display_ident(&table)
+                ));
+                break;
+            }
+        }
+    }
+    Ok((compared, problems))
+}
+
+/// Tables the rehearsal added must be empty (nothing fills them in place).
+fn new_tables_empty(conn: &Connection, snapshot: &Path) -> Result<Vec<String>> {
+    let old: HashSet<String> = tables_of(&open_ro(snapshot)?)?.into_iter().collect();
+    let mut problems = Vec::new();
+    for t in tables_of(conn)?.into_iter().filter(|t| !old.contains(t)) {
+        let rows: i64 = conn.query_row(
+            &format!("SELECT count(*) FROM main.{}", quote_ident(&t)),
+            [],
+            |r| r.get(0),
+        )?;
+        if rows > 0 {
+            problems.push(format!("new table {} has {rows} row(s)", display_ident(&t)));
+        }
+    }
+    Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A snapshot with enough rows for several table pages, and its
+    /// rehearsal with a view and a column added.
+    fn rehearsed() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let snap = dir.path().join("snap.db");
+        Connection::open(&snap)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+                 INSERT INTO t SELECT i, printf('value %d', i) FROM n;",
+            )
+            .unwrap();
+        let reh = dir.path().join("reh.db");
+        let statements = [
+            "CREATE VIEW w AS SELECT v FROM t".to_string(),
+            "ALTER TABLE t ADD COLUMN note TEXT".to_string(),
+        ];
+        rehearse(&snap, &reh, &statements).unwrap();
+        (dir, snap, reh)
+    }
+
+    #[test]
+    fn an_untouched_rehearsal_has_the_snapshots_pages() {
+        let (_dir, snap, reh) = rehearsed();
+        let (pages, problems) = same_pages(&snap, &reh).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(pages > 5, "{pages}");
+    }
+
+    #[test]
+    fn an_updated_value_fails_the_page_proof() {
+        let (_dir, snap, reh) = rehearsed();
+        Connection::open(&reh)
+            .unwrap()
+            .execute("UPDATE t SET v = 'planted' WHERE id = 1000", [])
+            .unwrap();
+        let (_, problems) = same_pages(&snap, &reh).unwrap();
+        assert!(
+            problems.iter().any(|p| p.contains("table t")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_flipped_byte_in_a_table_page_fails_the_page_proof() {
+        let (_dir, snap, reh) = rehearsed();
+        let conn = open_ro(&reh).unwrap();
+        let page = *pages_of(&conn, "t").unwrap().last().unwrap();
+        let size: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        drop(conn);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .read(true)
+            .open(&reh)
+            .unwrap();
+        let at = ((page - 1) * size + size - 10) as u64;
+        let mut byte = [0u8; 1];
+        file.read_exact_at(&mut byte, at).unwrap();
+        byte[0] ^= 0x20;
+        file.write_all_at(&byte, at).unwrap();
+        drop(file);
+        let (_, problems) = same_pages(&snap, &reh).unwrap();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("differs from the snapshot")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn decide_orders_drops_tables_alters_then_creates() {
+        let load = |sql: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("s.db");
+            Connection::open(&p).unwrap().execute_batch(sql).unwrap();
+            Schema::load(&p).unwrap()
+        };
+        let prod =
+            load("CREATE TABLE t(a); CREATE VIEW v AS SELECT a FROM t; CREATE INDEX i ON t(a);");
+        let source = load(
+            "CREATE TABLE t(a, b TEXT DEFAULT 'x'); CREATE TABLE u(c); CREATE VIEW v2 AS SELECT b FROM t;",
+        );
+        let d = crate::diff::diff(&prod, &source);
+        let plan = Plan {
+            tables: Vec::new(),
+            dropped_tables: Vec::new(),
+            refusals: Vec::new(),
+            data_loss: Vec::new(),
+            notes: Vec::new(),
+            renames: Vec::new(),
+        };
+        let got = decide(&prod, &source, &d, &plan, &Mappings::default()).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                "DROP VIEW \"v\"",
+                "DROP INDEX \"i\"",
+                "CREATE TABLE u(c)",
+                "ALTER TABLE \"t\" ADD COLUMN b TEXT DEFAULT 'x'",
+                "CREATE VIEW v2 AS SELECT b FROM t",
+            ]
+        );
+        let typed = load("CREATE TABLE t(a INTEGER);");
+        let d = crate::diff::diff(&prod, &typed);
+        assert!(decide(&prod, &typed, &d, &plan, &Mappings::default()).is_err());
+    }
+}
