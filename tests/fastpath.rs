@@ -393,3 +393,54 @@ fn a_live_application_connection_sees_the_new_schema() {
     );
     assert_sound(&ws);
 }
+
+#[test]
+fn a_column_before_a_table_constraint_is_added_in_place() {
+    // SQLite writes an added column after the last column definition, so
+    // the result is the source's table.
+    let (ws, prod) = setup(
+        "CREATE TABLE p(a INT, b INT, PRIMARY KEY(a));
+         INSERT INTO p VALUES (1, 2), (3, 4);",
+        "CREATE TABLE p(a INT, b INT, c TEXT, PRIMARY KEY(a));",
+    );
+    let out = run_migration(&ws, None, &["--yes"]);
+    assert_code(&out, 0);
+    assert_eq!(path_of(&out), "in place", "{}", stdout_of(&out));
+    assert_eq!(
+        column(
+            &prod,
+            "SELECT a || ':' || ifnull(c, 'NULL') FROM p ORDER BY a"
+        ),
+        vec!["1:NULL", "3:NULL"]
+    );
+    assert_sound(&ws);
+}
+
+#[test]
+fn a_rehearsal_that_misses_the_source_falls_back_to_the_rebuild() {
+    // Dropping a view drops its INSTEAD OF trigger too: the rehearsal lacks
+    // the (unchanged) trigger, so the run says so and rebuilds.
+    let trigger =
+        "CREATE TRIGGER v_ins INSTEAD OF INSERT ON v BEGIN INSERT INTO t VALUES (new.a); END;";
+    let (ws, prod) = setup(
+        &format!(
+            "CREATE TABLE t(a); INSERT INTO t VALUES (1); CREATE VIEW v AS SELECT a FROM t; {trigger}"
+        ),
+        &format!("CREATE TABLE t(a); CREATE VIEW v AS SELECT a, a + 1 AS b FROM t; {trigger}"),
+    );
+    let out = run_migration(&ws, None, &["--yes"]);
+    assert_code(&out, 0);
+    assert!(
+        stdout_of(&out).contains("path: rebuild (the in-place rehearsal failed"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert_eq!(
+        column(
+            &prod,
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'v_ins'"
+        ),
+        vec!["1"]
+    );
+    assert_sound(&ws);
+}
