@@ -460,6 +460,8 @@ mod tests {
         let (pages, problems) = same_pages(&snap, &reh).unwrap();
         assert!(problems.is_empty(), "{problems:?}");
         assert!(pages > 5, "{pages}");
+        let report = validate(&snap, &reh, &Schema::load(&reh).unwrap()).unwrap();
+        assert!(report.ok, "{:?}", report.problems);
     }
 
     #[test]
@@ -474,6 +476,8 @@ mod tests {
             problems.iter().any(|p| p.contains("table t")),
             "{problems:?}"
         );
+        let report = validate(&snap, &reh, &Schema::load(&reh).unwrap()).unwrap();
+        assert!(!report.ok, "{:?}", report.problems);
     }
 
     #[test]
@@ -503,6 +507,8 @@ mod tests {
                 .any(|p| p.contains("differs from the snapshot")),
             "{problems:?}"
         );
+        let report = validate(&snap, &reh, &Schema::load(&reh).unwrap()).unwrap();
+        assert!(!report.ok, "{:?}", report.problems);
     }
 
     #[test]
