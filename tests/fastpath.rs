@@ -240,7 +240,7 @@ fn a_changed_type_rebuilds() {
 }
 
 #[test]
-fn a_new_not_null_column_without_default_rebuilds() {
+fn a_new_not_null_column_without_default_never_goes_in_place() {
     // Production has rows, so the plan refuses it: the run stops (exit 3)
     // before any copy, and never on the in-place path.
     let (ws, _) = setup(
