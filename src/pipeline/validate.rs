@@ -61,17 +61,23 @@ impl Report {
     /// A readable summary.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        if let Some(pages) = self.pages_compared {
-            out.push_str(&format!(
-                "In place: {pages} table page(s) identical to the snapshot's (kept rows unchanged)\n"
-            ));
-        }
-        let values: usize = self.tables.iter().map(|t| t.columns_checked.len()).sum();
-        let rows: i64 = self.tables.iter().map(|t| t.rows_found).sum();
+        let kept = match self.pages_compared {
+            // In place: kept rows are proved by their pages, not hashed.
+            Some(pages) => {
+                format!("{pages} table page(s) identical to the snapshot's (kept rows unchanged)")
+            }
+            None => {
+                let values: usize = self.tables.iter().map(|t| t.columns_checked.len()).sum();
+                let rows: i64 = self.tables.iter().map(|t| t.rows_found).sum();
+                format!(
+                    "{} table(s), {rows} row(s), {values} column checksum(s)",
+                    self.tables.len()
+                )
+            }
+        };
         out.push_str(&format!(
-            "Validation {}: {} table(s), {rows} row(s), {values} column checksum(s), integrity {} (quick_check + {} index(es) verified), foreign keys {}, schema {} ({:.1}s)\n",
+            "Validation {}: {kept}, integrity {} (quick_check + {} index(es) verified), foreign keys {}, schema {} ({:.1}s)\n",
             if self.ok { "passed" } else { "FAILED" },
-            self.tables.len(),
             if self.integrity.is_empty() { "ok" } else { "FAILED" },
             self.indexes_checked,
             if self.new_foreign_key_violations.is_empty() { "ok" } else { "FAILED" },
