@@ -277,9 +277,22 @@ fn column_definition(t: &Table, column: &str) -> Option<String> {
 }
 
 /// A copy of the snapshot at `dest` with `statements` applied in one
-/// transaction, every page in the file itself (no WAL left).
+/// transaction, every page in the file itself (no WAL left). The snapshot
+/// is a complete file that nothing writes (a backup-API copy, opened
+/// read-only ever since), so a plain file copy is a consistent one — and
+/// several times faster than SQLite's page-by-page backup.
 pub fn rehearse(snapshot: &Path, dest: &Path, statements: &[String]) -> Result<()> {
-    crate::target::files::copy_consistent(snapshot, dest)?;
+    let _ = std::fs::remove_file(dest);
+    if let Err(e) = std::fs::copy(snapshot, dest) {
+        let _ = std::fs::remove_file(dest);
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            return Err(crate::error::no_space(dest, e));
+        }
+        return Err(anyhow::Error::new(e).context(format!(
+            "copying the snapshot to {} for the rehearsal",
+            dest.display()
+        )));
+    }
     let conn = Connection::open(dest)?;
     let tx = conn.unchecked_transaction()?;
     for s in statements {
