@@ -334,11 +334,13 @@ pub fn validate(snapshot: &Path, rehearsal: &Path, source: &Schema) -> Result<Re
     let conn = open_ro(rehearsal)?;
     let schema = Schema::read(&conn, "main")?;
     let (pages, mut problems) = same_pages(snapshot, rehearsal)?;
-    let mut new_violations = check::foreign_key_violations(&conn)?;
-    if !new_violations.is_empty() {
-        let before = check::foreign_key_violations(&open_ro(snapshot)?)?;
-        new_violations.retain(|v| !before.contains(v));
-    }
+    // The same exact matching as the rebuild's validation (an old orphan
+    // without a rowid never hides a new one); nothing is renamed in place.
+    let new_violations = crate::pipeline::validate::not_in_snapshot(
+        snapshot,
+        check::foreign_key_violations(&conn)?,
+        &|t: &str| t.to_lowercase(),
+    )?;
     let schema_differences = schema_differences(&schema, source);
     let integrity = structure
         .join()
@@ -491,6 +493,39 @@ mod tests {
         );
         let report = validate(&snap, &reh, &Schema::load(&reh).unwrap()).unwrap();
         assert!(!report.ok, "{:?}", report.problems);
+    }
+
+    #[test]
+    fn an_old_orphan_without_rowid_does_not_hide_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let snap = dir.path().join("snap.db");
+        let reh = dir.path().join("reh.db");
+        Connection::open(&snap)
+            .unwrap()
+            .execute_batch(
+                "PRAGMA foreign_keys = OFF;
+                 CREATE TABLE p(id INTEGER PRIMARY KEY);
+                 CREATE TABLE c(k TEXT PRIMARY KEY, p INT REFERENCES p(id)) WITHOUT ROWID;
+                 INSERT INTO c VALUES ('old orphan', 9);",
+            )
+            .unwrap();
+        std::fs::copy(&snap, &reh).unwrap();
+        Connection::open(&reh)
+            .unwrap()
+            .execute_batch("PRAGMA foreign_keys = OFF; INSERT INTO c VALUES ('new orphan', 8);")
+            .unwrap();
+        let report = validate(&snap, &reh, &Schema::load(&reh).unwrap()).unwrap();
+        assert_eq!(
+            report.new_foreign_key_violations.len(),
+            1,
+            "{:?}",
+            report.problems
+        );
+        assert!(
+            report.problems.iter().any(|p| p.starts_with("foreign key")),
+            "{:?}",
+            report.problems
+        );
     }
 
     #[test]

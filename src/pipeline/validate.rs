@@ -347,9 +347,6 @@ fn new_violations(
     snapshot: &Path,
     result_violations: Vec<FkViolation>,
 ) -> Result<Vec<FkViolation>> {
-    if result_violations.is_empty() {
-        return Ok(result_violations);
-    }
     let renamed = |t: &str| -> String {
         plan.tables
             .iter()
@@ -360,9 +357,24 @@ fn new_violations(
             })
             .map_or(t.to_lowercase(), |tp| tp.table.to_lowercase())
     };
+    not_in_snapshot(snapshot, result_violations, &renamed)
+}
+
+/// The result's violations that the snapshot did not already have, each
+/// old violation (its table renamed as the result names it) excusing one
+/// result violation, once. The snapshot is read only when the result has
+/// any (the check costs a lookup per row).
+pub(crate) fn not_in_snapshot(
+    snapshot: &Path,
+    result_violations: Vec<FkViolation>,
+    renamed: &dyn Fn(&str) -> String,
+) -> Result<Vec<FkViolation>> {
+    if result_violations.is_empty() {
+        return Ok(result_violations);
+    }
     let mut old: Vec<ViolationKey> = check::foreign_key_violations(&open_ro(snapshot)?)?
         .iter()
-        .map(|v| ViolationKey::of(v, &renamed))
+        .map(|v| ViolationKey::of(v, renamed))
         .collect();
     let same = |v: &FkViolation| ViolationKey::of(v, &|t: &str| t.to_lowercase());
     Ok(result_violations
