@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::config::Options;
 use crate::diff;
 use crate::error::input;
+use crate::pipeline::path;
 use crate::pipeline::prompt::Prompter;
 use crate::schema::Schema;
 use crate::script::engine;
@@ -422,21 +423,23 @@ pub fn run(cli: Cli) -> Result<u8> {
             let local = scratch.path().join("production.sqlite3");
             crate::target::Production::new(&opts, crate::target::Access::ReadOnly)
                 .copy_to(&local, &mut crate::log::Log::console(true))?;
-            let (_, d, plan) = crate::pipeline::plan::from_copy(
-                &local,
-                &source,
-                &crate::pipeline::plan::Mappings::default(),
-            )?;
+            let maps = crate::pipeline::plan::Mappings::default();
+            let (prod, d, plan) = crate::pipeline::plan::from_copy(&local, &source, &maps)?;
+            let forced = path::forced(opts.rebuild, opts.is_remote());
+            let choice = path::choose(&prod, &source, &d, &plan, &maps, forced);
             let text = match format {
                 Format::Text if d.is_empty() => {
                     "No migration needed: production already matches the source.\n".to_string()
                 }
-                Format::Text => crate::pipeline::review::render_review(&plan, &d, Style::stdout()),
+                Format::Text => {
+                    crate::pipeline::review::render_review(&plan, &d, Style::stdout())
+                        + choice.render().as_str()
+                }
                 Format::Json => {
                     serde_json::to_string_pretty(&serde_json::json!({
                         "identical": d.is_empty(),
                         "changes": d.changes,
-                        "plan": plan,
+                        "plan": path::plan_json(&plan, &choice),
                     }))? + "\n"
                 }
             };

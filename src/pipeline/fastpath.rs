@@ -24,7 +24,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::diff::{ChangeKind, SchemaDiff};
+use crate::diff::{self, ChangeKind, SchemaDiff};
+use crate::pipeline::alter;
 use crate::pipeline::check;
 use crate::pipeline::indexcheck;
 use crate::pipeline::plan::{ColumnSource, Fill, Mappings, Plan};
@@ -41,20 +42,93 @@ struct Statements {
     creates: Vec<String>,
 }
 
+/// An in-place migration: its statements, and what validation must know
+/// about the tables they touch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InPlace {
+    pub statements: Vec<String>,
+    /// (production name, source name) of every renamed table.
+    pub renamed: Vec<(String, String)>,
+    /// Source tables whose rows `DROP COLUMN` rewrote: validated by row
+    /// counts and column checksums instead of pages.
+    pub rewritten: Vec<String>,
+    /// Production tables dropped.
+    pub dropped: Vec<String>,
+}
+
+impl InPlace {
+    /// The name a production table has after the statements (`None`: dropped).
+    pub fn name_after(&self, table: &str) -> Option<String> {
+        if self.dropped.iter().any(|d| d.eq_ignore_ascii_case(table)) {
+            return None;
+        }
+        Some(
+            self.renamed
+                .iter()
+                .find(|(old, _)| old.eq_ignore_ascii_case(table))
+                .map_or(table, |(_, new)| new.as_str())
+                .to_string(),
+        )
+    }
+
+    /// True when a table's rows were rewritten (by its name after).
+    pub fn rewrites(&self, table: &str) -> bool {
+        self.rewritten.iter().any(|t| t.eq_ignore_ascii_case(table))
+    }
+}
+
 /// The statements that migrate production in place, or why it must be
-/// rebuilt. Order: drops of triggers, views and indexes; new tables; added
+/// rebuilt. Order: drops of triggers, views and indexes; renames of tables,
+/// then of columns; dropped columns; dropped tables; new tables; added
 /// columns; new indexes, views, triggers (each in the source's order).
+/// Renames and drops are tried first on an empty copy of the schema
+/// ([`alter::simulate`]): what SQLite makes of them must be the source.
 pub fn decide(
     prod: &Schema,
     source: &Schema,
     d: &SchemaDiff,
     plan: &Plan,
     mappings: &Mappings,
-) -> std::result::Result<Vec<String>, String> {
+) -> std::result::Result<InPlace, String> {
     plan_allows(plan, mappings)?;
     if prod.auto_vacuum.unwrap_or(0) != 0 {
         return Err("production uses auto_vacuum, which moves pages".into());
     }
+    let alters = alter::alters(prod, plan)?;
+    if alters.is_empty() {
+        let statements = statements(prod, source, d, &alters)?;
+        return Ok(InPlace {
+            statements,
+            ..InPlace::default()
+        });
+    }
+    let renamed = alter::simulate(prod, &alters.renames)?;
+    alter::kept_objects_unchanged(prod, source, &renamed)?;
+    let statements = statements(&renamed, source, &diff::diff(&renamed, source), &alters)?;
+    let result = alter::simulate(prod, &statements)?;
+    let left = schema_differences(&result, source);
+    if !left.is_empty() {
+        return Err(format!(
+            "the statements would not give the source's schema ({})",
+            left.join("; ")
+        ));
+    }
+    Ok(InPlace {
+        statements,
+        renamed: alters.renamed,
+        rewritten: alters.rewritten,
+        dropped: alters.dropped,
+    })
+}
+
+/// The statements from `prod` (production with its renames made) to the
+/// source, whose diff is `d`, around the renames and drops of `alters`.
+fn statements(
+    prod: &Schema,
+    source: &Schema,
+    d: &SchemaDiff,
+    alters: &alter::Alters,
+) -> std::result::Result<Vec<String>, String> {
     let mut out = Statements::default();
     drops(prod, d, &mut out)?;
     for t in &source.tables {
@@ -65,6 +139,12 @@ pub fn decide(
             out.tables.push(t.raw_sql.clone());
         }
     }
+    let dropped_column = |t: &str, c: &str| {
+        alters
+            .dropped_columns
+            .iter()
+            .any(|(tt, cc)| tt.eq_ignore_ascii_case(t) && cc.eq_ignore_ascii_case(c))
+    };
     for c in &d.changes {
         match c.kind {
             // A new foreign key is checked by `add_columns` (only on an
@@ -85,15 +165,34 @@ pub fn decide(
                 let (Some(a), Some(b)) = (prod.table(&c.name), source.table(&c.name)) else {
                     return Err(format!("table {} not found", display_ident(&c.name)));
                 };
-                out.alters.extend(add_columns(a, b)?);
+                out.alters
+                    .extend(add_columns(a, b, &|c| dropped_column(&b.name, c))?);
             }
+            ChangeKind::TableRemoved
+                if alters
+                    .dropped
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(&c.name)) => {}
+            ChangeKind::ColumnRemoved
+                if c.table
+                    .as_deref()
+                    .is_some_and(|t| dropped_column(t, &c.name)) => {}
             ChangeKind::TableAdded | ChangeKind::ColumnAdded => {}
             k if is_object_change(k) => {}
             k => return Err(format!("{} {}", k.as_str(), c.name)),
         }
     }
     creates(source, d, &mut out);
-    Ok([out.drops, out.tables, out.alters, out.creates].concat())
+    Ok([
+        out.drops,
+        alters.renames.clone(),
+        alters.drop_columns.clone(),
+        alters.drop_tables.clone(),
+        out.tables,
+        out.alters,
+        out.creates,
+    ]
+    .concat())
 }
 
 /// Index, view and trigger changes: statements only, no rows.
@@ -113,19 +212,14 @@ fn is_object_change(k: ChangeKind) -> bool {
     )
 }
 
-/// Only a plan that copies every row as it is, with no recipe mapping.
+/// Only a plan that copies every kept value as it is (renamed or not),
+/// with no recipe expression or fill and nothing refused.
 fn plan_allows(plan: &Plan, m: &Mappings) -> std::result::Result<(), String> {
-    let mapped = !(m.table_renames.is_empty()
-        && m.column_renames.is_empty()
-        && m.expressions.is_empty()
-        && m.fills.is_empty()
-        && m.drop_tables.is_empty()
-        && m.drop_columns.is_empty());
-    if mapped {
-        return Err("the recipe maps data (renames, fills, expressions or drops)".into());
+    if !(m.expressions.is_empty() && m.fills.is_empty()) {
+        return Err("the recipe maps data (map_column or fill)".into());
     }
-    if !plan.refusals.is_empty() || !plan.data_loss.is_empty() || !plan.dropped_tables.is_empty() {
-        return Err("the plan drops or converts data".into());
+    if !plan.refusals.is_empty() {
+        return Err("the plan refuses the copy".into());
     }
     for t in &plan.tables {
         let plain = t.columns.iter().all(|c| {
@@ -134,7 +228,7 @@ fn plan_allows(plan: &Plan, m: &Mappings) -> std::result::Result<(), String> {
                 ColumnSource::Copy { .. } | ColumnSource::Default { .. } | ColumnSource::Computed
             ) && c.conversion.is_none()
         });
-        if t.fill != Fill::Rows || !t.dropped.is_empty() || !plain {
+        if t.fill != Fill::Rows || !plain {
             return Err(format!(
                 "table {} is not copied as it is",
                 display_ident(&t.table)
@@ -194,18 +288,29 @@ fn creates(source: &Schema, d: &SchemaDiff, out: &mut Statements) {
     }
 }
 
-/// `ALTER TABLE … ADD COLUMN` for each column `new` appends to `old`, when
-/// SQLite adds it without touching a row and nothing else changed.
-fn add_columns(old: &Table, new: &Table) -> std::result::Result<Vec<String>, String> {
+/// `ALTER TABLE … ADD COLUMN` for each column `new` appends to `old`
+/// (less the columns `dropped` says are dropped), when SQLite adds it
+/// without touching a row and nothing else changed.
+fn add_columns(
+    old: &Table,
+    new: &Table,
+    dropped: &dyn Fn(&str) -> bool,
+) -> std::result::Result<Vec<String>, String> {
     let name = display_ident(&new.name);
-    let same_prefix = old.columns.len() < new.columns.len()
-        && old
-            .columns
+    let kept: Vec<&crate::schema::Column> =
+        old.columns.iter().filter(|c| !dropped(&c.name)).collect();
+    let same_prefix = kept.len() <= new.columns.len()
+        && (kept.len() < old.columns.len() || kept.len() < new.columns.len())
+        && kept
             .iter()
             .zip(&new.columns)
             .all(|(a, b)| a.name.eq_ignore_ascii_case(&b.name));
     if !same_prefix {
         return Err(format!("table {name}: columns are not only appended"));
+    }
+    let added = &new.columns[kept.len()..];
+    if added.is_empty() {
+        return Ok(Vec::new());
     }
     if old.without_rowid || old.virtual_module.is_some() {
         return Err(format!("table {name} is WITHOUT ROWID or virtual"));
@@ -214,7 +319,6 @@ fn add_columns(old: &Table, new: &Table) -> std::result::Result<Vec<String>, Str
     {
         return Err(format!("table {name}: constraints changed"));
     }
-    let added = &new.columns[old.columns.len()..];
     for fk in &new.foreign_keys {
         let on_added = fk.columns.len() == 1
             && added
@@ -319,8 +423,16 @@ fn open_ro(path: &Path) -> Result<Connection> {
 }
 
 /// Validates a rehearsal against the snapshot it was made from (see the
-/// module docs). No row is read: kept tables are compared page by page.
-pub fn validate(snapshot: &Path, rehearsal: &Path, source: &Schema) -> Result<Report> {
+/// module docs). Kept tables are compared page by page (under their new
+/// names); a table whose rows `DROP COLUMN` rewrote is compared as the
+/// rebuild compares it, by row count and the checksum of every kept column.
+pub fn validate(
+    snapshot: &Path,
+    rehearsal: &Path,
+    source: &Schema,
+    plan: &Plan,
+    fast: &InPlace,
+) -> Result<Report> {
     let start = Instant::now();
     // The structure (quick_check, every index) on the other core while
     // this one compares pages and foreign keys.
@@ -333,20 +445,26 @@ pub fn validate(snapshot: &Path, rehearsal: &Path, source: &Schema) -> Result<Re
     });
     let conn = open_ro(rehearsal)?;
     let schema = Schema::read(&conn, "main")?;
-    let (pages, mut problems) = same_pages(snapshot, rehearsal)?;
+    let (pages, mut problems) = same_pages(snapshot, rehearsal, fast)?;
+    let (tables, rows_problems) = rewritten_rows(snapshot, rehearsal, plan, fast)?;
+    problems.extend(rows_problems);
     // The same exact matching as the rebuild's validation (an old orphan
-    // without a rowid never hides a new one); nothing is renamed in place.
+    // without a rowid never hides a new one), under the new table names.
     let new_violations = crate::pipeline::validate::not_in_snapshot(
         snapshot,
         check::foreign_key_violations(&conn)?,
-        &|t: &str| t.to_lowercase(),
+        &|t: &str| {
+            fast.name_after(t)
+                .unwrap_or_else(|| t.to_string())
+                .to_lowercase()
+        },
     )?;
     let schema_differences = schema_differences(&schema, source);
     let integrity = structure
         .join()
         .map_err(|_| anyhow::anyhow!("the integrity thread panicked"))?
         .context("checking integrity")?;
-    problems.extend(new_tables_empty(&conn, snapshot)?);
+    problems.extend(new_tables_empty(&conn, snapshot, fast)?);
     problems.extend(integrity.iter().map(|m| format!("integrity: {m}")));
     if !new_violations.is_empty() {
         problems.push(format!(
@@ -361,7 +479,7 @@ pub fn validate(snapshot: &Path, rehearsal: &Path, source: &Schema) -> Result<Re
     );
     Ok(Report {
         ok: problems.is_empty(),
-        tables: Vec::new(),
+        tables,
         integrity,
         indexes_checked: schema.indexes.len(),
         new_foreign_key_violations: new_violations,
@@ -370,6 +488,33 @@ pub fn validate(snapshot: &Path, rehearsal: &Path, source: &Schema) -> Result<Re
         seconds: start.elapsed().as_secs_f64(),
         pages_compared: Some(pages),
     })
+}
+
+/// The rebuild's row counts and column checksums, for the tables whose rows
+/// were rewritten (none: nothing read).
+fn rewritten_rows(
+    snapshot: &Path,
+    rehearsal: &Path,
+    plan: &Plan,
+    fast: &InPlace,
+) -> Result<(Vec<crate::pipeline::validate::TableCheck>, Vec<String>)> {
+    let tables: Vec<_> = plan
+        .tables
+        .iter()
+        .filter(|t| fast.rewrites(&t.table))
+        .cloned()
+        .collect();
+    if tables.len() != fast.rewritten.len() {
+        anyhow::bail!("the plan does not have every table whose rows were rewritten");
+    }
+    if tables.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let only = Plan {
+        tables,
+        ..plan.clone()
+    };
+    crate::pipeline::validate::compare_rows(&only, snapshot, rehearsal)
 }
 
 /// The tables with rows in a file (statistics excluded: `DROP INDEX`
@@ -389,9 +534,10 @@ fn pages_of(conn: &Connection, table: &str) -> Result<Vec<i64>> {
     Ok(pages.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Every table of the snapshot owns the same pages, byte for byte, in the
-/// rehearsal: (pages compared, problems).
-pub fn same_pages(snapshot: &Path, rehearsal: &Path) -> Result<(u64, Vec<String>)> {
+/// Every table of the snapshot that the statements keep (under its name
+/// after them) and do not rewrite owns the same pages, byte for byte, in
+/// the rehearsal: (pages compared, problems).
+pub fn same_pages(snapshot: &Path, rehearsal: &Path, fast: &InPlace) -> Result<(u64, Vec<String>)> {
     let (a, b) = (open_ro(snapshot)?, open_ro(rehearsal)?);
     let size = a.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))? as u64;
     let (fa, fb) = (
@@ -401,8 +547,11 @@ pub fn same_pages(snapshot: &Path, rehearsal: &Path) -> Result<(u64, Vec<String>
     let (mut pa, mut pb) = (vec![0u8; size as usize], vec![0u8; size as usize]);
     let (mut compared, mut problems) = (0u64, Vec::new());
     for table in tables_of(&a)? {
+        let Some(after) = fast.name_after(&table).filter(|t| !fast.rewrites(t)) else {
+            continue;
+        };
         let pages = pages_of(&a, &table)?;
-        if pages != pages_of(&b, &table)? {
+        if pages != pages_of(&b, &after)? {
             problems.push(format!(
                 "table {}: its pages moved (rows were rewritten)",
                 display_ident(&table)
@@ -427,8 +576,11 @@ pub fn same_pages(snapshot: &Path, rehearsal: &Path) -> Result<(u64, Vec<String>
 }
 
 /// Tables the rehearsal added must be empty (nothing fills them in place).
-fn new_tables_empty(conn: &Connection, snapshot: &Path) -> Result<Vec<String>> {
-    let old: HashSet<String> = tables_of(&open_ro(snapshot)?)?.into_iter().collect();
+fn new_tables_empty(conn: &Connection, snapshot: &Path, fast: &InPlace) -> Result<Vec<String>> {
+    let old: HashSet<String> = tables_of(&open_ro(snapshot)?)?
+        .iter()
+        .filter_map(|t| fast.name_after(t))
+        .collect();
     let mut problems = Vec::new();
     for t in tables_of(conn)?.into_iter().filter(|t| !old.contains(t)) {
         let rows: i64 = conn.query_row(
@@ -446,6 +598,17 @@ fn new_tables_empty(conn: &Connection, snapshot: &Path) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn empty_plan() -> Plan {
+        Plan {
+            tables: Vec::new(),
+            dropped_tables: Vec::new(),
+            refusals: Vec::new(),
+            data_loss: Vec::new(),
+            notes: Vec::new(),
+            renames: Vec::new(),
+        }
+    }
 
     /// A snapshot with enough rows for several table pages, and its
     /// rehearsal with a view and a column added.
@@ -472,10 +635,17 @@ mod tests {
     #[test]
     fn an_untouched_rehearsal_has_the_snapshots_pages() {
         let (_dir, snap, reh) = rehearsed();
-        let (pages, problems) = same_pages(&snap, &reh).unwrap();
+        let (pages, problems) = same_pages(&snap, &reh, &InPlace::default()).unwrap();
         assert!(problems.is_empty(), "{problems:?}");
         assert!(pages > 5, "{pages}");
-        let report = validate(&snap, &reh, &Schema::load(&reh).unwrap()).unwrap();
+        let report = validate(
+            &snap,
+            &reh,
+            &Schema::load(&reh).unwrap(),
+            &empty_plan(),
+            &InPlace::default(),
+        )
+        .unwrap();
         assert!(report.ok, "{:?}", report.problems);
     }
 
@@ -486,12 +656,19 @@ mod tests {
             .unwrap()
             .execute("UPDATE t SET v = 'planted' WHERE id = 1000", [])
             .unwrap();
-        let (_, problems) = same_pages(&snap, &reh).unwrap();
+        let (_, problems) = same_pages(&snap, &reh, &InPlace::default()).unwrap();
         assert!(
             problems.iter().any(|p| p.contains("table t")),
             "{problems:?}"
         );
-        let report = validate(&snap, &reh, &Schema::load(&reh).unwrap()).unwrap();
+        let report = validate(
+            &snap,
+            &reh,
+            &Schema::load(&reh).unwrap(),
+            &empty_plan(),
+            &InPlace::default(),
+        )
+        .unwrap();
         assert!(!report.ok, "{:?}", report.problems);
     }
 
@@ -514,7 +691,14 @@ mod tests {
             .unwrap()
             .execute_batch("PRAGMA foreign_keys = OFF; INSERT INTO c VALUES ('new orphan', 8);")
             .unwrap();
-        let report = validate(&snap, &reh, &Schema::load(&reh).unwrap()).unwrap();
+        let report = validate(
+            &snap,
+            &reh,
+            &Schema::load(&reh).unwrap(),
+            &empty_plan(),
+            &InPlace::default(),
+        )
+        .unwrap();
         assert_eq!(
             report.new_foreign_key_violations.len(),
             1,
@@ -548,14 +732,21 @@ mod tests {
         byte[0] ^= 0x20;
         file.write_all_at(&byte, at).unwrap();
         drop(file);
-        let (_, problems) = same_pages(&snap, &reh).unwrap();
+        let (_, problems) = same_pages(&snap, &reh, &InPlace::default()).unwrap();
         assert!(
             problems
                 .iter()
                 .any(|p| p.contains("differs from the snapshot")),
             "{problems:?}"
         );
-        let report = validate(&snap, &reh, &Schema::load(&reh).unwrap()).unwrap();
+        let report = validate(
+            &snap,
+            &reh,
+            &Schema::load(&reh).unwrap(),
+            &empty_plan(),
+            &InPlace::default(),
+        )
+        .unwrap();
         assert!(!report.ok, "{:?}", report.problems);
     }
 
@@ -573,15 +764,10 @@ mod tests {
             "CREATE TABLE t(a, b TEXT DEFAULT 'x'); CREATE TABLE u(c); CREATE VIEW v2 AS SELECT b FROM t;",
         );
         let d = crate::diff::diff(&prod, &source);
-        let plan = Plan {
-            tables: Vec::new(),
-            dropped_tables: Vec::new(),
-            refusals: Vec::new(),
-            data_loss: Vec::new(),
-            notes: Vec::new(),
-            renames: Vec::new(),
-        };
-        let got = decide(&prod, &source, &d, &plan, &Mappings::default()).unwrap();
+        let plan = empty_plan();
+        let got = decide(&prod, &source, &d, &plan, &Mappings::default())
+            .unwrap()
+            .statements;
         assert_eq!(
             got,
             vec![

@@ -3,6 +3,7 @@
 //! with no Rhai in it. The CLI, recipes (through `crate::script`) and the
 //! REPL all drive the same [`session::Run`].
 
+pub mod alter;
 pub mod backup;
 pub mod check;
 pub mod checksum;
@@ -11,6 +12,7 @@ pub mod deploy;
 pub mod fastpath;
 pub mod indexcheck;
 pub mod leftovers;
+pub mod path;
 pub mod plan;
 pub mod prompt;
 pub mod review;

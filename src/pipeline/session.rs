@@ -27,6 +27,7 @@ use crate::pipeline::backup;
 use crate::pipeline::copy::{self, FileSettings};
 use crate::pipeline::deploy;
 use crate::pipeline::fastpath;
+use crate::pipeline::path;
 use crate::pipeline::plan::{self, Mappings, Plan};
 use crate::pipeline::prompt::Prompter;
 use crate::pipeline::validate::{self, Report};
@@ -144,6 +145,10 @@ pub struct Run {
     fast: Option<FastPath>,
     /// A recipe opened the rehearsal: it is validated and deployed whole.
     fast_spoiled: AtomicBool,
+    /// The path decided when the plan was made, for the review.
+    path: Option<(Plan, path::Choice)>,
+    /// The plan `approve` accepted (its data loss approved, if any).
+    approved: Option<Plan>,
 }
 
 /// A rehearsed in-place migration: its statements and the schema hash they
@@ -152,6 +157,8 @@ pub struct Run {
 struct FastPath {
     statements: Vec<String>,
     schema_hash: String,
+    /// What validation must know about the tables the statements touch.
+    in_place: fastpath::InPlace,
 }
 
 /// The source schema of a run or plan. A source with no tables (an empty
@@ -286,6 +293,8 @@ impl Run {
             settings: None,
             fast: None,
             fast_spoiled: AtomicBool::new(false),
+            path: None,
+            approved: None,
         }
     }
 
@@ -563,17 +572,31 @@ impl Run {
         if self.decide_renames(&plan)? {
             plan = plan::from_copy(&snapshot.path, source, &self.mappings)?.2;
         }
+        let choice = self.choose_path(&prod, source, &d, &plan);
         let write = |name: &str, text: String| crate::private::write(&self.dir.join(name), text);
         write("source.sql", source.to_sql())?;
         write("production.sql", prod.to_sql())?;
         write("schema.diff", diff::render_text(&d, Style::PLAIN))?;
-        crate::private::write(
-            &self.dir.join("plan.json"),
-            serde_json::to_string_pretty(&plan)?,
+        write(
+            "plan.json",
+            serde_json::to_string_pretty(&path::plan_json(&plan, &choice))?,
         )?;
         self.summary.changes = d.changes.len();
         self.plan = Some(plan.clone());
+        self.path = Some((plan.clone(), choice));
         Ok((plan, d))
+    }
+
+    /// The path this run takes for `plan` (see [`path::choose`]).
+    fn choose_path(
+        &self,
+        prod: &Schema,
+        source: &Schema,
+        d: &SchemaDiff,
+        plan: &Plan,
+    ) -> path::Choice {
+        let forced = path::forced(self.opts.rebuild, self.production.is_remote());
+        path::choose(prod, source, d, plan, &self.mappings, forced)
     }
 
     /// Decides each suggested rename: at a terminal the user answers
@@ -656,6 +679,7 @@ impl Run {
         }
         // `data_loss` lists only what the recipe did not declare.
         self.prompter.approve_loss(&plan.data_loss)?;
+        self.approved = Some(plan.clone());
         if !plan.data_loss.is_empty() {
             self.log.line(if self.opts.dry_run {
                 "  data loss (a dry run changes nothing, so no approval is needed):"
@@ -678,40 +702,40 @@ impl Run {
         self.backup_checked()?;
         self.fast = None;
         self.fast_spoiled.store(false, Ordering::SeqCst);
-        if let Some(statements) = self.in_place_statements(plan, snapshot, source)? {
-            if let Some(db) = self.rehearse(statements, snapshot, source)? {
+        if let Some(fast) = self.in_place_statements(plan, snapshot, source)? {
+            if let Some(db) = self.rehearse(fast, snapshot, source)? {
                 return Ok(db);
             }
         }
         self.rebuild(plan, snapshot, source)
     }
 
-    /// The in-place statements, or `None` (and the reason in the log).
+    /// The in-place statements, or `None` (and the reason in the log). The
+    /// path is decided again as the review decided it; data loss goes in
+    /// place only once `approve` accepted this very plan.
     fn in_place_statements(
         &mut self,
         plan: &Plan,
         snapshot: &Db,
         source: &Schema,
-    ) -> Result<Option<Vec<String>>> {
+    ) -> Result<Option<fastpath::InPlace>> {
         let prod = Schema::load(&snapshot.path)?;
-        let decided = if self.opts.rebuild {
-            Err("--rebuild".to_string())
-        } else if self.production.is_remote() {
-            Err("production is reached over SSH (in place is local only)".to_string())
-        } else {
-            let d = diff::diff(&prod, source);
-            fastpath::decide(&prod, source, &d, plan, &self.mappings)
-        };
-        match decided {
-            Ok(statements) => {
-                self.log.line(&format!(
-                    "  path: in place ({} statement(s), no row rewritten)",
-                    statements.len()
-                ));
-                Ok(Some(statements))
+        let choice = self.choose_path(&prod, source, &diff::diff(&prod, source), plan);
+        let unapproved = !plan.data_loss.is_empty() && self.approved.as_ref() != Some(plan);
+        match choice.in_place {
+            Some(_) if unapproved => {
+                self.log
+                    .line("  path: rebuild (the plan loses data that `approve` did not accept)");
+                Ok(None)
             }
-            Err(why) => {
-                self.log.line(&format!("  path: rebuild ({why})"));
+            Some(fast) => {
+                self.log
+                    .line(&format!("  path: in place ({})", choice.reason));
+                Ok(Some(fast))
+            }
+            None => {
+                self.log
+                    .line(&format!("  path: rebuild ({})", choice.reason));
                 Ok(None)
             }
         }
@@ -721,10 +745,11 @@ impl Run {
     /// rebuilds) when SQLite refuses them or the result is not the source.
     fn rehearse(
         &mut self,
-        statements: Vec<String>,
+        fast: fastpath::InPlace,
         snapshot: &Db,
         source: &Schema,
     ) -> Result<Option<Db>> {
+        let statements = fast.statements.clone();
         let out = self.dir.join("migrated.sqlite3");
         let started = std::time::Instant::now();
         let rehearsed =
@@ -739,6 +764,7 @@ impl Run {
                 self.fast = Some(FastPath {
                     statements,
                     schema_hash: schema.hash(),
+                    in_place: fast,
                 });
                 self.migrated = Some(out.clone());
                 self.validated = false;
@@ -818,8 +844,13 @@ impl Run {
             );
             self.fast = None;
         }
-        if self.fast.is_some() && self.migrated.as_ref() == Some(&migrated.path) {
-            let report = fastpath::validate(&snapshot.path, &migrated.path, source)?;
+        if let Some(fast) = self
+            .fast
+            .as_ref()
+            .filter(|_| self.migrated.as_ref() == Some(&migrated.path))
+        {
+            let report =
+                fastpath::validate(&snapshot.path, &migrated.path, source, plan, &fast.in_place)?;
             return self.record_report(report, migrated);
         }
         // The snapshot's side was started with the copy when the plan is the
@@ -1057,7 +1088,13 @@ impl Run {
     }
 
     /// The review: the schema diff and the data impact per table.
+    /// The review: the schema diff, the data impact per table, and the
+    /// path the run takes (when this plan is the one `plan` made).
     pub fn review(&self, plan: &Plan, d: &SchemaDiff) -> String {
-        super::review::render_review(plan, d, Style::stdout())
+        let mut text = super::review::render_review(plan, d, Style::stdout());
+        if let Some((_, choice)) = self.path.as_ref().filter(|(p, _)| p == plan) {
+            text.push_str(&choice.render());
+        }
+        text
     }
 }
