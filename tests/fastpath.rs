@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::Output;
 
 use crate::support::{
-    Workspace, assert_code, assert_sound, column, run_migration, setup, stdout_of,
+    Workspace, assert_code, assert_sound, column, run_migration, setup, sha256_file, stderr_of,
+    stdout_of,
 };
 
 const PROD: &str = "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT);
@@ -62,9 +63,19 @@ fn data(db: &Path) -> Vec<String> {
 /// Migrates `PROD` to `src` both ways: the default run takes the in-place
 /// path, keeps the inode, passes validation and equals `--rebuild`'s result.
 fn in_place_equals_rebuild(src: &str) -> Workspace {
+    in_place_equals_rebuild_with(src, None, &[])
+}
+
+/// [`in_place_equals_rebuild`] with a recipe (its text) and extra flags.
+fn in_place_equals_rebuild_with(src: &str, recipe: Option<&str>, extra: &[&str]) -> Workspace {
     let (ws, prod) = setup(PROD, src);
     let inode = std::fs::metadata(&prod).unwrap().ino();
-    let out = run_migration(&ws, None, &["--yes"]);
+    let name = recipe.map(|text| {
+        ws.file("recipe.rhai", text);
+        "recipe.rhai"
+    });
+    let args = [&["--yes"][..], extra].concat();
+    let out = run_migration(&ws, name, &args);
     assert_code(&out, 0);
     assert_eq!(path_of(&out), "in place", "{}", stdout_of(&out));
     assert!(
@@ -80,7 +91,11 @@ fn in_place_equals_rebuild(src: &str) -> Workspace {
     );
 
     let (other, rebuilt) = setup(PROD, src);
-    let out = run_migration(&other, None, &["--yes", "--rebuild"]);
+    if let Some(text) = recipe {
+        other.file("recipe.rhai", text);
+    }
+    let args = [&["--yes", "--rebuild"][..], extra].concat();
+    let out = run_migration(&other, name, &args);
     assert_code(&out, 0);
     assert_eq!(path_of(&out), "rebuild", "{}", stdout_of(&out));
     assert_eq!(data(&prod), data(&rebuilt));
@@ -443,4 +458,344 @@ fn a_rehearsal_that_misses_the_source_falls_back_to_the_rebuild() {
         vec!["1"]
     );
     assert_sound(&ws);
+}
+
+// ------------------------------------------------------- renames and drops
+
+/// The newest run directory of a workspace.
+fn run_dir(ws: &Workspace) -> std::path::PathBuf {
+    let mut v: Vec<_> = std::fs::read_dir(ws.path(".sqlmorph/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v.pop().unwrap()
+}
+
+fn json_of(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn a_renamed_table_is_renamed_in_place() {
+    let ws = in_place_equals_rebuild_with(
+        &source(&[
+            USERS,
+            "CREATE TABLE comments(id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), body TEXT);",
+            "CREATE INDEX notes_user ON comments(user_id);",
+            VIEW,
+            TRIGGER,
+        ]),
+        Some("rename_table(\"notes\", \"comments\");\nimport \"std/default\";\n"),
+        &[],
+    );
+    let log = std::fs::read_to_string(run_dir(&ws).join("log.txt")).unwrap();
+    assert!(log.contains("no row rewritten"), "{log}");
+    assert_eq!(
+        column(
+            &ws.path("prod.sqlite3"),
+            "SELECT body FROM comments ORDER BY id"
+        ),
+        vec!["hi", "yo"]
+    );
+    let plan = json_of(&run_dir(&ws).join("plan.json"));
+    assert_eq!(plan["path"]["kind"], "in_place", "{plan}");
+    let statements = plan["path"]["statements"].to_string();
+    assert!(
+        statements.contains("ALTER TABLE \\\"notes\\\" RENAME TO \\\"comments\\\""),
+        "{statements}"
+    );
+    // Only the rename: the index followed the table, nothing was rebuilt.
+    assert_eq!(plan["path"]["statements"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_renamed_column_with_an_added_column_and_index_goes_in_place() {
+    // The view that the source rewrites for the new name is the view
+    // SQLite's rename makes: it stays, nothing else is replaced.
+    let ws = in_place_equals_rebuild_with(
+        &source(&[
+            "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, years INT, nick TEXT);",
+            NOTES,
+            INDEX,
+            "CREATE INDEX users_years ON users(years);",
+            "CREATE VIEW adults AS SELECT * FROM users WHERE years >= 18;",
+            TRIGGER,
+        ]),
+        Some("rename_column(\"users\", \"age\", \"years\");\nimport \"std/default\";\n"),
+        &[],
+    );
+    let prod = ws.path("prod.sqlite3");
+    assert_eq!(
+        column(&prod, "SELECT ifnull(years, 'NULL') FROM users ORDER BY id"),
+        vec!["31", "NULL", "7"]
+    );
+    assert_eq!(column(&prod, "SELECT name FROM adults"), vec!["ann"]);
+    let plan = json_of(&run_dir(&ws).join("plan.json"));
+    let statements: Vec<String> = plan["path"]["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        statements,
+        vec![
+            "ALTER TABLE \"users\" RENAME COLUMN \"age\" TO \"years\"",
+            "ALTER TABLE \"users\" ADD COLUMN nick TEXT",
+            "CREATE INDEX users_years ON users(years)",
+        ]
+    );
+}
+
+#[test]
+fn a_rename_that_would_change_a_kept_view_rebuilds() {
+    // The source keeps the view as it was (on `age`): SQLite's rename would
+    // rewrite it to `years`, which is not the source, so the run rebuilds.
+    let (ws, prod) = setup(
+        PROD,
+        &source(&[
+            "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, years INT);",
+            NOTES,
+            INDEX,
+            VIEW,
+            TRIGGER,
+        ]),
+    );
+    ws.file(
+        "recipe.rhai",
+        "rename_column(\"users\", \"age\", \"years\");\nimport \"std/default\";\n",
+    );
+    let before = sha256_file(&prod);
+    let out = run_migration(&ws, Some("recipe.rhai"), &["--yes"]);
+    assert_eq!(path_of(&out), "rebuild", "{}", stdout_of(&out));
+    assert!(
+        stdout_of(&out).contains(
+            "path: rebuild (view adults would be changed by the renames, and the source keeps it as it is)"
+        ),
+        "{}",
+        stdout_of(&out)
+    );
+    // The rebuild then finds the source's view broken and stops.
+    assert_code(&out, 2);
+    assert!(
+        stderr_of(&out).contains("view adults does not work on the new schema"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(sha256_file(&prod), before);
+}
+
+#[test]
+fn a_column_dropped_by_the_recipe_is_dropped_in_place_and_checked_by_checksums() {
+    let ws = in_place_equals_rebuild_with(
+        &source(&[
+            USERS,
+            "CREATE TABLE notes(id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id));",
+            INDEX,
+            VIEW,
+            TRIGGER,
+        ]),
+        Some("drop_column(\"notes\", \"body\");\nimport \"std/default\";\n"),
+        &[],
+    );
+    let report = json_of(&run_dir(&ws).join("report.json"));
+    assert!(report["pages_compared"].as_u64().unwrap() > 0, "{report}");
+    let tables = report["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 1, "{report}");
+    assert_eq!(tables[0]["table"], "notes");
+    assert_eq!(tables[0]["rows_found"], 2);
+    assert_eq!(
+        tables[0]["columns_checked"],
+        serde_json::json!(["id", "user_id"])
+    );
+    let plan = json_of(&run_dir(&ws).join("plan.json"));
+    assert!(
+        plan["path"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("DROP COLUMN rewrites the rows of notes"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn a_table_dropped_with_allow_destructive_is_dropped_in_place() {
+    in_place_equals_rebuild_with(
+        &source(&[USERS, VIEW, TRIGGER]),
+        None,
+        &["--allow-destructive"],
+    );
+}
+
+#[test]
+fn a_column_dropped_with_allow_destructive_is_dropped_in_place() {
+    in_place_equals_rebuild_with(
+        &source(&[
+            USERS,
+            "CREATE TABLE notes(id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id));",
+            INDEX,
+            VIEW,
+            TRIGGER,
+        ]),
+        None,
+        &["--allow-destructive"],
+    );
+}
+
+#[test]
+fn an_unapproved_drop_stops_the_run_as_the_rebuild_does() {
+    let src = source(&[
+        USERS,
+        "CREATE TABLE notes(id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id));",
+        INDEX,
+        VIEW,
+        TRIGGER,
+    ]);
+    let mut seen = Vec::new();
+    for extra in [&["--yes"][..], &["--yes", "--rebuild"][..]] {
+        let (ws, prod) = setup(PROD, &src);
+        let before = sha256_file(&prod);
+        let out = run_migration(&ws, None, extra);
+        assert_code(&out, 3);
+        assert!(
+            stderr_of(&out).contains("column notes.body is dropped: 2 non-NULL value(s) lost"),
+            "{}",
+            stderr_of(&out)
+        );
+        assert_eq!(path_of(&out), "none", "{}", stdout_of(&out));
+        assert_eq!(sha256_file(&prod), before);
+        let err = stderr_of(&out);
+        seen.push(err[err.find("this migration loses data").expect(&err)..].to_string());
+    }
+    assert_eq!(seen[0], seen[1]);
+}
+
+/// A workspace whose production has a column of each kind DROP COLUMN
+/// refuses, and the source without `column`, with `--allow-destructive`.
+fn drop_rebuilds(source_sql: &str, reason: &str) {
+    let (ws, _) = setup(
+        "CREATE TABLE k(code TEXT PRIMARY KEY, v INT);
+         CREATE TABLE p(id INTEGER PRIMARY KEY, b INT, c INT REFERENCES p(id), d INT);
+         CREATE INDEX p_b ON p(b);
+         INSERT INTO k VALUES ('x', 1);
+         INSERT INTO p VALUES (1, 2, 1, 4), (2, 3, 1, 5);",
+        source_sql,
+    );
+    let out = run_migration(&ws, None, &["--yes", "--allow-destructive"]);
+    assert_code(&out, 0);
+    assert_eq!(path_of(&out), "rebuild", "{}", stdout_of(&out));
+    assert!(stdout_of(&out).contains(reason), "{}", stdout_of(&out));
+    assert_sound(&ws);
+}
+
+#[test]
+fn dropping_a_primary_key_indexed_or_foreign_key_column_rebuilds() {
+    let p = "CREATE TABLE p(id INTEGER PRIMARY KEY, b INT, c INT REFERENCES p(id), d INT);";
+    let k = "CREATE TABLE k(code TEXT PRIMARY KEY, v INT);";
+    drop_rebuilds(
+        &format!("CREATE TABLE k(v INT); {p} CREATE INDEX p_b ON p(b);"),
+        "column k.code is part of the primary key",
+    );
+    drop_rebuilds(
+        &format!("{k} CREATE TABLE p(id INTEGER PRIMARY KEY, c INT REFERENCES p(id), d INT);"),
+        "column p.b is indexed",
+    );
+    drop_rebuilds(
+        &format!(
+            "{k} CREATE TABLE p(id INTEGER PRIMARY KEY, b INT, d INT); CREATE INDEX p_b ON p(b);"
+        ),
+        "column p.c is in a foreign key",
+    );
+    // The control: the plain column goes in place.
+    let (ws, _) = setup(
+        "CREATE TABLE p(id INTEGER PRIMARY KEY, b INT, d INT); INSERT INTO p VALUES (1, 2, 3);",
+        "CREATE TABLE p(id INTEGER PRIMARY KEY, b INT);",
+    );
+    let out = run_migration(&ws, None, &["--yes", "--allow-destructive"]);
+    assert_code(&out, 0);
+    assert_eq!(path_of(&out), "in place", "{}", stdout_of(&out));
+}
+
+#[test]
+fn the_review_and_the_plan_json_say_the_path_and_why() {
+    let added = source(&[
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, nick TEXT);",
+        NOTES,
+        INDEX,
+        VIEW,
+        TRIGGER,
+    ]);
+    let (ws, _) = setup(PROD, &added);
+    let plan = |format: &str| {
+        ws.cmd()
+            .args([
+                "plan",
+                "--source",
+                "schema.sql",
+                "--production",
+                "prod.sqlite3",
+            ])
+            .args(["--format", format])
+            .output()
+            .unwrap()
+    };
+    let text = plan("text");
+    assert_code(&text, 0);
+    assert!(
+        stdout_of(&text).contains("Path: in place (1 statement(s), no row rewritten)"),
+        "{}",
+        stdout_of(&text)
+    );
+    let json = plan("json");
+    assert_code(&json, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&json)).unwrap();
+    assert_eq!(v["plan"]["path"]["kind"], "in_place", "{v}");
+    assert_eq!(
+        v["plan"]["path"]["statements"],
+        serde_json::json!(["ALTER TABLE \"users\" ADD COLUMN nick TEXT"])
+    );
+
+    // The run's review says it before the approval, and --rebuild says why.
+    let out = run_migration(&ws, None, &["--yes", "--rebuild"]);
+    assert_code(&out, 0);
+    let stdout = stdout_of(&out);
+    let said = stdout.find("Path: rebuild (--rebuild)").expect(&stdout);
+    assert!(said < stdout.find("6/10").unwrap(), "{stdout}");
+    let plan = json_of(&run_dir(&ws).join("plan.json"));
+    assert_eq!(plan["path"]["kind"], "rebuild", "{plan}");
+    assert_eq!(plan["path"]["reason"], "--rebuild", "{plan}");
+
+    // A change that cannot go in place: the reason names it.
+    let (ws, _) = setup(
+        PROD,
+        &source(&[
+            "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age TEXT);",
+            NOTES,
+            INDEX,
+            VIEW,
+            TRIGGER,
+        ]),
+    );
+    let out = ws
+        .cmd()
+        .args([
+            "plan",
+            "--source",
+            "schema.sql",
+            "--production",
+            "prod.sqlite3",
+        ])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(v["plan"]["path"]["kind"], "rebuild", "{v}");
+    assert!(
+        v["plan"]["path"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("table users is not copied as it is"),
+        "{v}"
+    );
 }
