@@ -799,3 +799,31 @@ fn the_review_and_the_plan_json_say_the_path_and_why() {
         "{v}"
     );
 }
+
+#[test]
+fn data_loss_goes_in_place_only_after_approve() {
+    // A recipe that copies without calling `approve`: the loss was never
+    // accepted, so the run does not drop in place.
+    let (ws, _) = setup(
+        PROD,
+        &source(&[
+            USERS,
+            "CREATE TABLE notes(id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id));",
+            INDEX,
+            VIEW,
+            TRIGGER,
+        ]),
+    );
+    ws.file(
+        "recipe.rhai",
+        "backup();\nlet p = plan(snapshot(), source());\nlet db = copy(p);\n",
+    );
+    let out = run_migration(&ws, Some("recipe.rhai"), &["--yes"]);
+    assert_code(&out, 0);
+    assert!(
+        stdout_of(&out)
+            .contains("path: rebuild (the plan loses data that `approve` did not accept)"),
+        "{}",
+        stdout_of(&out)
+    );
+}

@@ -782,4 +782,201 @@ mod tests {
         let d = crate::diff::diff(&prod, &typed);
         assert!(decide(&prod, &typed, &d, &plan, &Mappings::default()).is_err());
     }
+
+    /// A database at `dir/name` made by `sql`.
+    fn db(dir: &Path, name: &str, sql: &str) -> std::path::PathBuf {
+        let p = dir.join(name);
+        Connection::open(&p).unwrap().execute_batch(sql).unwrap();
+        p
+    }
+
+    /// What `decide` says for production `prod_sql`, the source
+    /// `source_sql` and `maps`, with the plan it decided on.
+    fn decided(
+        prod_sql: &str,
+        source_sql: &str,
+        maps: &Mappings,
+    ) -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        Schema,
+        Plan,
+        std::result::Result<InPlace, String>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let snap = db(dir.path(), "snap.db", prod_sql);
+        let src = dir.path().join("source.sql");
+        std::fs::write(&src, source_sql).unwrap();
+        let source = Schema::load(&src).unwrap();
+        let (prod, d, plan) = crate::pipeline::plan::from_copy(&snap, &source, maps).unwrap();
+        let got = decide(&prod, &source, &d, &plan, maps);
+        (dir, snap, source, plan, got)
+    }
+
+    #[test]
+    fn decide_renames_a_table_then_its_column() {
+        let maps = Mappings {
+            table_renames: vec![("a".into(), "a2".into())],
+            column_renames: vec![("a2".into(), "y".into(), "w".into())],
+            ..Mappings::default()
+        };
+        let (_dir, _, _, _, got) = decided(
+            "CREATE TABLE a(x, y); CREATE TABLE b(z); CREATE VIEW vb AS SELECT z FROM b;
+             INSERT INTO a VALUES (1, 2);",
+            "CREATE TABLE a2(x, w); CREATE TABLE b(z); CREATE VIEW vb AS SELECT z FROM b;",
+            &maps,
+        );
+        let got = got.unwrap();
+        assert_eq!(
+            got.statements,
+            vec![
+                "ALTER TABLE \"a\" RENAME TO \"a2\"",
+                "ALTER TABLE \"a2\" RENAME COLUMN \"y\" TO \"w\"",
+            ]
+        );
+        assert_eq!(got.renamed, vec![("a".to_string(), "a2".to_string())]);
+        assert!(got.rewritten.is_empty());
+    }
+
+    #[test]
+    fn decide_refuses_a_rename_that_changes_a_kept_view() {
+        let maps = Mappings {
+            column_renames: vec![("a".into(), "y".into(), "w".into())],
+            ..Mappings::default()
+        };
+        let (_dir, _, _, _, got) = decided(
+            "CREATE TABLE a(x, y); CREATE VIEW va AS SELECT y FROM a;",
+            "CREATE TABLE a(x, w); CREATE VIEW va AS SELECT y FROM a;",
+            &maps,
+        );
+        let why = got.unwrap_err();
+        assert!(
+            why.contains("view va would be changed by the renames"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn decide_refuses_drop_column_where_sqlite_would() {
+        let maps = Mappings::default();
+        let prod = "CREATE TABLE p(id INTEGER PRIMARY KEY, b INT UNIQUE, c INT, d INT);
+                    CREATE INDEX p_c ON p(c);
+                    CREATE TABLE q(a, d); CREATE VIEW vq AS SELECT d FROM q;";
+        let kept_q = "CREATE TABLE q(a, d); CREATE VIEW vq AS SELECT d FROM q;";
+        for (source, reason) in [
+            (
+                format!(
+                    "CREATE TABLE p(id INTEGER PRIMARY KEY, c INT, d INT); CREATE INDEX p_c ON p(c); {kept_q}"
+                ),
+                "column p.b is UNIQUE",
+            ),
+            (
+                format!("CREATE TABLE p(id INTEGER PRIMARY KEY, b INT UNIQUE, d INT); {kept_q}"),
+                "column p.c is indexed",
+            ),
+            (
+                "CREATE TABLE p(id INTEGER PRIMARY KEY, b INT UNIQUE, c INT, d INT);
+                 CREATE INDEX p_c ON p(c);
+                 CREATE TABLE q(a); CREATE VIEW vq AS SELECT d FROM q;"
+                    .to_string(),
+                "SQLite refuses ALTER TABLE \"q\" DROP COLUMN \"d\"",
+            ),
+        ] {
+            let (_dir, _, _, _, got) = decided(prod, &source, &maps);
+            let why = got.unwrap_err();
+            assert!(why.contains(reason), "{reason}: {why}");
+        }
+        // The control: a plain column is dropped in place.
+        let (_dir, _, _, _, got) = decided(
+            prod,
+            &format!(
+                "CREATE TABLE p(id INTEGER PRIMARY KEY, b INT UNIQUE, c INT); CREATE INDEX p_c ON p(c); {kept_q}"
+            ),
+            &maps,
+        );
+        assert_eq!(
+            got.unwrap().statements,
+            vec!["ALTER TABLE \"p\" DROP COLUMN \"d\""]
+        );
+    }
+
+    #[test]
+    fn a_planted_value_in_a_table_drop_column_rewrote_fails_its_checksums() {
+        let maps = Mappings {
+            drop_columns: vec![("t".into(), "gone".into())],
+            ..Mappings::default()
+        };
+        let (dir, snap, source, plan, got) = decided(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, gone TEXT);
+             CREATE TABLE u(id INTEGER PRIMARY KEY, w TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO t SELECT i, printf('value %d', i), 'x' FROM n;
+             INSERT INTO u VALUES (1, 'kept');",
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+             CREATE TABLE u(id INTEGER PRIMARY KEY, w TEXT);",
+            &maps,
+        );
+        let fast = got.unwrap();
+        assert_eq!(
+            fast.statements,
+            vec!["ALTER TABLE \"t\" DROP COLUMN \"gone\""]
+        );
+        assert_eq!(fast.rewritten, vec!["t".to_string()]);
+        let reh = dir.path().join("reh.db");
+        rehearse(&snap, &reh, &fast.statements).unwrap();
+        let report = validate(&snap, &reh, &source, &plan, &fast).unwrap();
+        assert!(report.ok, "{:?}", report.problems);
+        assert_eq!(report.tables.len(), 1);
+        assert_eq!(report.tables[0].rows_found, 2000);
+        assert!(report.tables[0].columns_checked.contains(&"v".to_string()));
+        // u is still proven by its pages.
+        assert!(report.pages_compared.unwrap() >= 1);
+
+        Connection::open(&reh)
+            .unwrap()
+            .execute("UPDATE t SET v = 'planted' WHERE id = 1000", [])
+            .unwrap();
+        let report = validate(&snap, &reh, &source, &plan, &fast).unwrap();
+        assert!(!report.ok);
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("table t: values differ from the snapshot in column(s) v")),
+            "{:?}",
+            report.problems
+        );
+    }
+
+    #[test]
+    fn a_renamed_table_is_proven_by_its_pages_under_its_new_name() {
+        let maps = Mappings {
+            table_renames: vec![("t".into(), "t2".into())],
+            ..Mappings::default()
+        };
+        let (dir, snap, source, plan, got) = decided(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO t SELECT i, printf('value %d', i) FROM n;",
+            "CREATE TABLE t2(id INTEGER PRIMARY KEY, v TEXT);",
+            &maps,
+        );
+        let fast = got.unwrap();
+        let reh = dir.path().join("reh.db");
+        rehearse(&snap, &reh, &fast.statements).unwrap();
+        let report = validate(&snap, &reh, &source, &plan, &fast).unwrap();
+        assert!(report.ok, "{:?}", report.problems);
+        assert!(report.pages_compared.unwrap() > 5);
+        assert!(report.tables.is_empty());
+        Connection::open(&reh)
+            .unwrap()
+            .execute("UPDATE t2 SET v = 'planted' WHERE id = 1000", [])
+            .unwrap();
+        let report = validate(&snap, &reh, &source, &plan, &fast).unwrap();
+        assert!(
+            report.problems.iter().any(|p| p.contains("table t:")),
+            "{:?}",
+            report.problems
+        );
+    }
 }
