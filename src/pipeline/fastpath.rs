@@ -1,18 +1,35 @@
-//! The in-place path: a migration whose every change SQLite makes without
-//! rewriting a row (a new table, a new or dropped index, view or trigger, an
-//! `ALTER TABLE … ADD COLUMN` SQLite accepts) is applied to production as
-//! those statements, so its cost follows the change, not the database.
+//! The in-place path: a migration whose every change SQLite makes with
+//! `ALTER TABLE` or without touching a table (a new table, a new or dropped
+//! index, view or trigger, an `ALTER TABLE … ADD COLUMN` SQLite accepts, a
+//! table or column renamed by the plan, an approved dropped table or
+//! column) is applied to production as those statements, so its cost
+//! follows the change, not the database.
 //!
-//! * [`decide`] (pure) turns the schema diff and the plan into the
-//!   statements, in an order that works, or says why the run rebuilds.
-//!   Anything else, any recipe mapping, and any doubt rebuild.
+//! * [`decide`] (no I/O but an empty in-memory database) turns the schema
+//!   diff and the plan into the statements, in an order that works, or says
+//!   why the run rebuilds. Renames and drops come from the plan
+//!   ([`crate::pipeline::alter`]) and are tried first on an empty copy of
+//!   production's schema: SQLite rewrites the references in views,
+//!   triggers, indexes and foreign keys itself, and a view, trigger or
+//!   index the source keeps as it is must come out unchanged; the whole
+//!   list, tried the same way, must give the source's schema. `DROP
+//!   COLUMN` only where SQLite's own restrictions allow (not primary key,
+//!   UNIQUE, indexed, in a foreign key, in a view, trigger, generated
+//!   column or CHECK). Recipe expressions and fills, conversions, anything
+//!   else, and any doubt rebuild. [`crate::pipeline::path`] makes the
+//!   decision when the plan is reviewed; a loss of data goes in place only
+//!   once `approve` accepted it, exactly as the rebuild requires.
 //! * [`rehearse`] applies them to a copy of the snapshot in the run
 //!   directory; [`validate`] proves that copy right: schema equal to the
 //!   source, `quick_check` plus every index verified, no new foreign-key
-//!   violation, new tables empty, and every kept row unchanged. The last
-//!   is proven page by page: those statements never touch a table's
-//!   b-tree, so each table of the snapshot must own the very same pages
-//!   (`dbstat`) with the very same bytes in the rehearsal.
+//!   violation (tables under their new names), new tables empty, and every
+//!   kept row unchanged. For a table the statements do not rewrite (kept,
+//!   renamed, with columns renamed or added) that is proven page by page:
+//!   it must own the very same pages (`dbstat`, under its new name) with
+//!   the very same bytes in the rehearsal. A table whose rows `DROP
+//!   COLUMN` rewrote is checked as the rebuild checks it: row count and the
+//!   checksum of every kept column against the snapshot
+//!   ([`crate::pipeline::validate::compare_rows`]).
 //! * The deploy runs the same statements on production in one transaction
 //!   under the write lock (`crate::target::live::Swappable::apply_in_place`).
 
