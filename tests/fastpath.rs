@@ -599,6 +599,11 @@ fn a_column_dropped_by_the_recipe_is_dropped_in_place_and_checked_by_checksums()
         Some("drop_column(\"notes\", \"body\");\nimport \"std/default\";\n"),
         &[],
     );
+    let log = std::fs::read_to_string(run_dir(&ws).join("log.txt")).unwrap();
+    assert!(
+        log.contains("rewritten: 1 table(s), 2 row(s), 2 column checksum(s)"),
+        "{log}"
+    );
     let report = json_of(&run_dir(&ws).join("report.json"));
     assert!(report["pages_compared"].as_u64().unwrap() > 0, "{report}");
     let tables = report["tables"].as_array().unwrap();

@@ -61,19 +61,26 @@ impl Report {
     /// A readable summary.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        let values: usize = self.tables.iter().map(|t| t.columns_checked.len()).sum();
+        let rows: i64 = self.tables.iter().map(|t| t.rows_found).sum();
+        let sums = format!(
+            "{} table(s), {rows} row(s), {values} column checksum(s)",
+            self.tables.len()
+        );
         let kept = match self.pages_compared {
-            // In place: kept rows are proved by their pages, not hashed.
+            // In place: kept rows are proved by their pages, not hashed;
+            // only the tables DROP COLUMN rewrote are.
             Some(pages) => {
-                format!("{pages} table page(s) identical to the snapshot's (kept rows unchanged)")
+                let pages = format!(
+                    "{pages} table page(s) identical to the snapshot's (kept rows unchanged)"
+                );
+                if self.tables.is_empty() {
+                    pages
+                } else {
+                    format!("{pages}, rewritten: {sums}")
+                }
             }
-            None => {
-                let values: usize = self.tables.iter().map(|t| t.columns_checked.len()).sum();
-                let rows: i64 = self.tables.iter().map(|t| t.rows_found).sum();
-                format!(
-                    "{} table(s), {rows} row(s), {values} column checksum(s)",
-                    self.tables.len()
-                )
-            }
+            None => sums,
         };
         out.push_str(&format!(
             "Validation {}: {kept}, integrity {} (quick_check + {} index(es) verified), foreign keys {}, schema {} ({:.1}s)\n",
