@@ -832,3 +832,45 @@ fn data_loss_goes_in_place_only_after_approve() {
         stdout_of(&out)
     );
 }
+
+#[test]
+fn a_rename_accepted_at_the_terminal_goes_in_place() {
+    use crate::support::tty::Tty;
+    let (ws, prod) = setup(
+        "CREATE TABLE practice(id INTEGER PRIMARY KEY, played INT);
+         INSERT INTO practice VALUES (1, 3), (2, NULL);",
+        "CREATE TABLE practice(id INTEGER PRIMARY KEY, practiced INT);",
+    );
+    let inode = std::fs::metadata(&prod).unwrap().ino();
+    let bin = assert_cmd::cargo::cargo_bin("sqlmorph");
+    let tty = Tty::start(
+        ws.dir.path(),
+        &format!(
+            "NO_COLOR=1 {} run --source schema.sql --production prod.sqlite3",
+            bin.display()
+        ),
+    );
+    tty.wait_for("renamed to practiced?");
+    tty.line("y");
+    // The review, before the approval, says the path the answer opened.
+    let screen = tty.wait_for("Build the migrated database? [y/N]");
+    assert!(
+        screen.contains("Path: in place (1 statement(s), no row rewritten)"),
+        "{screen}"
+    );
+    tty.line("y");
+    tty.wait_for("Type 'yes' to go on:");
+    tty.line("yes");
+    let screen = tty.wait_for("EXIT=");
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(screen.contains("path: in place"), "{screen}");
+    assert_eq!(std::fs::metadata(&prod).unwrap().ino(), inode);
+    assert_eq!(
+        column(
+            &prod,
+            "SELECT id || ':' || ifnull(practiced, 'NULL') FROM practice ORDER BY id"
+        ),
+        vec!["1:3", "2:NULL"]
+    );
+    assert_sound(&ws);
+}
