@@ -79,7 +79,7 @@ pub fn alters(prod: &Schema, plan: &Plan) -> Verdict<Alters> {
     }
     out.renames.extend(column_renames);
     for dt in &plan.dropped_tables {
-        drop_table(prod, plan, &dt.table, &mut out)?;
+        drop_table(prod, &dt.table, &mut out)?;
     }
     Ok(out)
 }
@@ -172,9 +172,10 @@ fn drop_columns(prod: &Schema, tp: &TablePlan, origin: &Table, out: &mut Alters)
     Ok(())
 }
 
-/// `DROP TABLE` of a table the source no longer has, unless another kept
-/// table references it.
-fn drop_table(prod: &Schema, plan: &Plan, name: &str, out: &mut Alters) -> Verdict<()> {
+/// `DROP TABLE` of a table the source no longer has, unless another table
+/// references it (with foreign keys enforced, `DROP TABLE` deletes its rows
+/// first, which would check or cascade into the tables referencing it).
+fn drop_table(prod: &Schema, name: &str, out: &mut Alters) -> Verdict<()> {
     let t = prod
         .table(name)
         .ok_or_else(|| format!("table {} not found", display_ident(name)))?;
@@ -185,20 +186,15 @@ fn drop_table(prod: &Schema, plan: &Plan, name: &str, out: &mut Alters) -> Verdi
             display_ident(name)
         ));
     }
-    let dropped = |n: &str| {
-        plan.dropped_tables
-            .iter()
-            .any(|d| d.table.eq_ignore_ascii_case(n))
-    };
     let referenced = prod.tables.iter().any(|o| {
-        !dropped(&o.name)
+        !o.name.eq_ignore_ascii_case(name)
             && o.foreign_keys
                 .iter()
                 .any(|f| f.ref_table.eq_ignore_ascii_case(name))
     });
     if referenced {
         return Err(format!(
-            "table {} is referenced by a foreign key of a kept table",
+            "table {} is referenced by a foreign key of another table",
             display_ident(name)
         ));
     }

@@ -996,4 +996,63 @@ mod tests {
             report.problems
         );
     }
+
+    #[test]
+    fn an_old_orphan_in_a_renamed_table_is_not_a_new_violation() {
+        let maps = Mappings {
+            table_renames: vec![("c".into(), "c2".into())],
+            ..Mappings::default()
+        };
+        let (dir, snap, source, plan, got) = decided(
+            "PRAGMA foreign_keys = OFF;
+             CREATE TABLE p(id INTEGER PRIMARY KEY);
+             CREATE TABLE c(id INTEGER PRIMARY KEY, p INT REFERENCES p(id));
+             INSERT INTO c VALUES (1, 9);",
+            "CREATE TABLE p(id INTEGER PRIMARY KEY);
+             CREATE TABLE c2(id INTEGER PRIMARY KEY, p INT REFERENCES p(id));",
+            &maps,
+        );
+        let fast = got.unwrap();
+        let reh = dir.path().join("reh.db");
+        rehearse(&snap, &reh, &fast.statements).unwrap();
+        let report = validate(&snap, &reh, &source, &plan, &fast).unwrap();
+        assert!(report.ok, "{:?}", report.problems);
+        // Without the names mapped, the old orphan would look new.
+        let unmapped = InPlace {
+            renamed: Vec::new(),
+            ..fast
+        };
+        let report = validate(&snap, &reh, &source, &plan, &unmapped).unwrap();
+        assert_eq!(report.new_foreign_key_violations.len(), 1);
+    }
+
+    #[test]
+    fn decide_drops_a_child_table_but_not_a_referenced_one() {
+        let prod = "CREATE TABLE p(id INTEGER PRIMARY KEY);
+                    CREATE TABLE c(id INTEGER PRIMARY KEY, p INT REFERENCES p(id));
+                    CREATE TABLE lone(a);";
+        let maps = Mappings::default();
+        let (_dir, _, _, _, got) = decided(prod, "CREATE TABLE p(id INTEGER PRIMARY KEY);", &maps);
+        assert_eq!(
+            got.unwrap().statements,
+            vec!["DROP TABLE \"c\"", "DROP TABLE \"lone\""]
+        );
+        let (_dir, _, _, _, got) = decided(
+            prod,
+            "CREATE TABLE c(id INTEGER PRIMARY KEY, p INT REFERENCES p(id)); CREATE TABLE lone(a);",
+            &maps,
+        );
+        let why = got.unwrap_err();
+        assert!(
+            why.contains("table p is referenced by a foreign key of another table"),
+            "{why}"
+        );
+        let (_dir, _, _, _, got) = decided(
+            prod,
+            "CREATE TABLE p(id INTEGER PRIMARY KEY);
+             CREATE TABLE c(id INTEGER PRIMARY KEY, p INT REFERENCES p(id));",
+            &maps,
+        );
+        assert_eq!(got.unwrap().statements, vec!["DROP TABLE \"lone\""]);
+    }
 }
