@@ -5,7 +5,8 @@
 //!
 //! Production is read by `backup`, `snapshot` and `production_schema`, and
 //! written only by `deploy`, through the compare-and-swap in `deploy`.
-//! When every change can be made in place (`super::fastpath`), `copy`
+//! When every change can be made in place (`super::fastpath`; decided by
+//! `plan`, shown by `review`, decided again by `copy`), `copy`
 //! makes a rehearsal instead of a rebuilt file, `validate` proves it page by
 //! page, and `deploy` runs the statements in production under the same
 //! compare-and-swap; a recipe that opens the rehearsal before `validate`
