@@ -125,7 +125,7 @@ impl Workspace {
 pub mod tty;
 
 pub mod paths;
-pub use paths::{both_ways, path_taken, run_both_ways};
+pub use paths::{both_ways, run_both_ways};
 
 /// A workspace with `prod.sqlite3` built from `prod_sql` and `schema.sql`.
 pub fn setup(prod_sql: &str, source_sql: &str) -> (Workspace, PathBuf) {

@@ -215,7 +215,10 @@ fn render(v: ValueRef<'_>) -> String {
         ValueRef::Text(t) if t.len() > 256 => {
             format!("text {} bytes {}", t.len(), hex::encode(Sha256::digest(t)))
         }
-        ValueRef::Text(t) => format!("text x'{}'", hex::encode(t)),
+        ValueRef::Text(t) => match std::str::from_utf8(t) {
+            Ok(s) if !s.contains('\0') => format!("text {s:?}"),
+            _ => format!("text x'{}'", hex::encode(t)),
+        },
         ValueRef::Blob(b) if b.len() > 256 => {
             format!("blob {} bytes {}", b.len(), hex::encode(Sha256::digest(b)))
         }
