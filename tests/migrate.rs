@@ -510,6 +510,29 @@ fn validation_catches_an_index_that_does_not_match_its_table() {
 }
 
 #[test]
+fn a_view_that_does_not_work_on_the_new_schema_stops_the_run_both_ways() {
+    // SQLite creates a view without resolving its columns: the run must
+    // query it before production gets it, in place as in the rebuild.
+    let (ws, prod) = setup(
+        USERS,
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT);
+         CREATE VIEW adults AS SELECT id, nmae FROM users WHERE age >= 18;",
+    );
+    let before = sha256_file(&prod);
+    let both = run_both_ways(&ws, None, &["--yes"]);
+    for out in both.outputs() {
+        assert_code(out, 2);
+        assert!(
+            stderr_of(out).contains("view adults does not work on the new schema")
+                && stderr_of(out).contains("no such column: nmae"),
+            "{}",
+            stderr_of(out)
+        );
+    }
+    assert_eq!(sha256_file(&prod), before);
+}
+
+#[test]
 fn dry_run_writes_nothing_outside_the_run_directory() {
     let (ws, prod) = setup(
         USERS,

@@ -440,6 +440,20 @@ fn restore_sequences(conn: &Connection, plan: &Plan, source: &Schema) -> Result<
     Ok(())
 }
 
+/// Every view of the source can be queried in `conn`'s main database:
+/// SQLite creates a view without resolving its names, so one that names a
+/// missing table or column would reach production and fail there.
+pub fn check_views(conn: &Connection, source: &Schema) -> Result<()> {
+    for v in &source.views {
+        conn.prepare(&format!(
+            "SELECT * FROM main.{} LIMIT 0",
+            quote_ident(&v.name)
+        ))
+        .with_context(|| format!("view {} does not work on the new schema", v.name))?;
+    }
+    Ok(())
+}
+
 /// Creates indexes, views and triggers (after the data), then sets the
 /// header values from the source. A UNIQUE index that the data violates is
 /// refused with the duplicate keys.
@@ -477,13 +491,7 @@ pub fn finish_schema(conn: &Connection, source: &Schema, settings: FileSettings)
     // The data is in: the VACUUM below would reload the snapshot's schema
     // without the care `attach_snapshot` takes.
     conn.execute_batch(&format!("DETACH DATABASE {}", quote_ident(SNAPSHOT_SCHEMA)))?;
-    for v in &source.views {
-        conn.prepare(&format!(
-            "SELECT * FROM main.{} LIMIT 0",
-            quote_ident(&v.name)
-        ))
-        .with_context(|| format!("view {} does not work on the new schema", v.name))?;
-    }
+    check_views(conn, source)?;
     // The build leaves no free pages behind (a rebuilt index or a replaced
     // shadow table could); a fresh file should be as compact as a VACUUM.
     let free: i64 = conn.query_row("PRAGMA main.freelist_count", [], |r| r.get(0))?;
