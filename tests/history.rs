@@ -555,7 +555,11 @@ fn replay(versioned: bool) {
         }
         assert_eq!(
             column(&prod, "PRAGMA user_version"),
-            vec![if versioned { version.to_string() } else { "0".into() }]
+            vec![if versioned {
+                version.to_string()
+            } else {
+                "0".into()
+            }]
         );
         assert_sound(&ws);
         check_version(&prod, version);

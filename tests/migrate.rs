@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::Output;
 
 use crate::support::{
-    Workspace, assert_code, assert_sound, both_ways, column, content, run_both_ways,
-    run_migration, setup, sha256_file, stderr_of, stdout_of,
+    Workspace, assert_code, assert_sound, both_ways, column, content, run_both_ways, run_migration,
+    setup, sha256_file, stderr_of, stdout_of,
 };
 
 fn run(ws: &Workspace, extra: &[&str]) -> Output {
