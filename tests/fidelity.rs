@@ -1332,6 +1332,26 @@ fn user_version_and_application_id_come_from_the_source() {
 }
 
 #[test]
+fn a_utf16_database_keeps_its_encoding_and_text_both_ways() {
+    // SQLite attaches only a database of the main one's encoding: the
+    // rebuilt file must take production's before the snapshot is attached.
+    let (ws, prod) = setup(
+        "PRAGMA encoding = 'UTF-16le';
+         CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, k TEXT COLLATE NOCASE UNIQUE);
+         INSERT INTO t VALUES (1, 'crème brûlée', 'Å'), (2, '東京', 'b'), (3, '', NULL);
+         CREATE INDEX t_v ON t(v);",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, k TEXT COLLATE NOCASE UNIQUE, w TEXT);
+         CREATE INDEX t_v ON t(v);",
+    );
+    let sql = "SELECT id, v, k, hex(v) FROM t ORDER BY id";
+    let before = dump(&prod, sql);
+    migrate_both(&ws);
+    assert_eq!(column(&prod, "PRAGMA encoding"), vec!["UTF-16le"]);
+    assert_eq!(dump(&prod, sql), before);
+    assert_sound(&ws);
+}
+
+#[test]
 fn page_size_and_auto_vacuum_are_kept_from_production() {
     let (ws, prod) = setup(
         "PRAGMA page_size = 8192; PRAGMA auto_vacuum = INCREMENTAL;

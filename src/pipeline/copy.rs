@@ -92,6 +92,11 @@ pub fn open_scratch(out: &Path, snapshot: &Path) -> Result<Connection> {
     conn.execute_batch(
         "PRAGMA foreign_keys = OFF; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA threads = 2;",
     )?;
+    // SQLite attaches only a database with the main one's text encoding: a
+    // new file takes the snapshot's (an existing file keeps its own).
+    let encoding: String =
+        crate::db::open_readonly(snapshot)?.query_row("PRAGMA encoding", [], |r| r.get(0))?;
+    conn.execute_batch(&format!("PRAGMA main.encoding = '{encoding}'"))?;
     attach_snapshot(&conn, &readonly_uri(snapshot))
         .with_context(|| format!("attaching the snapshot {}", snapshot.display()))?;
     Ok(conn)
