@@ -4,7 +4,9 @@
 //! added or dropped in the same table, the table renamed by a recipe, an
 //! unrelated table changed), runs the real binary non-interactively, and
 //! checks the data, the schema (`diff` of the result against the source is
-//! empty), `integrity_check` and `foreign_key_check`.
+//! empty), `integrity_check` and `foreign_key_check`. A change the in-place
+//! path takes runs both ways (`migrate_both`): in place, and with
+//! `--rebuild` on a twin, which must end with an equal database.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -14,8 +16,8 @@ use rusqlite::types::ValueRef;
 use sha2::{Digest, Sha256};
 
 use crate::support::{
-    Workspace, assert_code, assert_sound, column, run_migration as run, setup, sha256_file,
-    stderr_of, stdout_of,
+    Workspace, assert_code, assert_sound, column, run_both_ways, run_migration as run, setup,
+    sha256_file, stderr_of, stdout_of,
 };
 
 /// Runs the stock migration with `--yes` and asserts it deployed.
@@ -28,6 +30,20 @@ fn migrate(ws: &Workspace) -> Output {
         stdout_of(&out)
     );
     out
+}
+
+/// Runs the stock migration with `--yes` both ways — in place in `ws`,
+/// and with `--rebuild` in a twin of it — asserts both deployed equal
+/// databases, and returns the in-place run's output. For a change the
+/// in-place path takes: the rebuild's copy is what the feature must
+/// survive, the in-place statements what it must survive too.
+fn migrate_both(ws: &Workspace) -> Output {
+    let both = run_both_ways(ws, None, &["--yes"]);
+    for out in both.outputs() {
+        assert_code(out, 0);
+        assert!(stdout_of(out).contains("deployed to"), "{}", stdout_of(out));
+    }
+    both.in_place
 }
 
 /// Runs a recipe that declares `lines` and then the stock workflow.
@@ -154,7 +170,7 @@ fn views_and_triggers_that_name_main_explicitly_migrate_verbatim() {
              {objects}"
         ),
     );
-    migrate(&ws);
+    migrate_both(&ws);
     assert_eq!(
         stored_sql(&prod, "view"),
         vec!["adults: CREATE VIEW adults AS SELECT id, name FROM main.users WHERE age >= 18"]
@@ -203,7 +219,7 @@ fn triggers_before_after_instead_of_are_kept_and_never_fire_during_the_copy() {
              {TRIGGERS}"
         ),
     );
-    migrate(&ws);
+    migrate_both(&ws);
     assert_eq!(
         dump(&prod, "SELECT * FROM items ORDER BY id"),
         vec![
@@ -286,7 +302,7 @@ fn indexes_unique_partial_expression_desc_and_collate_survive() {
         "expected.sqlite3",
         &std::fs::read_to_string(ws.path("schema.sql")).unwrap(),
     );
-    migrate(&ws);
+    migrate_both(&ws);
     assert_eq!(stored_sql(&prod, "index"), stored_sql(&expected, "index"));
     assert_eq!(
         dump(
@@ -375,7 +391,7 @@ fn foreign_keys_composite_deferred_cascade_set_null_and_self_reference() {
         // Both parents are rebuilt (a column each); orders and notes are not.
         &body(", email TEXT", ", population INT"),
     );
-    migrate(&ws);
+    migrate_both(&ws);
     assert_eq!(
         column(
             &prod,
@@ -512,7 +528,7 @@ fn rowid_tables_without_integer_primary_key_keep_their_rowids() {
          CREATE TABLE pairs(id INT PRIMARY KEY, v TEXT, w TEXT);
          CREATE TABLE ranked(id INTEGER PRIMARY KEY DESC, v TEXT, w TEXT);",
     );
-    migrate(&ws);
+    migrate_both(&ws);
     assert_eq!(
         column(&prod, "SELECT rowid || ':' || msg FROM log ORDER BY rowid"),
         vec!["5:boot", "17:warn", "9000000000:late"]
@@ -570,7 +586,7 @@ fn strict_tables_keep_every_value_and_its_type() {
         before[1],
         "int 2 | text \"s1\" | real 2.5e0 (4004000000000000) | NULL | text \"1\" | text \"text\""
     );
-    migrate(&ws);
+    migrate_both(&ws);
     assert_eq!(
         dump(
             &prod,
@@ -664,7 +680,7 @@ fn column_collations_nocase_and_rtrim_keep_values_and_behaviour() {
          INSERT INTO tags VALUES (1, 'Rust', 'ab  '), (2, 'sqlite', 'cd'), (3, 'Zig', 'x ');",
         "CREATE TABLE tags(id INTEGER PRIMARY KEY, name TEXT COLLATE NOCASE UNIQUE, code TEXT COLLATE RTRIM, color TEXT);",
     );
-    migrate(&ws);
+    migrate_both(&ws);
     assert_eq!(
         dump(&prod, "SELECT id, name, code FROM tags ORDER BY id"),
         vec![
@@ -994,7 +1010,7 @@ fn identifiers_with_spaces_quotes_brackets_keywords_and_unicode() {
         &prod,
         "SELECT \"item id\", \"unit \"\"price\"\"\", qty, \"select\", \"naïve café\", \"日本\", \"table\" FROM \"order items\" ORDER BY 1",
     );
-    migrate(&ws);
+    migrate_both(&ws);
     assert_eq!(
         dump(
             &prod,
@@ -1092,7 +1108,7 @@ fn values_nulls_empty_strings_integer_bounds_and_real_extremes() {
     );
     assert!(before[0].contains("int -9223372036854775808"));
     assert!(before[4].contains("real inf"), "{}", before[4]);
-    migrate(&ws);
+    migrate_both(&ws);
     assert_eq!(dump(&prod, sql), before);
     assert_eq!(
         column(&prod, "SELECT count(*) FROM v WHERE t IS NULL"),
@@ -1123,7 +1139,7 @@ fn values_text_with_nul_bytes_and_invalid_utf8_survive_byte_for_byte() {
         before[0],
         "int 1 | text \"text\" | text \"61006200\" | text \"text\" | text \"FF\" | int 4"
     );
-    migrate(&ws);
+    migrate_both(&ws);
     assert_eq!(dump(&prod, sql), before);
     assert_eq!(
         dump(&prod, "SELECT t, k FROM raw ORDER BY id"),
@@ -1165,7 +1181,7 @@ fn values_a_50_mb_blob_survives() {
         "{}",
         before[0]
     );
-    migrate(&ws);
+    migrate_both(&ws);
     assert_eq!(dump(&prod, sql), before);
     assert_sound(&ws);
 }
@@ -1314,6 +1330,26 @@ fn user_version_and_application_id_come_from_the_source() {
     migrate(&ws);
     assert_eq!(column(&prod, "PRAGMA user_version"), vec!["9"]);
     assert_eq!(column(&prod, "PRAGMA application_id"), vec!["1235"]);
+    assert_sound(&ws);
+}
+
+#[test]
+fn a_utf16_database_keeps_its_encoding_and_text_both_ways() {
+    // SQLite attaches only a database of the main one's encoding: the
+    // rebuilt file must take production's before the snapshot is attached.
+    let (ws, prod) = setup(
+        "PRAGMA encoding = 'UTF-16le';
+         CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, k TEXT COLLATE NOCASE UNIQUE);
+         INSERT INTO t VALUES (1, 'crème brûlée', 'Å'), (2, '東京', 'b'), (3, '', NULL);
+         CREATE INDEX t_v ON t(v);",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, k TEXT COLLATE NOCASE UNIQUE, w TEXT);
+         CREATE INDEX t_v ON t(v);",
+    );
+    let sql = "SELECT id, v, k, hex(v) FROM t ORDER BY id";
+    let before = dump(&prod, sql);
+    migrate_both(&ws);
+    assert_eq!(column(&prod, "PRAGMA encoding"), vec!["UTF-16le"]);
+    assert_eq!(dump(&prod, sql), before);
     assert_sound(&ws);
 }
 

@@ -4,7 +4,9 @@
 //! changed), with the application writing between versions. After every
 //! step, every value of every kept column of every kept table is compared
 //! with what production held before the step (renames followed), and the
-//! result must match the source exactly and pass SQLite's checks.
+//! result must match the source exactly and pass SQLite's checks. The
+//! same history without `user_version` runs the steps the in-place path
+//! takes both ways (in place, and with `--rebuild` on a twin).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,7 +15,7 @@ use rusqlite::Connection;
 
 use crate::fidelity::dump;
 use crate::support::{Workspace, column, stdout_of};
-use crate::support::{assert_code, assert_sound, run_migration as run};
+use crate::support::{assert_code, assert_sound, run_both_ways, run_migration as run};
 
 /// One version of the application's schema and how to get there.
 struct Version {
@@ -30,6 +32,9 @@ struct Version {
     changed: &'static [(&'static str, &'static str)],
     /// What the application does once this version is live.
     app: &'static str,
+    /// Every change of this step is one the in-place path makes (the
+    /// `user_version` bump aside).
+    in_place: bool,
 }
 
 const V1: &str = "
@@ -66,6 +71,7 @@ PRAGMA user_version = 2;",
         changed: &[],
         app: "INSERT INTO tasks(user_id, title, due) VALUES (1, 'file taxes', '2026-04-30');
               UPDATE tasks SET due = '2026-02-01' WHERE id = 1;",
+        in_place: true,
     },
     // v3: a new table referenced by a new column, and a view.
     Version {
@@ -88,6 +94,7 @@ PRAGMA user_version = 3;",
         app: "INSERT INTO projects VALUES (1, 'home'), (2, 'work');
               UPDATE tasks SET project_id = 2 WHERE id IN (1, 7);
               UPDATE tasks SET project_id = 1 WHERE id IN (3, 6);",
+        in_place: true,
     },
     // v4: a column renamed by recipe; the view follows.
     Version {
@@ -108,6 +115,7 @@ PRAGMA user_version = 4;",
         dropped_tables: &[],
         changed: &[],
         app: "UPDATE tasks SET completed = 1 WHERE id = 3;",
+        in_place: false,
     },
     // v5: a table renamed by recipe; the foreign key and a new view follow.
     Version {
@@ -131,6 +139,7 @@ PRAGMA user_version = 5;",
         changed: &[],
         app: "INSERT INTO accounts(id, name, email) VALUES (4, 'Dee', 'dee@example.org');
               INSERT INTO tasks(user_id, title, due) VALUES (4, 'plan the trip', '2026-06-01');",
+        in_place: false,
     },
     // v6: two tables (one WITHOUT ROWID), an index replaced by another.
     Version {
@@ -157,6 +166,7 @@ PRAGMA user_version = 6;",
         changed: &[],
         app: "INSERT INTO tags VALUES (1, 'Urgent'), (2, 'errand');
               INSERT INTO task_tags VALUES (1, 1), (3, 2), (6, 2), (8, 1);",
+        in_place: true,
     },
     // v7: a NOT NULL column with a default, an audit table and a trigger.
     Version {
@@ -188,6 +198,7 @@ PRAGMA user_version = 7;",
         changed: &[],
         app: "UPDATE tasks SET completed = 1 WHERE id = 6;
               UPDATE tasks SET priority = 2 WHERE id IN (1, 8);",
+        in_place: true,
     },
     // v8: a table dropped by recipe; a view rewritten.
     Version {
@@ -217,6 +228,7 @@ PRAGMA user_version = 8;",
         dropped_tables: &["sessions"],
         changed: &[],
         app: "INSERT INTO tasks(user_id, title, priority) VALUES (3, 'return the book', 1);",
+        in_place: false,
     },
     // v9: a collation change and a partial UNIQUE index on it.
     Version {
@@ -247,6 +259,7 @@ PRAGMA user_version = 9;",
         dropped_tables: &[],
         changed: &[],
         app: "INSERT INTO accounts(id, name, email) VALUES (5, 'Eve', NULL);",
+        in_place: false,
     },
     // v10: full-text search over tasks (external content, kept in sync by
     // triggers).
@@ -290,6 +303,7 @@ PRAGMA user_version = 10;",
         changed: &[],
         app: "INSERT INTO tasks(user_id, title, due) VALUES (5, 'book the plumber again', '2026-05-05');
               UPDATE tasks SET title = 'write the annual report' WHERE id = 1;",
+        in_place: false,
     },
     // v11: a column dropped by recipe, a generated column added.
     Version {
@@ -332,6 +346,7 @@ PRAGMA user_version = 11;",
         dropped_tables: &[],
         changed: &[("accounts", "legacy_flag")],
         app: "DELETE FROM tasks WHERE id = 4;",
+        in_place: false,
     },
     // v12: a TEXT date becomes an INTEGER epoch under a new name (map_column),
     // and the index and view over it follow.
@@ -376,6 +391,7 @@ drop_column("tasks", "due");"#,
         dropped_tables: &[],
         changed: &[("tasks", "due")],
         app: "INSERT INTO tasks(user_id, title, due_at) VALUES (1, 'renew passport', 1790000000);",
+        in_place: false,
     },
 ];
 
@@ -431,8 +447,37 @@ fn rows(db: &Path, table: &str, cols: &[String], rowid: bool) -> Vec<String> {
 
 #[test]
 fn twelve_schema_versions_of_one_app_lose_no_kept_value() {
+    replay(true);
+}
+
+/// The same history without `user_version` (a change of it alone makes the
+/// run rebuild): the steps the in-place path takes run both ways — in
+/// place, and with `--rebuild` on a twin that must end equal.
+#[test]
+fn the_history_without_user_version_runs_its_in_place_steps_both_ways() {
+    replay(false);
+}
+
+/// `sql` without its `PRAGMA user_version` lines unless `versioned`.
+fn versioned_sql(sql: &str, versioned: bool) -> String {
+    if versioned {
+        return sql.to_string();
+    }
+    sql.lines()
+        .filter(|l| !l.trim_start().starts_with("PRAGMA user_version"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Migrates one database through every version, checking every kept
+/// value after each step; with `versioned` false, the schemas leave
+/// `user_version` at 0 and the in-place steps run both ways.
+fn replay(versioned: bool) {
     let ws = Workspace::new();
-    let prod = ws.db("prod.sqlite3", &format!("{V1}{V1_DATA}"));
+    let prod = ws.db(
+        "prod.sqlite3",
+        &format!("{}{V1_DATA}", versioned_sql(V1, versioned)),
+    );
     for (step, v) in HISTORY.iter().enumerate() {
         let version = step + 2;
         // What production holds before the step, per kept column.
@@ -469,8 +514,13 @@ fn twelve_schema_versions_of_one_app_lose_no_kept_value() {
             expected.push((new_table.to_string(), new_cols, *rowid, data));
         }
 
-        ws.file("schema.sql", v.schema);
-        let out = if v.recipe.is_empty() {
+        ws.file("schema.sql", &versioned_sql(v.schema, versioned));
+        let out = if v.in_place && !versioned {
+            assert!(v.recipe.is_empty());
+            let both = run_both_ways(&ws, None, &["--yes"]);
+            assert_code(&both.rebuild, 0);
+            both.in_place
+        } else if v.recipe.is_empty() {
             run(&ws, None, &["--yes"])
         } else {
             ws.file(
@@ -505,7 +555,11 @@ fn twelve_schema_versions_of_one_app_lose_no_kept_value() {
         }
         assert_eq!(
             column(&prod, "PRAGMA user_version"),
-            vec![version.to_string()]
+            vec![if versioned {
+                version.to_string()
+            } else {
+                "0".into()
+            }]
         );
         assert_sound(&ws);
         check_version(&prod, version);

@@ -1,13 +1,15 @@
 //! The stock migration end to end on local files: every mapping case, the
 //! refusals, the compare-and-swap, validation, dry runs, confirmations and
-//! rollback.
+//! rollback. A change the in-place path takes runs both ways
+//! (`run_both_ways`): in place, and with `--rebuild` on a twin workspace,
+//! which must end alike.
 
 use std::path::PathBuf;
 use std::process::Output;
 
 use crate::support::{
-    Workspace, assert_code, assert_sound, column, content, run_migration, setup, sha256_file,
-    stderr_of, stdout_of,
+    Workspace, assert_code, assert_sound, both_ways, column, content, run_both_ways, run_migration,
+    setup, sha256_file, stderr_of, stdout_of,
 };
 
 fn run(ws: &Workspace, extra: &[&str]) -> Output {
@@ -277,8 +279,8 @@ fn cascading_foreign_keys_and_triggers_keep_every_row_and_fire_nothing() {
          CREATE TRIGGER author_ai AFTER INSERT ON author BEGIN INSERT INTO audit VALUES (-new.id); END;",
     );
     assert_eq!(column(&prod, "SELECT count(*) FROM audit"), vec!["5"]);
-    let out = run(&ws, &["--yes"]);
-    assert_code(&out, 0);
+    let both = run_both_ways(&ws, None, &["--yes"]);
+    assert_code(&both.in_place, 0);
     assert_eq!(
         column(&prod, "SELECT id FROM book ORDER BY id"),
         vec!["10", "11", "12"]
@@ -332,13 +334,15 @@ fn a_write_after_the_snapshot_aborts_the_swap() {
          c.execute(\"INSERT INTO users VALUES (4, 'late', 1)\")\nc.commit()\n",
     );
     ws.file("sqlmorph.toml", "stop = \"python3 late.py\"\n");
-    let out = run_migration(&ws, None, &["--yes"]);
-    assert_code(&out, 3);
-    assert!(
-        stderr_of(&out).contains("changed after the snapshot"),
-        "{}",
-        stderr_of(&out)
-    );
+    let both = run_both_ways(&ws, None, &["--yes"]);
+    for out in both.outputs() {
+        assert_code(out, 3);
+        assert!(
+            stderr_of(out).contains("changed after the snapshot"),
+            "{}",
+            stderr_of(out)
+        );
+    }
     assert_eq!(
         column(&prod, "SELECT name FROM users WHERE id = 4"),
         vec!["late"],
@@ -371,14 +375,16 @@ fn validation_catches_a_lost_row_before_deploy() {
         "lossy.rhai",
         &recipe_with("", r#"sql(migrated, "DELETE FROM users WHERE id = 2");"#),
     );
-    let out = run_migration(&ws, Some("lossy.rhai"), &["--yes"]);
-    assert_code(&out, 3);
-    let err = stderr_of(&out);
-    assert!(
-        err.contains("validation failed")
-            && err.contains("3 row(s) in the snapshot, 2 in the migrated database"),
-        "{err}"
-    );
+    let both = run_both_ways(&ws, Some("lossy.rhai"), &["--yes"]);
+    for out in both.outputs() {
+        assert_code(out, 3);
+        let err = stderr_of(out);
+        assert!(
+            err.contains("validation failed")
+                && err.contains("3 row(s) in the snapshot, 2 in the migrated database"),
+            "{err}"
+        );
+    }
     assert_eq!(sha256_file(&prod), before);
 }
 
@@ -396,13 +402,15 @@ fn validation_catches_a_changed_value() {
             r#"sql(migrated, "UPDATE users SET name = 'ANN' WHERE id = 1");"#,
         ),
     );
-    let out = run_migration(&ws, Some("edit.rhai"), &["--yes"]);
-    assert_code(&out, 3);
-    assert!(
-        stderr_of(&out).contains("values differ from the snapshot in column(s) name"),
-        "{}",
-        stderr_of(&out)
-    );
+    let both = run_both_ways(&ws, Some("edit.rhai"), &["--yes"]);
+    for out in both.outputs() {
+        assert_code(out, 3);
+        assert!(
+            stderr_of(out).contains("values differ from the snapshot in column(s) name"),
+            "{}",
+            stderr_of(out)
+        );
+    }
     assert_eq!(sha256_file(&prod), before);
 }
 
@@ -472,8 +480,8 @@ fn validation_catches_a_new_violation_on_a_row_that_already_had_one() {
 #[test]
 fn an_old_orphan_without_rowid_alone_is_not_a_new_violation() {
     let (ws, prod) = setup(ORPHANS, ORPHANS_SOURCE);
-    let out = run_migration(&ws, None, &["--yes"]);
-    assert_code(&out, 0);
+    let both = run_both_ways(&ws, None, &["--yes"]);
+    assert_code(&both.in_place, 0);
     assert_eq!(
         column(&prod, "SELECT k FROM c WHERE p = 99"),
         vec!["old orphan"]
@@ -489,13 +497,38 @@ fn validation_catches_an_index_that_does_not_match_its_table() {
     let before = sha256_file(&prod);
     // The index's entries hold lower(name); make its definition say upper(name).
     ws.file("tamper.rhai", &recipe_with("", r#"sql(migrated, "PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = 'CREATE INDEX users_name ON users(upper(name))' WHERE name = 'users_name'; PRAGMA writable_schema = RESET;");"#));
-    let out = run_migration(&ws, Some("tamper.rhai"), &["--yes"]);
-    assert_code(&out, 3);
-    assert!(
-        stderr_of(&out).contains("index users_name does not match the content of table users"),
-        "{}",
-        stderr_of(&out)
+    let both = run_both_ways(&ws, Some("tamper.rhai"), &["--yes"]);
+    for out in both.outputs() {
+        assert_code(out, 3);
+        assert!(
+            stderr_of(out).contains("index users_name does not match the content of table users"),
+            "{}",
+            stderr_of(out)
+        );
+    }
+    assert_eq!(sha256_file(&prod), before);
+}
+
+#[test]
+fn a_view_that_does_not_work_on_the_new_schema_stops_the_run_both_ways() {
+    // SQLite creates a view without resolving its columns: the run must
+    // query it before production gets it, in place as in the rebuild.
+    let (ws, prod) = setup(
+        USERS,
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT);
+         CREATE VIEW adults AS SELECT id, nmae FROM users WHERE age >= 18;",
     );
+    let before = sha256_file(&prod);
+    let both = run_both_ways(&ws, None, &["--yes"]);
+    for out in both.outputs() {
+        assert_code(out, 2);
+        assert!(
+            stderr_of(out).contains("view adults does not work on the new schema")
+                && stderr_of(out).contains("no such column: nmae"),
+            "{}",
+            stderr_of(out)
+        );
+    }
     assert_eq!(sha256_file(&prod), before);
 }
 
@@ -559,7 +592,7 @@ fn rollback_restores_the_backup_content() {
         &prod,
         "SELECT id || name || ifnull(age, '') FROM users ORDER BY id",
     );
-    assert_code(&run(&ws, &["--yes"]), 0);
+    assert_code(&run_both_ways(&ws, None, &["--yes"]).in_place, 0);
     assert_eq!(column(&prod, "PRAGMA table_info(users)").len(), 4);
 
     let out = ws.cmd().args(["backups"]).output().unwrap();
@@ -617,9 +650,9 @@ fn wal_production_is_migrated_with_its_uncheckpointed_writes() {
         "schema.sql",
         "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, w INT DEFAULT 5);",
     );
-    let out = run(&ws, &["--yes"]);
+    let both = run_both_ways(&ws, None, &["--yes"]);
     drop(conn);
-    assert_code(&out, 0);
+    assert_code(&both.in_place, 0);
     assert_eq!(
         column(&prod, "SELECT v || w FROM t ORDER BY id"),
         vec!["in wal5", "also5"]
@@ -634,31 +667,37 @@ fn json_summary_for_ci() {
         USERS,
         "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC');",
     );
-    let out = run(&ws, &["--yes", "--format", "json"]);
-    assert_code(&out, 0);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["deployed"], true);
-    assert_eq!(v["report"]["ok"], true);
-    assert!(
-        stderr_of(&out).contains("1/10 back up production"),
-        "log on stderr"
-    );
-    // Every step's time, in the summary, in report.json and in the log.
-    let steps: Vec<String> = v["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            assert!(s["seconds"].as_f64().unwrap() >= 0.0);
-            s["step"].as_str().unwrap().to_string()
-        })
-        .collect();
-    assert_eq!(
-        steps.first().map(String::as_str),
-        Some("0/10 compare production with the source")
-    );
-    assert!(steps.iter().any(|s| s.starts_with("7/10")), "{steps:?}");
-    assert!(steps.last().unwrap().starts_with("10/10"), "{steps:?}");
+    let both = run_both_ways(&ws, None, &["--yes", "--format", "json"]);
+    // The same summary either way.
+    let summary = |out: &Output| {
+        assert_code(out, 0);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["deployed"], true);
+        assert_eq!(v["report"]["ok"], true);
+        assert!(
+            stderr_of(out).contains("1/10 back up production"),
+            "log on stderr"
+        );
+        // Every step's time, in the summary, in report.json and in the log.
+        let steps: Vec<String> = v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                assert!(s["seconds"].as_f64().unwrap() >= 0.0);
+                s["step"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(
+            steps.first().map(String::as_str),
+            Some("0/10 compare production with the source")
+        );
+        assert!(steps.iter().any(|s| s.starts_with("7/10")), "{steps:?}");
+        assert!(steps.last().unwrap().starts_with("10/10"), "{steps:?}");
+        steps
+    };
+    summary(&both.rebuild);
+    let steps = summary(&both.in_place);
     let dir = &run_dirs(&ws)[0];
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
@@ -720,10 +759,14 @@ fn sqlmorph_toml_supplies_options_and_flags_override() {
         "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC');",
     );
     ws.file("sqlmorph.toml", "source = \"schema.sql\"\nproduction = \"prod.sqlite3\"\nbackup_dir = \"bk\"\nrestart = \"touch restarted.flag\"\n");
-    let out = ws.cmd().args(["run", "--yes"]).output().unwrap();
-    assert_code(&out, 0);
-    assert!(ws.path("restarted.flag").exists(), "restart command ran");
-    assert_eq!(std::fs::read_dir(ws.path("bk")).unwrap().count(), 1);
+    let both = both_ways(&ws, |w, more| {
+        w.cmd().args(["run", "--yes"]).args(more).output().unwrap()
+    });
+    for (out, w) in [(&both.in_place, &ws), (&both.rebuild, &both.twin)] {
+        assert_code(out, 0);
+        assert!(w.path("restarted.flag").exists(), "restart command ran");
+        assert_eq!(std::fs::read_dir(w.path("bk")).unwrap().count(), 1);
+    }
     assert_eq!(column(&prod, "PRAGMA table_info(users)").len(), 4);
 
     ws.file(
@@ -750,22 +793,26 @@ fn a_failing_health_check_restores_the_previous_file() {
         "sqlmorph.toml",
         "health_check = \"exit 1\"\nrestart = \"echo restarted >> restarts.txt\"\n",
     );
-    let out = run(&ws, &["--yes"]);
-    assert_code(&out, 4);
-    assert!(
-        stderr_of(&out).contains("health_check command `exit 1` failed"),
-        "{}",
-        stderr_of(&out)
-    );
+    let both = run_both_ways(&ws, None, &["--yes"]);
+    for out in both.outputs() {
+        assert_code(out, 4);
+        assert!(
+            stderr_of(out).contains("health_check command `exit 1` failed"),
+            "{}",
+            stderr_of(out)
+        );
+    }
     assert_eq!(content(&prod), before, "the previous database is back");
-    assert_eq!(
-        std::fs::read_to_string(ws.path("restarts.txt"))
-            .unwrap()
-            .lines()
-            .count(),
-        2,
-        "restarted after the swap and after the restore"
-    );
+    for w in [&ws, &both.twin] {
+        assert_eq!(
+            std::fs::read_to_string(w.path("restarts.txt"))
+                .unwrap()
+                .lines()
+                .count(),
+            2,
+            "restarted after the swap and after the restore"
+        );
+    }
 }
 
 #[test]
@@ -869,21 +916,25 @@ fn flags_override_sqlmorph_toml() {
         "sqlmorph.toml",
         "source = \"schema.sql\"\nproduction = \"prod.sqlite3\"\nbackup_dir = \"bk\"\n",
     );
-    let out = ws
-        .cmd()
-        .args([
-            "run",
-            "--yes",
-            "--source",
-            "other.sql",
-            "--backup-dir",
-            "flagdir",
-        ])
-        .output()
-        .unwrap();
-    assert_code(&out, 0);
-    assert_eq!(std::fs::read_dir(ws.path("flagdir")).unwrap().count(), 1);
-    assert!(!ws.path("bk").exists(), "the flag won over the file");
+    let both = both_ways(&ws, |w, more| {
+        w.cmd()
+            .args([
+                "run",
+                "--yes",
+                "--source",
+                "other.sql",
+                "--backup-dir",
+                "flagdir",
+            ])
+            .args(more)
+            .output()
+            .unwrap()
+    });
+    for (out, w) in [(&both.in_place, &ws), (&both.rebuild, &both.twin)] {
+        assert_code(out, 0);
+        assert_eq!(std::fs::read_dir(w.path("flagdir")).unwrap().count(), 1);
+        assert!(!w.path("bk").exists(), "the flag won over the file");
+    }
     let columns = column(
         &prod,
         "SELECT name FROM pragma_table_info('users') ORDER BY cid",

@@ -92,6 +92,11 @@ pub fn open_scratch(out: &Path, snapshot: &Path) -> Result<Connection> {
     conn.execute_batch(
         "PRAGMA foreign_keys = OFF; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA threads = 2;",
     )?;
+    // SQLite attaches only a database with the main one's text encoding: a
+    // new file takes the snapshot's (an existing file keeps its own).
+    let encoding: String =
+        crate::db::open_readonly(snapshot)?.query_row("PRAGMA encoding", [], |r| r.get(0))?;
+    conn.execute_batch(&format!("PRAGMA main.encoding = '{encoding}'"))?;
     attach_snapshot(&conn, &readonly_uri(snapshot))
         .with_context(|| format!("attaching the snapshot {}", snapshot.display()))?;
     Ok(conn)
@@ -440,6 +445,20 @@ fn restore_sequences(conn: &Connection, plan: &Plan, source: &Schema) -> Result<
     Ok(())
 }
 
+/// Every view of the source can be queried in `conn`'s main database:
+/// SQLite creates a view without resolving its names, so one that names a
+/// missing table or column would reach production and fail there.
+pub fn check_views(conn: &Connection, source: &Schema) -> Result<()> {
+    for v in &source.views {
+        conn.prepare(&format!(
+            "SELECT * FROM main.{} LIMIT 0",
+            quote_ident(&v.name)
+        ))
+        .with_context(|| format!("view {} does not work on the new schema", v.name))?;
+    }
+    Ok(())
+}
+
 /// Creates indexes, views and triggers (after the data), then sets the
 /// header values from the source. A UNIQUE index that the data violates is
 /// refused with the duplicate keys.
@@ -477,13 +496,7 @@ pub fn finish_schema(conn: &Connection, source: &Schema, settings: FileSettings)
     // The data is in: the VACUUM below would reload the snapshot's schema
     // without the care `attach_snapshot` takes.
     conn.execute_batch(&format!("DETACH DATABASE {}", quote_ident(SNAPSHOT_SCHEMA)))?;
-    for v in &source.views {
-        conn.prepare(&format!(
-            "SELECT * FROM main.{} LIMIT 0",
-            quote_ident(&v.name)
-        ))
-        .with_context(|| format!("view {} does not work on the new schema", v.name))?;
-    }
+    check_views(conn, source)?;
     // The build leaves no free pages behind (a rebuilt index or a replaced
     // shadow table could); a fresh file should be as compact as a VACUUM.
     let free: i64 = conn.query_row("PRAGMA main.freelist_count", [], |r| r.get(0))?;

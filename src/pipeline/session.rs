@@ -743,7 +743,9 @@ impl Run {
     }
 
     /// Applies `statements` to a copy of the snapshot; `None` (the run
-    /// rebuilds) when SQLite refuses them or the result is not the source.
+    /// rebuilds) when SQLite refuses them or the result is not the source;
+    /// an error, as for the rebuild, when a view of the source does not
+    /// work.
     fn rehearse(
         &mut self,
         fast: fastpath::InPlace,
@@ -757,6 +759,9 @@ impl Run {
             fastpath::rehearse(&snapshot.path, &out, &statements).and_then(|()| Schema::load(&out));
         let why = match rehearsed {
             Ok(schema) if diff::diff(&schema, source).is_empty() => {
+                // A view that does not work stops the run as it stops the
+                // rebuild (rebuilding would not make it work).
+                copy::check_views(&crate::db::open_readonly(&out)?, source)?;
                 self.log.line(&format!(
                     "  rehearsed {} statement(s) on a copy of the snapshot in {:.2}s",
                     statements.len(),

@@ -124,6 +124,9 @@ impl Workspace {
 }
 pub mod tty;
 
+pub mod paths;
+pub use paths::{both_ways, run_both_ways};
+
 /// A workspace with `prod.sqlite3` built from `prod_sql` and `schema.sql`.
 pub fn setup(prod_sql: &str, source_sql: &str) -> (Workspace, PathBuf) {
     let ws = Workspace::new();
