@@ -1,5 +1,6 @@
-//! Consistent copies of SQLite files, made by SQLite's online backup API
-//! (0600, through an unpredictably named `.partial` file, fsynced, renamed), and the names and
+//! Consistent copies of SQLite files, made by SQLite's online backup API or,
+//! when no writer can touch the file, by the kernel (0600, through an
+//! unpredictably named `.partial` file, fsynced, renamed), and the names and
 //! hashes of a database's files.
 
 use std::fs::File;
@@ -39,12 +40,38 @@ pub fn copy_consistent(src: &Path, dest: &Path) -> Result<()> {
     backup_api_copy(&db::open_readonly(src)?, src, dest)
 }
 
-/// The online backup of `conn`'s main database (which is `src`) into `dest`,
-/// through a temporary file beside `dest` (`.sqlmorph-<pid>-<random>.partial`,
-/// so that a later run can tell a killed run's leftover; created
-/// with `O_EXCL` and mode 0600), fsynced, then renamed over `dest`. A failed
-/// copy leaves nothing behind.
+/// The online backup of `conn`'s main database (which is `src`) into `dest`
+/// (see [`write_durably`]).
 pub fn backup_api_copy(conn: &Connection, src: &Path, dest: &Path) -> Result<()> {
+    write_durably(src, dest, |tmp| {
+        conn.backup(MAIN_DB, tmp, None::<fn(rusqlite::backup::Progress)>)
+            .map_err(anyhow::Error::new)
+    })
+}
+
+/// The first `len` bytes of `src` copied into `dest` by the kernel
+/// (`copy_file_range`, no page-by-page round trip through SQLite); see
+/// [`write_durably`]. Consistent only while nothing can write `src`: the
+/// caller holds a read transaction on a rollback-journal database, whose
+/// SHARED lock keeps every writer out of the file.
+pub fn raw_copy(src: &Path, len: u64, dest: &Path) -> Result<()> {
+    write_durably(src, dest, |tmp| {
+        let mut from = File::open(src)?.take(len);
+        let mut to = std::fs::OpenOptions::new().write(true).open(tmp)?;
+        let copied = std::io::copy(&mut from, &mut to)?;
+        if copied != len {
+            anyhow::bail!("{} ended after {copied} of {len} bytes", src.display());
+        }
+        Ok(())
+    })
+}
+
+/// Writes a copy of `src` to `dest` with `write` (given the temporary
+/// path) through a temporary file beside `dest`
+/// (`.sqlmorph-<pid>-<random>.partial`, so that a later run can tell a
+/// killed run's leftover; created with `O_EXCL` and mode 0600), fsynced,
+/// then renamed over `dest`. A failed copy leaves nothing behind.
+fn write_durably(src: &Path, dest: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let dir = dest
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -62,10 +89,7 @@ pub fn backup_api_copy(conn: &Connection, src: &Path, dest: &Path) -> Result<()>
                     .context(format!("creating a temporary file in {}", dir.display()))
             }
         })?;
-    let copied = conn
-        .backup(MAIN_DB, tmp.path(), None::<fn(rusqlite::backup::Progress)>)
-        .map_err(anyhow::Error::new)
-        .and_then(|()| Ok(tmp.as_file().sync_all()?));
+    let copied = write(tmp.path()).and_then(|()| Ok(tmp.as_file().sync_all()?));
     if let Err(e) = copied {
         return Err(if crate::error::is_disk_full(&e) {
             crate::error::no_space(dir, e)

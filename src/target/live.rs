@@ -170,9 +170,12 @@ impl LiveDb {
     /// read in the same transaction.
     pub fn copy_to(&self, dest: &Path) -> Result<Baseline> {
         self.conn.execute_batch("BEGIN")?;
-        let copied = self.data_version().and_then(|version| {
-            crate::target::files::backup_api_copy(&self.conn, &self.path, dest).map(|()| version)
-        });
+        let copied = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
+            .map_err(anyhow::Error::new)
+            .and_then(|()| self.data_version())
+            .and_then(|version| self.copy_in_transaction(dest).map(|()| version));
         let _ = self.conn.execute_batch("COMMIT");
         let version = copied.map_err(|e| {
             let busy = e
@@ -188,6 +191,22 @@ impl LiveDb {
             generation: self.generation,
             version,
         })
+    }
+
+    /// The copy itself, inside the read transaction of [`LiveDb::copy_to`].
+    /// In rollback-journal mode that transaction's SHARED lock keeps every
+    /// writer out of the file (a writer needs EXCLUSIVE to write it, and a
+    /// hot journal was rolled back by the read that took the lock), so the
+    /// file's first `page_count` pages are the database: the kernel copies
+    /// them at file-copy speed. In WAL mode the committed state is the file
+    /// plus WAL frames, which SQLite's backup API assembles.
+    fn copy_in_transaction(&self, dest: &Path) -> Result<()> {
+        if self.journal_mode()? == "wal" {
+            return crate::target::files::backup_api_copy(&self.conn, &self.path, dest);
+        }
+        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        crate::target::files::raw_copy(&self.path, (pages * size) as u64, dest)
     }
 
     /// Fails (exit 3) when a write reached production since `baseline` or
@@ -262,7 +281,7 @@ impl Swappable {
     /// Afterwards the baseline is production right after this write, so a
     /// later swap (a restore) is refused once the application has written.
     pub fn swap_in(&mut self, new: &Path, expected: Baseline, wait: Duration) -> Result<Baseline> {
-        let src = crate::db::open_readonly(new)?;
+        let src = crate::db::open_own_readonly(new)?;
         let after = if self.0.journal_mode()? == "wal" {
             self.swap_wal(&src, expected, wait)?
         } else {
@@ -473,6 +492,88 @@ mod tests {
     fn value(conn: &Connection) -> String {
         conn.query_row("SELECT group_concat(a) FROM t", [], |r| r.get(0))
             .unwrap()
+    }
+
+    /// A rollback-journal production with `rows` rows of 1 KB.
+    fn big(dir: &Path, rows: i64) -> PathBuf {
+        let prod = dir.join("prod.db");
+        Connection::open(&prod)
+            .unwrap()
+            .execute_batch(&format!(
+                "CREATE TABLE t(a); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+                 WHERE i < {rows}) INSERT INTO t SELECT randomblob(1000) FROM n;"
+            ))
+            .unwrap();
+        prod
+    }
+
+    fn digest(path: &Path) -> String {
+        Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT count(*) || ':' || sum(length(a)) || ':' || hex(min(a)) FROM t",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn a_rollback_journal_copy_leaves_out_a_transaction_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let prod = big(dir.path(), 2000);
+        let before = digest(&prod);
+        let app = Connection::open(&prod).unwrap();
+        // Uncommitted, and held: the copy must not see it, and must not wait for it.
+        app.execute_batch("BEGIN IMMEDIATE; DELETE FROM t WHERE rowid <= 10;")
+            .unwrap();
+        let live = LiveDb::open(&prod).unwrap();
+        live.copy_to(&dir.path().join("copy.db")).unwrap();
+        app.execute_batch("COMMIT").unwrap();
+        assert_eq!(digest(&dir.path().join("copy.db")), before);
+        assert_ne!(digest(&prod), before);
+    }
+
+    #[test]
+    fn a_crashed_writers_hot_journal_is_rolled_back_before_the_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let prod = big(dir.path(), 2000);
+        let before = digest(&prod);
+        // A writer whose tiny cache spilled changed pages into the file
+        // (the originals in its journal); copying both files now is what a
+        // crash at this point leaves behind.
+        let app = Connection::open(&prod).unwrap();
+        app.execute_batch("PRAGMA cache_size = 5; BEGIN; UPDATE t SET a = zeroblob(1000);")
+            .unwrap();
+        let crashed = dir.path().join("crashed");
+        std::fs::create_dir(&crashed).unwrap();
+        std::fs::copy(&prod, crashed.join("prod.db")).unwrap();
+        std::fs::copy(sibling(&prod, "-journal"), crashed.join("prod.db-journal")).unwrap();
+        app.execute_batch("ROLLBACK").unwrap();
+        let live = LiveDb::open(&crashed.join("prod.db")).unwrap();
+        live.copy_to(&dir.path().join("copy.db")).unwrap();
+        assert_eq!(digest(&dir.path().join("copy.db")), before);
+    }
+
+    #[test]
+    fn a_rollback_journal_copy_is_the_databases_pages_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let prod = big(dir.path(), 50);
+        let pages: i64 = Connection::open(&prod)
+            .unwrap()
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        // Bytes past the last page (a failed truncation) are not the database.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&prod)
+            .unwrap();
+        std::io::Write::write_all(&mut f, &[0xAB; 5000]).unwrap();
+        drop(f);
+        let copy = dir.path().join("copy.db");
+        LiveDb::open(&prod).unwrap().copy_to(&copy).unwrap();
+        assert_eq!(std::fs::metadata(&copy).unwrap().len(), pages as u64 * 4096);
+        assert_eq!(digest(&copy), digest(&prod));
     }
 
     #[test]
