@@ -874,3 +874,20 @@ fn a_rename_accepted_at_the_terminal_goes_in_place() {
     );
     assert_sound(&ws);
 }
+
+#[test]
+fn a_user_version_and_application_id_bump_goes_in_place() {
+    let ws = in_place_equals_rebuild(&source(&[
+        USERS,
+        NOTES,
+        INDEX,
+        VIEW,
+        TRIGGER,
+        "CREATE VIEW minors AS SELECT name FROM users WHERE age < 18;",
+        "PRAGMA user_version = 7;",
+        "PRAGMA application_id = 42;",
+    ]));
+    let prod = ws.path("prod.sqlite3");
+    assert_eq!(column(&prod, "PRAGMA user_version"), vec!["7"]);
+    assert_eq!(column(&prod, "PRAGMA application_id"), vec!["42"]);
+}

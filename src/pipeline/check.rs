@@ -87,6 +87,40 @@ pub fn integrity(conn: &Connection, quick: bool) -> Result<Vec<String>> {
     Ok(messages)
 }
 
+/// `quick_check` of one table of `main` and its indexes (the page
+/// accounting of the whole file is left out, as SQLite does for one table).
+pub fn quick_check_of(conn: &Connection, table: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare(&format!(
+        "PRAGMA main.quick_check({})",
+        crate::sqltext::quote_ident(table)
+    ))?;
+    let messages = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(messages.into_iter().filter(|m| m != "ok").collect())
+}
+
+/// The rows of the given tables of `main` that violate a foreign key.
+pub fn foreign_key_violations_in(conn: &Connection, tables: &[String]) -> Result<Vec<FkViolation>> {
+    let mut v = Vec::new();
+    for t in tables {
+        let mut stmt = conn.prepare(&format!(
+            "PRAGMA main.foreign_key_check({})",
+            crate::sqltext::quote_ident(t)
+        ))?;
+        let rows = stmt.query_map([], |r| {
+            Ok(FkViolation {
+                table: r.get(0)?,
+                rowid: r.get(1)?,
+                parent: r.get(2)?,
+            })
+        })?;
+        v.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+    }
+    v.sort();
+    Ok(v)
+}
+
 /// Every row of `main` that violates a foreign key.
 pub fn foreign_key_violations(conn: &Connection) -> Result<Vec<FkViolation>> {
     let mut stmt = conn.prepare("PRAGMA main.foreign_key_check")?;

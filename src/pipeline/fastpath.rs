@@ -20,21 +20,21 @@
 //!   decision when the plan is reviewed; a loss of data goes in place only
 //!   once `approve` accepted it, exactly as the rebuild requires.
 //! * [`rehearse`] applies them to a copy of the snapshot in the run
-//!   directory; [`validate`] proves that copy right: schema equal to the
-//!   source, `quick_check` plus every index verified, no new foreign-key
-//!   violation (tables under their new names), new tables empty, and every
-//!   kept row unchanged. For a table the statements do not rewrite (kept,
-//!   renamed, with columns renamed or added) that is proven page by page:
-//!   it must own the very same pages (`dbstat`, under its new name) with
-//!   the very same bytes in the rehearsal. A table whose rows `DROP
-//!   COLUMN` rewrote is checked as the rebuild checks it: row count and the
-//!   checksum of every kept column against the snapshot
-//!   ([`crate::pipeline::validate::compare_rows`]).
+//!   directory; [`validate`] proves that copy right in time that follows
+//!   the change: every b-tree the statements keep (a table kept, renamed,
+//!   or with columns renamed or added, and its indexes) is proven to be the
+//!   snapshot's page for page by [`crate::pipeline::pageproof`] (one byte
+//!   comparison of the two files; only the changed trees are walked). The
+//!   changed trees get `quick_check` and the index verification of their
+//!   tables; a table whose rows `DROP COLUMN` rewrote is checked as the
+//!   rebuild checks it, by row count and the checksum of every kept column
+//!   ([`crate::pipeline::validate::compare_rows`]); foreign keys of every
+//!   table whose definition or parent changed; new tables empty; the
+//!   schema equal to the source.
 //! * The deploy runs the same statements on production in one transaction
 //!   under the write lock (`crate::target::live::Swappable::apply_in_place`).
 
 use std::collections::HashSet;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Instant;
 
@@ -45,6 +45,7 @@ use crate::diff::{self, ChangeKind, SchemaDiff};
 use crate::pipeline::alter;
 use crate::pipeline::check;
 use crate::pipeline::indexcheck;
+use crate::pipeline::pageproof;
 use crate::pipeline::plan::{ColumnSource, Fill, Mappings, Plan};
 use crate::pipeline::validate::{Report, schema_differences};
 use crate::schema::{ColumnKind, Schema, Table};
@@ -194,6 +195,13 @@ fn statements(
                 if c.table
                     .as_deref()
                     .is_some_and(|t| dropped_column(t, &c.name)) => {}
+            // Header fields: page 1 only, in the same transaction.
+            ChangeKind::UserVersionChanged => out
+                .alters
+                .push(format!("PRAGMA user_version = {}", source.user_version)),
+            ChangeKind::ApplicationIdChanged => out
+                .alters
+                .push(format!("PRAGMA application_id = {}", source.application_id)),
             ChangeKind::TableAdded | ChangeKind::ColumnAdded => {}
             k if is_object_change(k) => {}
             k => return Err(format!("{} {}", k.as_str(), c.name)),
@@ -422,8 +430,9 @@ pub fn rehearse(snapshot: &Path, dest: &Path, statements: &[String]) -> Result<(
     }
     tx.commit()?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    // A scratch file: validated, never deployed (production gets the
+    // statements), so it needs no fsync.
     conn.close().map_err(|(_, e)| e)?;
-    std::fs::File::open(dest)?.sync_all()?;
     Ok(())
 }
 
@@ -441,9 +450,13 @@ fn open_ro(path: &Path) -> Result<Connection> {
 }
 
 /// Validates a rehearsal against the snapshot it was made from (see the
-/// module docs). Kept tables are compared page by page (under their new
-/// names); a table whose rows `DROP COLUMN` rewrote is compared as the
-/// rebuild compares it, by row count and the checksum of every kept column.
+/// module docs): the page proof ([`crate::pipeline::pageproof`]) for every
+/// tree the statements keep; for the trees they change, `quick_check` and
+/// the index verification of their tables, and for a table whose rows
+/// `DROP COLUMN` rewrote, the rebuild's row count and column checksums;
+/// foreign keys of every table whose definition or parent changed; the
+/// schema against the source. Nothing is read in proportion to the
+/// untouched tables but one byte comparison of the two files.
 pub fn validate(
     snapshot: &Path,
     rehearsal: &Path,
@@ -452,25 +465,19 @@ pub fn validate(
     fast: &InPlace,
 ) -> Result<Report> {
     let start = Instant::now();
-    // The structure (quick_check, every index) on the other core while
-    // this one compares pages and foreign keys.
-    let path = rehearsal.to_path_buf();
-    let structure = std::thread::spawn(move || -> Result<Vec<String>> {
-        let conn = open_ro(&path)?;
-        let mut problems = check::integrity(&conn, true)?;
-        problems.extend(indexcheck::verify(&conn, &Schema::read(&conn, "main")?)?);
-        Ok(problems)
-    });
-    let conn = open_ro(rehearsal)?;
-    let schema = Schema::read(&conn, "main")?;
-    let (pages, mut problems) = same_pages(snapshot, rehearsal, fast)?;
+    let (snap, reh) = (open_ro(snapshot)?, open_ro(rehearsal)?);
+    let (before, schema) = (Schema::read(&snap, "main")?, Schema::read(&reh, "main")?);
+    let proof = pageproof::prove(snapshot, rehearsal, &snap, &reh, fast)?;
+    let mut problems = proof.problems.clone();
     let (tables, rows_problems) = rewritten_rows(snapshot, rehearsal, plan, fast)?;
     problems.extend(rows_problems);
+    let (integrity, indexes_checked) = changed_structure(&reh, &schema, &proof.changed_tables)?;
     // The same exact matching as the rebuild's validation (an old orphan
     // without a rowid never hides a new one), under the new table names.
+    let touched = touched_tables(&before, &schema, fast, &proof.changed_tables);
     let new_violations = crate::pipeline::validate::not_in_snapshot(
         snapshot,
-        check::foreign_key_violations(&conn)?,
+        check::foreign_key_violations_in(&reh, &touched)?,
         &|t: &str| {
             fast.name_after(t)
                 .unwrap_or_else(|| t.to_string())
@@ -478,11 +485,7 @@ pub fn validate(
         },
     )?;
     let schema_differences = schema_differences(&schema, source);
-    let integrity = structure
-        .join()
-        .map_err(|_| anyhow::anyhow!("the integrity thread panicked"))?
-        .context("checking integrity")?;
-    problems.extend(new_tables_empty(&conn, snapshot, fast)?);
+    problems.extend(new_tables_empty(&before, &schema, &reh, fast)?);
     problems.extend(integrity.iter().map(|m| format!("integrity: {m}")));
     if !new_violations.is_empty() {
         problems.push(format!(
@@ -499,13 +502,86 @@ pub fn validate(
         ok: problems.is_empty(),
         tables,
         integrity,
-        indexes_checked: schema.indexes.len(),
+        indexes_checked,
         new_foreign_key_violations: new_violations,
         schema_differences,
         problems,
         seconds: start.elapsed().as_secs_f64(),
-        pages_compared: Some(pages),
+        pages_compared: Some(proof.pages_compared),
     })
+}
+
+/// `quick_check` and the index verification of the tables whose trees
+/// changed (the others are the snapshot's, which passed `quick_check` as
+/// the backup): (problems, indexes verified).
+fn changed_structure(
+    conn: &Connection,
+    schema: &Schema,
+    tables: &std::collections::BTreeSet<String>,
+) -> Result<(Vec<String>, usize)> {
+    let mut problems = Vec::new();
+    for t in tables {
+        problems.extend(check::quick_check_of(conn, t)?);
+    }
+    let only = Schema {
+        tables: schema
+            .tables
+            .iter()
+            .filter(|t| tables.iter().any(|n| n.eq_ignore_ascii_case(&t.name)))
+            .cloned()
+            .collect(),
+        ..schema.clone()
+    };
+    let checked = only
+        .indexes
+        .iter()
+        .filter(|i| only.table(&i.table).is_some())
+        .count();
+    problems.extend(indexcheck::verify(conn, &only)?);
+    Ok((problems, checked))
+}
+
+/// The tables (rehearsal names) whose foreign keys may have changed
+/// meaning: changed trees, a definition that differs from the snapshot's
+/// (renames aside), new tables, and every table referencing one of those,
+/// a renamed or a dropped table.
+fn touched_tables(
+    before: &Schema,
+    after: &Schema,
+    fast: &InPlace,
+    changed: &std::collections::BTreeSet<String>,
+) -> Vec<String> {
+    let lower = |s: &str| s.to_lowercase();
+    let mut touched: HashSet<String> = changed.iter().map(|t| lower(t)).collect();
+    let pre_image = |name: &str| {
+        before.tables.iter().find(|t| {
+            fast.name_after(&t.name)
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+    };
+    for t in &after.tables {
+        let same = pre_image(&t.name).is_some_and(|b| b.raw_sql == t.raw_sql);
+        if !same {
+            touched.insert(lower(&t.name));
+        }
+    }
+    let mut parents = touched.clone();
+    parents.extend(fast.dropped.iter().map(|t| lower(t)));
+    parents.extend(fast.renamed.iter().map(|(old, _)| lower(old)));
+    for t in &after.tables {
+        if t.foreign_keys
+            .iter()
+            .any(|f| parents.contains(&lower(&f.ref_table)))
+        {
+            touched.insert(lower(&t.name));
+        }
+    }
+    after
+        .tables
+        .iter()
+        .filter(|t| t.virtual_module.is_none() && touched.contains(&lower(&t.name)))
+        .map(|t| t.name.clone())
+        .collect()
 }
 
 /// The rebuild's row counts and column checksums, for the tables whose rows
@@ -535,79 +611,35 @@ fn rewritten_rows(
     crate::pipeline::validate::compare_rows(&only, snapshot, rehearsal)
 }
 
-/// The tables with rows in a file (statistics excluded: `DROP INDEX`
-/// removes that index's rows from `sqlite_stat1`).
-fn tables_of(conn: &Connection) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare(
-        "SELECT name FROM sqlite_schema WHERE type = 'table' AND rootpage > 0 \
-         AND name NOT LIKE 'sqlite\\_stat%' ESCAPE '\\' ORDER BY name",
-    )?;
-    let names = stmt.query_map([], |r| r.get(0))?;
-    Ok(names.collect::<rusqlite::Result<_>>()?)
-}
-
-fn pages_of(conn: &Connection, table: &str) -> Result<Vec<i64>> {
-    let mut stmt = conn.prepare("SELECT pageno FROM dbstat WHERE name = ?1 ORDER BY pageno")?;
-    let pages = stmt.query_map([table], |r| r.get(0))?;
-    Ok(pages.collect::<rusqlite::Result<_>>()?)
-}
-
-/// Every table of the snapshot that the statements keep (under its name
-/// after them) and do not rewrite owns the same pages, byte for byte, in
-/// the rehearsal: (pages compared, problems).
-pub fn same_pages(snapshot: &Path, rehearsal: &Path, fast: &InPlace) -> Result<(u64, Vec<String>)> {
-    let (a, b) = (open_ro(snapshot)?, open_ro(rehearsal)?);
-    let size = a.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))? as u64;
-    let (fa, fb) = (
-        std::fs::File::open(snapshot)?,
-        std::fs::File::open(rehearsal)?,
-    );
-    let (mut pa, mut pb) = (vec![0u8; size as usize], vec![0u8; size as usize]);
-    let (mut compared, mut problems) = (0u64, Vec::new());
-    for table in tables_of(&a)? {
-        let Some(after) = fast.name_after(&table).filter(|t| !fast.rewrites(t)) else {
-            continue;
-        };
-        let pages = pages_of(&a, &table)?;
-        if pages != pages_of(&b, &after)? {
-            problems.push(format!(
-                "table {}: its pages moved (rows were rewritten)",
-                display_ident(&table)
-            ));
-            continue;
-        }
-        for &p in &pages {
-            let at = (p as u64 - 1) * size;
-            fa.read_exact_at(&mut pa, at)?;
-            fb.read_exact_at(&mut pb, at)?;
-            compared += 1;
-            if pa != pb {
-                problems.push(format!(
-                    "table {}: page {p} differs from the snapshot (a kept row changed)",
-                    display_ident(&table)
-                ));
-                break;
-            }
-        }
-    }
-    Ok((compared, problems))
-}
-
 /// Tables the rehearsal added must be empty (nothing fills them in place).
-fn new_tables_empty(conn: &Connection, snapshot: &Path, fast: &InPlace) -> Result<Vec<String>> {
-    let old: HashSet<String> = tables_of(&open_ro(snapshot)?)?
+fn new_tables_empty(
+    before: &Schema,
+    after: &Schema,
+    conn: &Connection,
+    fast: &InPlace,
+) -> Result<Vec<String>> {
+    let old: HashSet<String> = before
+        .tables
         .iter()
-        .filter_map(|t| fast.name_after(t))
+        .filter_map(|t| fast.name_after(&t.name))
+        .map(|t| t.to_lowercase())
         .collect();
     let mut problems = Vec::new();
-    for t in tables_of(conn)?.into_iter().filter(|t| !old.contains(t)) {
+    for t in after
+        .tables
+        .iter()
+        .filter(|t| t.virtual_module.is_none() && !old.contains(&t.name.to_lowercase()))
+    {
         let rows: i64 = conn.query_row(
-            &format!("SELECT count(*) FROM main.{}", quote_ident(&t)),
+            &format!("SELECT count(*) FROM main.{}", quote_ident(&t.name)),
             [],
             |r| r.get(0),
         )?;
         if rows > 0 {
-            problems.push(format!("new table {} has {rows} row(s)", display_ident(&t)));
+            problems.push(format!(
+                "new table {} has {rows} row(s)",
+                display_ident(&t.name)
+            ));
         }
     }
     Ok(problems)
@@ -616,6 +648,7 @@ fn new_tables_empty(conn: &Connection, snapshot: &Path, fast: &InPlace) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileExt;
 
     fn empty_plan() -> Plan {
         Plan {
@@ -653,9 +686,6 @@ mod tests {
     #[test]
     fn an_untouched_rehearsal_has_the_snapshots_pages() {
         let (_dir, snap, reh) = rehearsed();
-        let (pages, problems) = same_pages(&snap, &reh, &InPlace::default()).unwrap();
-        assert!(problems.is_empty(), "{problems:?}");
-        assert!(pages > 5, "{pages}");
         let report = validate(
             &snap,
             &reh,
@@ -665,6 +695,9 @@ mod tests {
         )
         .unwrap();
         assert!(report.ok, "{:?}", report.problems);
+        assert!(report.pages_compared.unwrap() > 5, "{report:?}");
+        // Only the schema changed: nothing but sqlite_schema was walked.
+        assert_eq!(report.indexes_checked, 0);
     }
 
     #[test]
@@ -674,11 +707,6 @@ mod tests {
             .unwrap()
             .execute("UPDATE t SET v = 'planted' WHERE id = 1000", [])
             .unwrap();
-        let (_, problems) = same_pages(&snap, &reh, &InPlace::default()).unwrap();
-        assert!(
-            problems.iter().any(|p| p.contains("table t")),
-            "{problems:?}"
-        );
         let report = validate(
             &snap,
             &reh,
@@ -687,7 +715,12 @@ mod tests {
             &InPlace::default(),
         )
         .unwrap();
-        assert!(!report.ok, "{:?}", report.problems);
+        assert!(
+            report.problems.iter().any(|p| p.contains("table t")),
+            "{:?}",
+            report.problems
+        );
+        assert!(!report.ok);
     }
 
     #[test]
@@ -707,7 +740,10 @@ mod tests {
         std::fs::copy(&snap, &reh).unwrap();
         Connection::open(&reh)
             .unwrap()
-            .execute_batch("PRAGMA foreign_keys = OFF; INSERT INTO c VALUES ('new orphan', 8);")
+            .execute_batch(
+                "PRAGMA foreign_keys = OFF; INSERT INTO c VALUES ('new orphan', 8);
+                 CREATE INDEX cp ON c(p);",
+            )
             .unwrap();
         let report = validate(
             &snap,
@@ -734,7 +770,11 @@ mod tests {
     fn a_flipped_byte_in_a_table_page_fails_the_page_proof() {
         let (_dir, snap, reh) = rehearsed();
         let conn = open_ro(&reh).unwrap();
-        let page = *pages_of(&conn, "t").unwrap().last().unwrap();
+        let page: i64 = conn
+            .query_row("SELECT max(pageno) FROM dbstat WHERE name = 't'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
         let size: i64 = conn
             .query_row("PRAGMA page_size", [], |r| r.get(0))
             .unwrap();
@@ -750,13 +790,6 @@ mod tests {
         byte[0] ^= 0x20;
         file.write_all_at(&byte, at).unwrap();
         drop(file);
-        let (_, problems) = same_pages(&snap, &reh, &InPlace::default()).unwrap();
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.contains("differs from the snapshot")),
-            "{problems:?}"
-        );
         let report = validate(
             &snap,
             &reh,
@@ -765,6 +798,14 @@ mod tests {
             &InPlace::default(),
         )
         .unwrap();
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("differs from the snapshot") && p.contains("table t")),
+            "{:?}",
+            report.problems
+        );
         assert!(!report.ok, "{:?}", report.problems);
     }
 
@@ -992,7 +1033,10 @@ mod tests {
             .unwrap();
         let report = validate(&snap, &reh, &source, &plan, &fast).unwrap();
         assert!(
-            report.problems.iter().any(|p| p.contains("table t:")),
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("differs from the snapshot") && p.contains("table t (")),
             "{:?}",
             report.problems
         );
