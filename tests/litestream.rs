@@ -90,7 +90,10 @@ impl App {
                     String::from_utf8_lossy(&out.stderr)
                 );
             }
-            assert!(start.elapsed() < Duration::from_secs(20), "{what}: timed out");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{what}: timed out"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -254,7 +257,10 @@ fn migrate_replicated(extra: &[&str], path_line: &str) {
     assert!(max_id(&prod) > before, "rows written after the deploy");
     assert_sound(&ws);
     let restored = stop_and_compare(&ws, app, ls);
-    assert_eq!(column(&restored, "SELECT count(*) FROM item_names"), vec!["300"]);
+    assert_eq!(
+        column(&restored, "SELECT count(*) FROM item_names"),
+        vec!["300"]
+    );
 }
 
 #[test]
@@ -265,4 +271,54 @@ fn litestream_follows_an_in_place_migration_and_the_writes_after_it() {
 #[test]
 fn litestream_follows_a_rebuilt_migration_and_the_writes_after_it() {
     migrate_replicated(&["--rebuild"], "path: rebuild");
+}
+
+#[test]
+fn litestream_follows_a_rollback_and_the_writes_after_it() {
+    let ws = Workspace::new();
+    let prod = ws.path("prod.sqlite3");
+    let (mut app, ls) = replicated(&ws);
+    let events = |db: &Path| column(db, "SELECT group_concat(id) FROM events");
+    let before_deploy = (
+        events(&prod),
+        crate::support::stdout_of(&ws.cmd().args(["schema", "prod.sqlite3"]).output().unwrap()),
+    );
+    assert_code(&run(&ws, &["--rebuild"]), 0);
+    write_for(&mut app, Duration::from_millis(300));
+    let after_deploy = max_id(&prod);
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = until_quiet(|| {
+        ws.cmd()
+            .args(["rollback", "--production", "prod.sqlite3", "--yes"])
+            .output()
+            .unwrap()
+    });
+    assert_code(&out, 0);
+    // The backup taken before the deploy is production again (the rows
+    // written since are in the backup of the current production that
+    // rollback took first).
+    let now = (
+        events(&prod),
+        crate::support::stdout_of(&ws.cmd().args(["schema", "prod.sqlite3"]).output().unwrap()),
+    );
+    assert_eq!(now, before_deploy);
+    assert!(max_id(&prod) < after_deploy);
+    assert_eq!(
+        litestream_tables(&prod),
+        vec!["_litestream_lock", "_litestream_seq"]
+    );
+    write_for(&mut app, Duration::from_millis(2500));
+    assert_eq!(
+        column(
+            &prod,
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'item_names'"
+        ),
+        vec!["0"]
+    );
+    let restored = stop_and_compare(&ws, app, ls);
+    assert_eq!(
+        column(&restored, "SELECT count(*) FROM pragma_table_info('items')"),
+        vec!["2"],
+        "the replica has the schema from before the deploy"
+    );
 }

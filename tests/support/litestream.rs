@@ -120,7 +120,10 @@ impl Litestream {
             db: db.to_path_buf(),
             child: Some(child),
         };
-        ls.wait_for(|ls| !replica_files(&ls.replica).is_empty(), "a first snapshot in the replica");
+        ls.wait_for(
+            |ls| !replica_files(&ls.replica).is_empty(),
+            "a first snapshot in the replica",
+        );
         ls
     }
 
@@ -128,7 +131,10 @@ impl Litestream {
         let start = Instant::now();
         while !done(self) {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("litestream exited ({status}) before {what}:\n{}", self.logs());
+                panic!(
+                    "litestream exited ({status}) before {what}:\n{}",
+                    self.logs()
+                );
             }
             assert!(
                 start.elapsed() < WAIT,
@@ -180,7 +186,11 @@ impl Litestream {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        assert!(status.success(), "litestream exited with {status}:\n{}", self.logs());
+        assert!(
+            status.success(),
+            "litestream exited with {status}:\n{}",
+            self.logs()
+        );
         self.logs()
     }
 
