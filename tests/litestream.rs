@@ -322,3 +322,87 @@ fn litestream_follows_a_rollback_and_the_writes_after_it() {
         "the replica has the schema from before the deploy"
     );
 }
+
+/// Litestream replicates only WAL databases (it switches a database to WAL
+/// when it starts and keeps it so), so a production in rollback-journal
+/// mode beside Litestream's directory is one that Litestream is not
+/// replicating now. The migration goes ahead and says so; once Litestream
+/// runs again it snapshots the migrated database, and the replica restores
+/// to production.
+#[test]
+fn a_rollback_journal_production_that_litestream_replicated_migrates_with_a_note() {
+    let ws = Workspace::new();
+    let prod = ws.path("prod.sqlite3");
+    let (mut app, mut ls) = replicated(&ws);
+    app.stop();
+    ls.stop();
+    drop(ls);
+    let mode: String = rusqlite::Connection::open(&prod)
+        .unwrap()
+        .query_row("PRAGMA journal_mode = delete", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete");
+    let mut app = App::start(&ws, &prod, "journal");
+    std::thread::sleep(Duration::from_millis(300));
+    app.pause();
+    let before = max_id(&prod);
+
+    let out = run(&ws, &["--rebuild"]);
+    assert_code(&out, 0);
+    let text = crate::support::stdout_of(&out);
+    assert!(
+        text.contains("rollback-journal mode, which Litestream does not replicate"),
+        "{text}"
+    );
+    assert_eq!(column(&prod, "PRAGMA journal_mode"), vec!["delete"]);
+    assert_eq!(
+        litestream_tables(&prod),
+        vec!["_litestream_lock", "_litestream_seq"]
+    );
+
+    let ls = Litestream::start(ws.dir.path(), &prod);
+    write_for(&mut app, Duration::from_millis(2500));
+    assert!(max_id(&prod) > before);
+    assert_eq!(column(&prod, "PRAGMA journal_mode"), vec!["wal"]);
+    let restored = stop_and_compare(&ws, app, ls);
+    assert_eq!(
+        column(&restored, "SELECT count(*) FROM item_names"),
+        vec!["300"]
+    );
+}
+
+/// Without the binary: Litestream's tables in production are neither in
+/// the diff nor dropped, and a rebuild carries them over with their rows.
+#[test]
+fn litestream_tables_are_kept_out_of_diffs_and_carried_by_a_rebuild() {
+    let ws = Workspace::new();
+    let prod = ws.db(
+        "prod.sqlite3",
+        &format!(
+            "{PRODUCTION}
+             CREATE TABLE _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER);
+             CREATE TABLE _litestream_lock (id INTEGER);
+             INSERT INTO _litestream_seq VALUES (1, 7);"
+        ),
+    );
+    ws.file("schema.sql", SOURCE);
+    let diff = ws
+        .cmd()
+        .args(["diff", "prod.sqlite3", "schema.sql"])
+        .output()
+        .unwrap();
+    assert!(
+        !crate::support::stdout_of(&diff).contains("_litestream"),
+        "{}",
+        crate::support::stdout_of(&diff)
+    );
+    let out = run(&ws, &["--rebuild"]);
+    assert_code(&out, 0);
+    assert!(!crate::support::stdout_of(&out).contains("_litestream"));
+    assert_eq!(
+        litestream_tables(&prod),
+        vec!["_litestream_lock", "_litestream_seq"]
+    );
+    assert_eq!(column(&prod, "SELECT seq FROM _litestream_seq"), vec!["7"]);
+    assert_sound(&ws);
+}

@@ -255,6 +255,34 @@ impl LiveDb {
         (change.history)(&self.conn)
     }
 
+    /// Litestream's directory beside production (`.<file>-litestream`, its
+    /// default meta path), if there is one.
+    pub fn litestream_dir(&self) -> Option<PathBuf> {
+        let name = self.path.file_name()?.to_string_lossy();
+        let dir = self.path.with_file_name(format!(".{name}-litestream"));
+        dir.is_dir().then_some(dir)
+    }
+
+    /// What to say when Litestream has replicated production but cannot be
+    /// replicating it now: production is in rollback-journal mode, and
+    /// Litestream replicates only the WAL (it switches a database to WAL
+    /// when it starts, and keeps it so while it runs). The swap goes ahead:
+    /// the replica gets the new database when Litestream runs again, as the
+    /// new snapshot it takes of a database changed behind its back.
+    pub fn litestream_note(&self) -> Option<String> {
+        let dir = self.litestream_dir()?;
+        if self.journal_mode().ok()? == "wal" {
+            return None;
+        }
+        Some(format!(
+            "  note: {} is beside production, so Litestream has replicated it, but production is in \
+             rollback-journal mode, which Litestream does not replicate (it switches a database to WAL \
+             when it starts): the replica lacks this change until Litestream runs again and takes a \
+             new snapshot",
+            dir.display()
+        ))
+    }
+
     fn journal_mode(&self) -> Result<String> {
         let mode: String = self
             .conn
