@@ -406,3 +406,41 @@ fn litestream_tables_are_kept_out_of_diffs_and_carried_by_a_rebuild() {
     assert_eq!(column(&prod, "SELECT seq FROM _litestream_seq"), vec!["7"]);
     assert_sound(&ws);
 }
+
+/// A backup from before Litestream replicated production has none of its
+/// tables: the rollback keeps production's, so that the running Litestream
+/// checkpoints on, and the backup file itself is left as it was.
+#[test]
+fn a_rollback_to_a_backup_older_than_litestream_keeps_litestreams_tables() {
+    let ws = Workspace::new();
+    let prod = ws.path("prod.sqlite3");
+    let old = ws.db(
+        "old.sqlite3",
+        &PRODUCTION.replace("PRAGMA journal_mode = wal;", ""),
+    );
+    let old_hash = crate::support::sha256_file(&old);
+    let (mut app, ls) = replicated(&ws);
+    let out = until_quiet(|| {
+        ws.cmd()
+            .args(["rollback", "--production", "prod.sqlite3", "--yes"])
+            .args(["--backup", "old.sqlite3"])
+            .output()
+            .unwrap()
+    });
+    assert_code(&out, 0);
+    assert_eq!(max_id(&prod), 1, "the old backup's rows");
+    assert_eq!(
+        litestream_tables(&prod),
+        vec!["_litestream_lock", "_litestream_seq"]
+    );
+    assert_eq!(crate::support::sha256_file(&old), old_hash);
+    assert_eq!(litestream_tables(&old), Vec::<String>::new());
+    let leftovers: Vec<_> = std::fs::read_dir(ws.path("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".sqlmorph"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    write_for(&mut app, Duration::from_millis(2500));
+    stop_and_compare(&ws, app, ls);
+}
