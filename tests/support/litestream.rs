@@ -158,11 +158,14 @@ impl Litestream {
         )
     }
 
-    /// Lines Litestream logged as errors or warnings.
+    /// Lines Litestream logged as errors or warnings, but for a sync that
+    /// met a lock (SQLITE_BUSY: it retries, and logs "sync recovered"; seen
+    /// when its first sync switches a rollback-journal database to WAL).
     pub fn complaints(&self) -> Vec<String> {
-        self.logs()
-            .lines()
+        let logs = self.logs();
+        logs.lines()
             .filter(|l| l.contains("level=ERROR") || l.contains("level=WARN"))
+            .filter(|l| !(l.contains("(SQLITE_BUSY)") && logs.contains("sync recovered")))
             .map(str::to_string)
             .collect()
     }
