@@ -444,3 +444,58 @@ fn a_rollback_to_a_backup_older_than_litestream_keeps_litestreams_tables() {
     write_for(&mut app, Duration::from_millis(2500));
     stop_and_compare(&ws, app, ls);
 }
+
+/// A write between the snapshot and the swap stops the deploy (exit 3) as
+/// always; beside Litestream's directory the message says that Litestream's
+/// checkpoint writes too (here the `stop` command plays Litestream).
+#[test]
+fn a_litestream_checkpoint_during_the_run_stops_it_with_a_message_naming_litestream() {
+    let ws = Workspace::new();
+    let prod = ws.db(
+        "prod.sqlite3",
+        &format!(
+            "{PRODUCTION}
+             CREATE TABLE _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER);
+             CREATE TABLE _litestream_lock (id INTEGER);"
+        ),
+    );
+    std::fs::create_dir(ws.path(".prod.sqlite3-litestream")).unwrap();
+    ws.file("schema.sql", SOURCE);
+    ws.file(
+        "bump.py",
+        "import sqlite3\nc = sqlite3.connect('prod.sqlite3')\n\
+         c.execute('INSERT INTO _litestream_seq (id, seq) VALUES (1, 1) \
+         ON CONFLICT (id) DO UPDATE SET seq = seq + 1')\nc.commit()\n",
+    );
+    ws.file("sqlmorph.toml", "stop = \"python3 bump.py\"\n");
+    for extra in [&[][..], &["--rebuild"][..]] {
+        let out = ws
+            .cmd()
+            .args([
+                "run",
+                "--source",
+                "schema.sql",
+                "--production",
+                "prod.sqlite3",
+                "--yes",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_code(&out, 3);
+        let err = stderr_of(&out);
+        assert!(err.contains("changed after the snapshot"), "{err}");
+        assert!(
+            err.contains(".prod.sqlite3-litestream is beside it"),
+            "{err}"
+        );
+        assert_eq!(
+            column(
+                &prod,
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'item_names'"
+            ),
+            vec!["0"],
+            "{extra:?}: nothing changed"
+        );
+    }
+}

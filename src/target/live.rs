@@ -226,9 +226,16 @@ impl LiveDb {
             )));
         }
         if self.data_version()? != baseline.version {
+            let litestream = self.litestream_dir().map_or(String::new(), |d| {
+                format!(
+                    " (Litestream replicates it, {} is beside it, and writes _litestream_seq at its \
+                     checkpoints: a rerun usually misses the next one)",
+                    d.display()
+                )
+            });
             return Err(aborted(format!(
                 "production ({}) changed after the snapshot was taken: a write reached it during the migration. \
-                 Nothing was changed; rerun sqlmorph to migrate the current data",
+                 Nothing was changed; rerun sqlmorph to migrate the current data{litestream}",
                 self.path.display()
             )));
         }
