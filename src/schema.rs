@@ -169,11 +169,21 @@ pub struct Trigger {
     pub raw_sql: String,
 }
 
-/// True for names that are not user objects: SQLite's own and this tool's
-/// bookkeeping tables.
+/// True for names that are not user objects: SQLite's own, this tool's
+/// bookkeeping tables and Litestream's (`_litestream_seq`, which it writes
+/// to force WAL frames and reads to hold its read lock, and
+/// `_litestream_lock`, which it writes to take the write lock around a
+/// checkpoint: dropping them breaks a running Litestream's checkpoints).
 pub fn is_internal(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    lower.starts_with("sqlite_") || lower.starts_with("_sqlmorph_")
+    lower.starts_with("sqlite_") || is_bookkeeping(&lower)
+}
+
+/// True for the bookkeeping tables that stay with production whatever the
+/// source says: a migration carries them over as they are.
+pub fn is_bookkeeping(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("_sqlmorph_") || lower.starts_with("_litestream_")
 }
 
 /// SQLite's affinity rules (sqlite.org/datatype3.html §3.1).

@@ -11,6 +11,7 @@ mod fidelity;
 mod handles;
 mod history;
 mod input_errors;
+mod litestream;
 mod live_app;
 mod migrate;
 mod recipes;

@@ -162,22 +162,27 @@ pub fn create_tables(
         conn.execute_batch(&t.raw_sql)
             .with_context(|| format!("creating table {} from the source schema", t.name))?;
     }
-    // Keep the tool's own history with production.
-    let history: Option<String> = conn
-        .query_row(
-            &format!(
-                "SELECT sql FROM {}.sqlite_schema WHERE type = 'table' AND name = '_sqlmorph_history'",
-                quote_ident(SNAPSHOT_SCHEMA)
-            ),
-            [],
-            |r| r.get(0),
-        )
-        .ok();
-    if let Some(sql) = history {
-        conn.execute_batch(&sql)?;
-        conn.execute_batch(&format!(
-            "INSERT INTO main._sqlmorph_history SELECT * FROM {}._sqlmorph_history",
+    // Keep the bookkeeping tables with production, rows and all: the tool's
+    // own history, and Litestream's tables, which a running Litestream
+    // needs for its next checkpoint.
+    let bookkeeping: Vec<(String, String)> = conn
+        .prepare(&format!(
+            "SELECT name, sql FROM {}.sqlite_schema WHERE type = 'table' ORDER BY rowid",
             quote_ident(SNAPSHOT_SCHEMA)
+        ))?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<(String, Option<String>)>>>()?
+        .into_iter()
+        .filter(|(name, _)| crate::schema::is_bookkeeping(name))
+        .filter_map(|(name, sql)| Some((name, sql?)))
+        .collect();
+    for (name, sql) in bookkeeping {
+        conn.execute_batch(&sql)
+            .with_context(|| format!("carrying {name} over"))?;
+        conn.execute_batch(&format!(
+            "INSERT INTO main.{q} SELECT * FROM {}.{q}",
+            quote_ident(SNAPSHOT_SCHEMA),
+            q = quote_ident(&name)
         ))?;
     }
     conn.execute_batch("COMMIT")?;

@@ -38,6 +38,13 @@ pub fn rollback(opts: &Options, chosen: Option<&Path>, prompter: Prompter) -> Re
     };
     check_backup(&source)?;
     let now = prod.with_reader(&mut log, summary)?;
+    let missing = {
+        let in_backup = litestream_tables(&crate::db::open_readonly(&source)?)?;
+        prod.with_reader(&mut log, litestream_tables)?
+            .into_iter()
+            .filter(|(name, _)| !in_backup.iter().any(|(b, _)| b.eq_ignore_ascii_case(name)))
+            .collect::<Vec<_>>()
+    };
     let then = summary(&crate::db::open_readonly(&source)?)?;
     prompter.confirm_typed(&format!(
         "Restore {} from {} ({why})?\n  production now: {now}\n  the backup:     {then}\n\
@@ -57,13 +64,63 @@ pub fn rollback(opts: &Options, chosen: Option<&Path>, prompter: Prompter) -> Re
         "backed up the current production to {}",
         current.display()
     ));
-    let note = prod.swap(&source, &token, &current, &opts.commands(), &mut log)?;
+    // A backup from before Litestream replicated production lacks its
+    // tables: the file swapped in is a copy of the backup with them added,
+    // so that a running Litestream checkpoints on.
+    let with_tables = if missing.is_empty() {
+        None
+    } else {
+        let copy = with_litestream_tables(&source, &missing, &opts.backup_dir)?;
+        log.line(&format!(
+            "kept Litestream's table(s) {}, which the backup lacks (the backup file is unchanged)",
+            missing
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        Some(copy)
+    };
+    let swapped = with_tables.as_ref().map_or(source.as_path(), |t| t.path());
+    let note = prod.swap(swapped, &token, &current, &opts.commands(), &mut log)?;
     log.line(&format!(
         "restored {} from {}{note}",
         prod.name(),
         source.display()
     ));
     Ok(source)
+}
+
+/// Litestream's tables in a database, `(name, sql)`.
+fn litestream_tables(conn: &Connection) -> Result<Vec<(String, String)>> {
+    let tables = conn
+        .prepare(
+            "SELECT name, sql FROM sqlite_schema WHERE type = 'table' \
+             AND lower(substr(name, 1, 12)) = '_litestream_' AND sql IS NOT NULL ORDER BY rowid",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(tables)
+}
+
+/// A private copy of `backup` (in `dir`, removed when dropped) with the
+/// `tables` created empty: Litestream fills `_litestream_seq` itself and
+/// never commits a row to `_litestream_lock`.
+fn with_litestream_tables(
+    backup: &Path,
+    tables: &[(String, String)],
+    dir: &Path,
+) -> Result<tempfile::NamedTempFile> {
+    let copy = crate::private::temp_file_in(dir, ".sqlmorph-rollback-", ".sqlite3")?;
+    crate::target::files::backup_api_copy(&crate::db::open_readonly(backup)?, backup, copy.path())?;
+    let conn = Connection::open(copy.path())?;
+    conn.execute_batch("BEGIN")?;
+    for (_, sql) in tables {
+        conn.execute_batch(sql)?;
+    }
+    conn.execute_batch("COMMIT")?;
+    drop(conn);
+    Ok(copy)
 }
 
 /// A backup worth restoring: a non-empty SQLite file that passes

@@ -226,9 +226,16 @@ impl LiveDb {
             )));
         }
         if self.data_version()? != baseline.version {
+            let litestream = self.litestream_dir().map_or(String::new(), |d| {
+                format!(
+                    " (Litestream replicates it, {} is beside it, and writes _litestream_seq at its \
+                     checkpoints: a rerun usually misses the next one)",
+                    d.display()
+                )
+            });
             return Err(aborted(format!(
                 "production ({}) changed after the snapshot was taken: a write reached it during the migration. \
-                 Nothing was changed; rerun sqlmorph to migrate the current data",
+                 Nothing was changed; rerun sqlmorph to migrate the current data{litestream}",
                 self.path.display()
             )));
         }
@@ -253,6 +260,34 @@ impl LiveDb {
             )));
         }
         (change.history)(&self.conn)
+    }
+
+    /// Litestream's directory beside production (`.<file>-litestream`, its
+    /// default meta path), if there is one.
+    pub fn litestream_dir(&self) -> Option<PathBuf> {
+        let name = self.path.file_name()?.to_string_lossy();
+        let dir = self.path.with_file_name(format!(".{name}-litestream"));
+        dir.is_dir().then_some(dir)
+    }
+
+    /// What to say when Litestream has replicated production but cannot be
+    /// replicating it now: production is in rollback-journal mode, and
+    /// Litestream replicates only the WAL (it switches a database to WAL
+    /// when it starts, and keeps it so while it runs). The swap goes ahead:
+    /// the replica gets the new database when Litestream runs again, as the
+    /// new snapshot it takes of a database changed behind its back.
+    pub fn litestream_note(&self) -> Option<String> {
+        let dir = self.litestream_dir()?;
+        if self.journal_mode().ok()? == "wal" {
+            return None;
+        }
+        Some(format!(
+            "  note: {} is beside production, so Litestream has replicated it, but production is in \
+             rollback-journal mode, which Litestream does not replicate (it switches a database to WAL \
+             when it starts): the replica lacks this change until Litestream runs again and takes a \
+             new snapshot",
+            dir.display()
+        ))
     }
 
     fn journal_mode(&self) -> Result<String> {

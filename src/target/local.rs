@@ -52,6 +52,9 @@ fn deploy_with(
     commands: &Commands,
     log: &mut Log,
 ) -> Result<String> {
+    if let Some(note) = prod.live().litestream_note() {
+        log.line(&note);
+    }
     let stopped = given(&commands.stop).is_some();
     if let Some(stop) = given(&commands.stop) {
         if let Err(e) = run_command("stop", stop, log) {

@@ -112,6 +112,7 @@ pub fn column(db: &Path, sql: &str) -> Vec<String> {
     .map(Result::unwrap)
     .collect()
 }
+pub mod litestream;
 pub mod sshd;
 
 impl Workspace {
