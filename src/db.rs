@@ -86,20 +86,6 @@ pub fn open_readonly(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Reads with no system call per page: how a run maps its own files.
-pub const MMAP_PRAGMA: &str = "PRAGMA mmap_size = 1099511627776";
-
-/// [`open_readonly`] for a file that only this run has open (its snapshot,
-/// a backup, the migrated copy once built): SQLite reads it through a
-/// memory map (up to its 2 GiB default limit; pages past it are read as
-/// usual). Nothing else can shrink such a file under the map; production,
-/// which an application may truncate, is never opened this way.
-pub fn open_own_readonly(path: &Path) -> Result<Connection> {
-    let conn = open_readonly(path)?;
-    conn.execute_batch(MMAP_PRAGMA)?;
-    Ok(conn)
-}
-
 /// Opens an existing SQLite file for writing (scratch files of a run only).
 pub fn open_rw(path: &Path) -> Result<Connection> {
     check_sqlite_file(path)?;

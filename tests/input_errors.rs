@@ -230,3 +230,57 @@ fn run_refuses_an_unreadable_production_cleanly() {
         .collect();
     assert_eq!(after, before);
 }
+
+/// A production whose index has a damaged page (SQLite still opens it).
+fn damaged_production(ws: &Workspace) -> std::path::PathBuf {
+    let prod = ws.db(
+        "prod.sqlite3",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX tv ON t(v);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+         INSERT INTO t SELECT i, printf('value %05d', i) FROM n;",
+    );
+    let page: i64 = crate::support::column(
+        &prod,
+        "SELECT pageno FROM dbstat WHERE name = 'tv' AND pagetype = 'leaf' LIMIT 1 OFFSET 3",
+    )[0]
+    .parse()
+    .unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&prod).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(
+        &f,
+        &b"value 99999".repeat(3),
+        ((page - 1) * 4096 + 2000) as u64,
+    )
+    .unwrap();
+    prod
+}
+
+#[test]
+fn a_production_whose_backup_fails_quick_check_is_not_migrated_either_way() {
+    for extra in [None, Some("--rebuild")] {
+        let ws = Workspace::new();
+        let prod = damaged_production(&ws);
+        ws.file(
+            "good.sql",
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX tv ON t(v);
+             CREATE VIEW w AS SELECT v FROM t;",
+        );
+        let before = crate::support::sha256_file(&prod);
+        let mut args = vec![
+            "run",
+            "--yes",
+            "--source",
+            "good.sql",
+            "--production",
+            "prod.sqlite3",
+        ];
+        args.extend(extra);
+        let out = ws.cmd().args(&args).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains("failed quick_check"), "{err}");
+        assert!(err.contains("sqlmorph check"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(crate::support::sha256_file(&prod), before, "{extra:?}");
+    }
+}

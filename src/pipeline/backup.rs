@@ -13,7 +13,7 @@ use crate::db;
 
 /// Checks a copy with `quick_check`.
 pub fn quick_check(path: &Path) -> Result<()> {
-    let conn = db::open_own_readonly(path)?;
+    let conn = db::open_readonly(path)?;
     let msg: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
     if msg != "ok" {
         bail!("{} failed quick_check: {msg}", path.display());

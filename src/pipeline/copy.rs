@@ -127,13 +127,7 @@ pub fn attach_snapshot(conn: &Connection, file: &str) -> rusqlite::Result<()> {
             )
         });
     conn.execute_batch("PRAGMA writable_schema = OFF")?;
-    attached?;
-    // The snapshot is the run's own file (see `crate::db::open_own_readonly`).
-    conn.execute_batch(&crate::db::MMAP_PRAGMA.replacen(
-        "PRAGMA ",
-        &format!("PRAGMA {}.", quote_ident(SNAPSHOT_SCHEMA)),
-        1,
-    ))
+    attached.map(|_| ())
 }
 
 /// Creates the tables of `source` in a new file at `out` (mode 0600,

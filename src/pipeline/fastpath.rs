@@ -443,7 +443,6 @@ fn open_ro(path: &Path) -> Result<Connection> {
     )
     .with_context(|| format!("opening {}", path.display()))
     .and_then(|conn| {
-        conn.execute_batch(crate::db::MMAP_PRAGMA)?;
         crate::pipeline::checksum::register(&conn)?;
         Ok(conn)
     })

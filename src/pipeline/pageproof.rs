@@ -344,7 +344,7 @@ mod tests {
     }
 
     fn proof(snap: &Path, reh: &Path) -> Proof {
-        let open = |p: &Path| crate::db::open_own_readonly(p).unwrap();
+        let open = |p: &Path| crate::db::open_readonly(p).unwrap();
         prove(snap, reh, &open(snap), &open(reh), &InPlace::default()).unwrap()
     }
 

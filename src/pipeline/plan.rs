@@ -296,7 +296,7 @@ fn is_rowid_table(t: &Table) -> bool {
 /// database, and it is attached again as `snapshot` so that recipe
 /// expressions written for the copy (`snapshot.users`) work here too.
 pub fn open_for_plan(path: &std::path::Path) -> Result<Connection> {
-    let conn = crate::db::open_own_readonly(path)?;
+    let conn = crate::db::open_readonly(path)?;
     crate::pipeline::copy::attach_snapshot(&conn, &path.to_string_lossy())?;
     Ok(conn)
 }
@@ -590,7 +590,7 @@ fn plan_table(
             .map(std::path::PathBuf::from);
         std::thread::spawn(move || -> Result<Vec<i64>> {
             let conn = match path {
-                Some(p) => crate::db::open_own_readonly(&p)?,
+                Some(p) => crate::db::open_readonly(&p)?,
                 None => anyhow::bail!("the snapshot has no file to read from another thread"),
             };
             Ok(conn.query_row(&sql, [], |r| {

@@ -509,13 +509,22 @@ impl Run {
     }
 
     /// Waits for the backup's `quick_check`: a backup that fails it stops
-    /// the run before anything is built or deployed.
+    /// the run before anything is validated or deployed (it runs on the
+    /// other core while the copy or the rehearsal is made; the in-place
+    /// proof relies on it, the snapshot being that file).
     fn backup_checked(&mut self) -> Result<()> {
         if let Some(check) = self.backup_check.take() {
             check
                 .join()
                 .map_err(|_| anyhow::anyhow!("the backup check panicked"))?
-                .context("the backup is not sound; production was not touched")?;
+                .with_context(|| {
+                    format!(
+                        "nothing was changed: the backup of production failed quick_check, so \
+                         production itself is most likely damaged (the backup is a copy of its \
+                         pages). Run `sqlmorph check {}` and repair it before migrating",
+                        self.opts.production.display()
+                    )
+                })?;
             self.log.line("  backup quick_check ok");
         }
         Ok(())
@@ -700,7 +709,6 @@ impl Run {
     /// can be made in place (see [`fastpath`]); otherwise a fresh database
     /// from the source schema with the production data copied in.
     pub fn copy(&mut self, plan: &Plan, snapshot: &Db, source: &Schema) -> Result<Db> {
-        self.backup_checked()?;
         self.fast = None;
         self.fast_spoiled.store(false, Ordering::SeqCst);
         if let Some(fast) = self.in_place_statements(plan, snapshot, source)? {
@@ -857,6 +865,7 @@ impl Run {
         {
             let report =
                 fastpath::validate(&snapshot.path, &migrated.path, source, plan, &fast.in_place)?;
+            self.backup_checked()?;
             return self.record_report(report, migrated);
         }
         // The snapshot's side was started with the copy when the plan is the
@@ -874,6 +883,7 @@ impl Run {
             &self.transformed,
             early,
         )?;
+        self.backup_checked()?;
         self.record_report(report, migrated)
     }
 

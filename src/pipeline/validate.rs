@@ -107,7 +107,6 @@ fn open_ro(path: &Path) -> Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .with_context(|| format!("opening {}", path.display()))?;
-    conn.execute_batch(crate::db::MMAP_PRAGMA)?;
     checksum::register(&conn)?;
     Ok(conn)
 }

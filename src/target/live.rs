@@ -316,7 +316,7 @@ impl Swappable {
     /// Afterwards the baseline is production right after this write, so a
     /// later swap (a restore) is refused once the application has written.
     pub fn swap_in(&mut self, new: &Path, expected: Baseline, wait: Duration) -> Result<Baseline> {
-        let src = crate::db::open_own_readonly(new)?;
+        let src = crate::db::open_readonly(new)?;
         let after = if self.0.journal_mode()? == "wal" {
             self.swap_wal(&src, expected, wait)?
         } else {
