@@ -540,10 +540,11 @@ fn changed_structure(
     Ok((problems, checked))
 }
 
-/// The tables (rehearsal names) whose foreign keys may have changed
-/// meaning: changed trees, a definition that differs from the snapshot's
-/// (renames aside), new tables, and every table referencing one of those,
-/// a renamed or a dropped table.
+/// The tables (rehearsal names) where a foreign-key violation could be new:
+/// new tables, tables whose trees changed (rows rewritten, indexes made),
+/// tables whose foreign keys differ from the snapshot's (renames mapped),
+/// and every table referencing a changed, renamed or dropped one. A table
+/// that only gained a column without a reference, or a view, is not one.
 fn touched_tables(
     before: &Schema,
     after: &Schema,
@@ -552,21 +553,25 @@ fn touched_tables(
 ) -> Vec<String> {
     let lower = |s: &str| s.to_lowercase();
     let mut touched: HashSet<String> = changed.iter().map(|t| lower(t)).collect();
-    let pre_image = |name: &str| {
-        before.tables.iter().find(|t| {
-            fast.name_after(&t.name)
-                .is_some_and(|n| n.eq_ignore_ascii_case(name))
-        })
-    };
+    let renamed = |p: &str| fast.name_after(p).unwrap_or_else(|| p.to_string());
     for t in &after.tables {
-        let same = pre_image(&t.name).is_some_and(|b| b.raw_sql == t.raw_sql);
+        let pre_image = before.tables.iter().find(|b| {
+            fast.name_after(&b.name)
+                .is_some_and(|n| n.eq_ignore_ascii_case(&t.name))
+        });
+        let same = pre_image
+            .is_some_and(|b| key_signature(b, &renamed) == key_signature(t, &|p| p.to_string()));
         if !same {
             touched.insert(lower(&t.name));
         }
     }
     let mut parents = touched.clone();
     parents.extend(fast.dropped.iter().map(|t| lower(t)));
-    parents.extend(fast.renamed.iter().map(|(old, _)| lower(old)));
+    parents.extend(
+        fast.renamed
+            .iter()
+            .flat_map(|(old, new)| [lower(old), lower(new)]),
+    );
     for t in &after.tables {
         if t.foreign_keys
             .iter()
@@ -580,6 +585,27 @@ fn touched_tables(
         .iter()
         .filter(|t| t.virtual_module.is_none() && touched.contains(&lower(&t.name)))
         .map(|t| t.name.clone())
+        .collect()
+}
+
+/// A table's foreign keys as comparable text, each parent named by `parent`.
+fn key_signature(t: &Table, parent: &dyn Fn(&str) -> String) -> std::collections::BTreeSet<String> {
+    t.foreign_keys
+        .iter()
+        .map(|f| {
+            format!(
+                "{:?}>{}{:?}",
+                f.columns
+                    .iter()
+                    .map(|c| c.to_lowercase())
+                    .collect::<Vec<_>>(),
+                parent(&f.ref_table).to_lowercase(),
+                f.ref_columns
+                    .iter()
+                    .map(|c| c.to_lowercase())
+                    .collect::<Vec<_>>()
+            )
+        })
         .collect()
 }
 
@@ -763,6 +789,48 @@ mod tests {
             "{:?}",
             report.problems
         );
+    }
+
+    #[test]
+    fn a_new_reference_is_checked_and_a_plain_new_column_is_not_a_reason_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let snap = dir.path().join("snap.db");
+        Connection::open(&snap)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE p(id INTEGER PRIMARY KEY);
+                 CREATE TABLE c(id INTEGER PRIMARY KEY, note TEXT);
+                 INSERT INTO p VALUES (1); INSERT INTO c VALUES (1, 'a'), (2, 'b');",
+            )
+            .unwrap();
+        let rehearse_with = |sql: &str| {
+            let reh = dir.path().join("reh.db");
+            std::fs::copy(&snap, &reh).unwrap();
+            Connection::open(&reh)
+                .unwrap()
+                .execute_batch(&format!("PRAGMA foreign_keys = OFF; {sql}"))
+                .unwrap();
+            let report = validate(
+                &snap,
+                &reh,
+                &Schema::load(&reh).unwrap(),
+                &empty_plan(),
+                &InPlace::default(),
+            )
+            .unwrap();
+            let (before, after) = (Schema::load(&snap).unwrap(), Schema::load(&reh).unwrap());
+            let touched = touched_tables(&before, &after, &InPlace::default(), &Default::default());
+            (report, touched)
+        };
+        let (report, touched) = rehearse_with("ALTER TABLE c ADD COLUMN extra TEXT;");
+        assert!(report.ok, "{:?}", report.problems);
+        assert!(touched.is_empty(), "{touched:?}");
+        // Every row now points at a parent that does not exist.
+        let (report, touched) =
+            rehearse_with("ALTER TABLE c ADD COLUMN p_id INT REFERENCES p(id) DEFAULT 9;");
+        assert_eq!(touched, vec!["c".to_string()]);
+        assert_eq!(report.new_foreign_key_violations.len(), 2, "{report:?}");
+        assert!(!report.ok);
     }
 
     #[test]
