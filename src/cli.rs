@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
@@ -93,6 +93,7 @@ fn resolve_paths(
         stop: config.stop.clone(),
         restart: config.restart.clone(),
         health_check: config.health_check.clone(),
+        keep_runs: config.retention.keep_runs,
         remotes,
         ssh,
         ..Options::default()
@@ -159,6 +160,10 @@ pub enum Command {
         /// backup directory are not touched.
         #[arg(long)]
         dry_run: bool,
+        /// Keep a dry run's snapshot and migrated file in its run directory
+        /// (by default a dry run leaves no copy of production behind).
+        #[arg(long)]
+        keep_files: bool,
         /// Rebuild the whole database even when every change could be made
         /// in place (new tables, indexes, views, triggers, added columns).
         #[arg(long)]
@@ -190,8 +195,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// List the backups of production, newest first.
+    /// List the backups of production, newest first; with --prune, remove
+    /// the old ones.
+    ///
+    /// --prune keeps the newest --keep N and every backup younger than
+    /// --keep-days D (flags replace `[retention] keep_backups`/`keep_days`;
+    /// default: 30 days), and never the backup of the last deploy recorded
+    /// in production's _sqlmorph_history, nor any newer one.
     Backups {
+        #[command(flatten)]
+        prune: crate::prune::PruneArgs,
         /// The backup directory (default: from sqlmorph.toml, else backups).
         #[arg(long, value_name = "D")]
         backup_dir: Option<PathBuf>,
@@ -364,6 +377,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             backup_dir,
             work_dir,
             dry_run,
+            keep_files,
             rebuild,
             yes,
             allow_destructive,
@@ -382,6 +396,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             };
             let opts = resolve(&config, &target, backup_dir, work_dir, |o| {
                 o.dry_run = dry_run;
+                o.keep_files = keep_files;
                 o.rebuild = rebuild;
                 o.yes = yes;
                 o.allow_destructive = allow_destructive;
@@ -447,9 +462,25 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Backups {
+            prune,
             backup_dir,
             config,
             format,
+        } if prune.prune => {
+            let file = Config::load(config.as_deref())?;
+            let target = prune.target(config);
+            let opts = resolve_paths(&file, &target, backup_dir, None).context(
+                "backups --prune reads production's _sqlmorph_history to spare the last deploy's backup",
+            )?;
+            let text = crate::prune::run(&opts, &file.retention, &prune, format == Format::Json)?;
+            print(&text)?;
+            Ok(0)
+        }
+        Command::Backups {
+            backup_dir,
+            config,
+            format,
+            ..
         } => {
             let config = Config::load(config.as_deref())?;
             let dir = backup_dir

@@ -25,6 +25,34 @@ pub struct Config {
     pub ssh: SshConfig,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub retention: Retention,
+    #[serde(default)]
+    pub test: TestConfig,
+}
+
+/// `[retention]`: how many backups and run directories are kept.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// `backups --prune` keeps at least this many newest backups.
+    pub keep_backups: Option<usize>,
+    /// `backups --prune` keeps every backup younger than this many days
+    /// (30 when neither key nor flag is given).
+    pub keep_days: Option<u64>,
+    /// Run directories kept in `<work_dir>/runs` ([`DEFAULT_KEEP_RUNS`]).
+    pub keep_runs: Option<usize>,
+}
+
+/// The run directories a run keeps when `[retention] keep_runs` is unset.
+pub const DEFAULT_KEEP_RUNS: usize = 10;
+
+/// `[test]`: what `sqlmorph test` runs against.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestConfig {
+    /// A directory of fixture databases (`.sql`, `.sqlite3`, `.db`).
+    pub fixtures: Option<PathBuf>,
 }
 
 /// One production target or a fleet.
@@ -150,6 +178,19 @@ health_check = ""    # after the restart; a non-zero exit rolls the deploy back
 # How much a recipe may do before it is stopped (Rhai operations).
 # max_operations = 50000000
 # max_call_levels = 64   # at most 1000
+
+[retention]
+# `sqlmorph backups --prune` keeps the newest keep_backups backups and every
+# backup younger than keep_days days (default: 30 days); the backup of the
+# last deploy, and any newer, is never removed.
+# keep_backups = 10
+# keep_days = 30
+# Run directories kept in <work_dir>/runs (older ones go when a run starts).
+# keep_runs = 10
+
+[test]
+# Fixture databases for `sqlmorph test` (.sql or .sqlite3 files).
+# fixtures = "tests/fixtures"
 "#;
 
 /// Everything a run needs to know, resolved from flags and `sqlmorph.toml`.
@@ -160,6 +201,11 @@ pub struct Options {
     pub backup_dir: PathBuf,
     pub work_dir: PathBuf,
     pub dry_run: bool,
+    /// `--keep-files`: a dry run keeps its snapshot and migrated file.
+    pub keep_files: bool,
+    /// Run directories kept in `<work_dir>/runs` besides the new one
+    /// (`None`: [`DEFAULT_KEEP_RUNS`]).
+    pub keep_runs: Option<usize>,
     /// `--rebuild`: never migrate in place.
     pub rebuild: bool,
     pub yes: bool,

@@ -32,4 +32,5 @@ pub mod pipeline;
 pub mod script;
 
 pub mod cli;
+pub mod prune;
 pub mod repl;

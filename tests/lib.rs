@@ -16,6 +16,7 @@ mod live_app;
 mod migrate;
 mod recipes;
 mod repl;
+mod retention;
 mod schema_cmd;
 mod security;
 mod ssh_deploy;

@@ -81,19 +81,7 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
 
 /// A run directory whose log has no last word and whose process is gone.
 fn clean_run(dir: &Path, ours: &Path, log: &mut Log) {
-    let Ok(text) = std::fs::read_to_string(dir.join("log.txt")) else {
-        return;
-    };
-    let ended = text.lines().any(|l| {
-        l.contains(" finished: ") || l.contains(" error: ") || l.contains(" interrupted (")
-    });
-    let pid = text
-        .lines()
-        .next()
-        .and_then(|l| l.split(" pid ").nth(1))
-        .and_then(|p| p.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|p| p.parse::<u32>().ok());
-    if ended || pid.is_none_or(alive) {
+    if !matches!(unfinished_pid(dir), Some(Some(pid)) if !alive(pid)) {
         return;
     }
     let removed = remove_scratch(dir);
@@ -111,6 +99,32 @@ fn clean_run(dir: &Path, ours: &Path, log: &mut Log) {
             ours.display()
         ));
     }
+}
+
+/// A run whose log has no last word: `Some(pid)` of the process that wrote
+/// it (`Some(None)` when the log names none), `None` when it ended or has
+/// no log.
+fn unfinished_pid(dir: &Path) -> Option<Option<u32>> {
+    let text = std::fs::read_to_string(dir.join("log.txt")).ok()?;
+    let ended = text.lines().any(|l| {
+        l.contains(" finished: ") || l.contains(" error: ") || l.contains(" interrupted (")
+    });
+    if ended {
+        return None;
+    }
+    Some(
+        text.lines()
+            .next()
+            .and_then(|l| l.split(" pid ").nth(1))
+            .and_then(|p| p.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|p| p.parse::<u32>().ok()),
+    )
+}
+
+/// True when a run directory may still be in use: its log has no last word
+/// and its process is alive (or unknown).
+pub fn in_progress(dir: &Path) -> bool {
+    matches!(unfinished_pid(dir), Some(pid) if pid.is_none_or(alive))
 }
 
 /// Removes a run directory's scratch files — the migrated file and any

@@ -16,6 +16,8 @@ pub mod pageproof;
 pub mod path;
 pub mod plan;
 pub mod prompt;
+pub mod retention;
+pub mod rundirs;
 pub mod review;
 pub mod rollback;
 pub mod session;

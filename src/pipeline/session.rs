@@ -224,6 +224,13 @@ impl Run {
             &dir,
             &mut log,
         );
+        super::rundirs::prune(
+            &opts.work_dir.join("runs"),
+            &dir,
+            opts.keep_runs
+                .unwrap_or(crate::config::DEFAULT_KEEP_RUNS),
+            &mut log,
+        );
         if opts.remotes.is_empty() {
             super::leftovers::clean_beside(&opts.production, &mut log);
         }
@@ -388,6 +395,9 @@ impl Run {
     /// (when validation wrote one) gains every step's time.
     pub fn end(&mut self) {
         self.end_step();
+        if self.opts.dry_run && !self.opts.keep_files {
+            self.drop_copies();
+        }
         let Some(report) = &self.summary.report else {
             return;
         };
@@ -400,6 +410,19 @@ impl Run {
         }
         if let Ok(text) = serde_json::to_string_pretty(&json) {
             let _ = crate::private::write(&self.dir.join("report.json"), text);
+        }
+    }
+
+    /// A dry run leaves no copy of production behind (`--keep-files` keeps
+    /// them): the snapshot and the migrated file go, the record stays.
+    fn drop_copies(&mut self) {
+        self.migrated = None;
+        let removed = super::rundirs::drop_copies(&self.dir);
+        if !removed.is_empty() {
+            self.log.quiet(&format!(
+                "dry run: removed {} (--keep-files keeps them)",
+                removed.join(", ")
+            ));
         }
     }
 
