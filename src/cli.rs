@@ -18,7 +18,7 @@ use crate::script::engine;
 use crate::script::recipe;
 use crate::style::Style;
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
@@ -32,7 +32,7 @@ fn expand_home(p: &std::path::Path) -> PathBuf {
 }
 
 /// Paths of a run from flags, then the configuration, then the defaults.
-fn resolve_paths(
+pub(crate) fn resolve_paths(
     config: &Config,
     target: &Target,
     backup_dir: Option<PathBuf>,
@@ -195,6 +195,14 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Test recipes: each runs as a dry run against fixture databases (and
+    /// a copy of production with --production-copy), then its assertions.
+    ///
+    /// Assertions are Rhai: the recipe's `fn test(before, after)` and the
+    /// test file (<recipe>.test.rhai beside it, or --tests FILE), with
+    /// `before` the database as it was and `after` the migrated one.
+    /// Exit 0 when every case passes, 1 when one fails, 2 on input errors.
+    Test(crate::test_cmd::TestArgs),
     /// List the backups of production, newest first; with --prune, remove
     /// the old ones.
     ///
@@ -555,6 +563,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             print(&text)?;
             Ok(u8::from(!health.is_clean()))
         }
+        Command::Test(args) => crate::test_cmd::run(&args),
         Command::Repl { dbs, write } => crate::repl::run(&dbs, write),
         Command::Agent => {
             crate::target::agent::serve(std::io::stdin().lock(), std::io::stdout().lock())?;

@@ -316,6 +316,25 @@ impl Run {
         &self.dir
     }
 
+    /// The databases before and after the migration, for `sqlmorph test`:
+    /// the snapshot and the migrated file (the snapshot again when the run
+    /// built none, e.g. nothing to migrate). `None` before a snapshot.
+    pub fn before_after(&self) -> Option<(Db, Db)> {
+        let (snap, _) = self.snapshot.as_ref()?;
+        let before = Db {
+            path: snap.clone(),
+            role: Role::Snapshot,
+        };
+        let after = match &self.migrated {
+            Some(path) => Db {
+                path: path.clone(),
+                role: Role::Migrated,
+            },
+            None => before.clone(),
+        };
+        Some((before, after))
+    }
+
     /// True in a dry run.
     pub fn dry_run(&self) -> bool {
         self.opts.dry_run

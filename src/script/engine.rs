@@ -251,6 +251,12 @@ impl Sources {
         self
     }
 
+    /// Adds a file errors may quote (a test file).
+    pub fn with(mut self, name: &str, text: &str) -> Sources {
+        self.texts.insert(name.to_string(), text.to_string());
+        self
+    }
+
     fn text(&self, name: &str) -> Option<String> {
         if let Some(t) = self.texts.get(name) {
             return Some(t.clone());
