@@ -33,6 +33,6 @@ pub mod script;
 
 pub mod cli;
 pub mod prune;
+pub mod repl;
 pub mod test_cmd;
 pub mod test_report;
-pub mod repl;

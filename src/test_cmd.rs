@@ -78,9 +78,11 @@ impl Target {
 pub fn run(args: &TestArgs) -> Result<u8> {
     let config = Config::load(args.config.as_deref())?;
     let recipes = recipes(&args.recipes)?;
-    let source = args.source.clone().or_else(|| config.source.clone()).ok_or_else(|| {
-        input("no source schema: give --source or set `source` in sqlmorph.toml")
-    })?;
+    let source = args
+        .source
+        .clone()
+        .or_else(|| config.source.clone())
+        .ok_or_else(|| input("no source schema: give --source or set `source` in sqlmorph.toml"))?;
     let targets = targets(args, &config)?;
     let explicit_tests = args
         .tests
@@ -95,7 +97,14 @@ pub fn run(args: &TestArgs) -> Result<u8> {
         };
         for target in &targets {
             let base = base_options(args, &config, target, &source)?;
-            cases.push(run_one(args, &config, base, recipe, tests.as_ref(), target)?);
+            cases.push(run_one(
+                args,
+                &config,
+                base,
+                recipe,
+                tests.as_ref(),
+                target,
+            )?);
         }
     }
     let text = match args.format {
@@ -105,7 +114,10 @@ pub fn run(args: &TestArgs) -> Result<u8> {
     crate::cli::print(&text)?;
     if let Some(path) = &args.junit {
         std::fs::write(path, crate::test_report::junit(&cases)).map_err(|e| {
-            input(format!("{}: cannot write the JUnit report: {e}", path.display()))
+            input(format!(
+                "{}: cannot write the JUnit report: {e}",
+                path.display()
+            ))
         })?;
     }
     Ok(u8::from(cases.iter().any(|c| !c.passed)))
@@ -143,7 +155,10 @@ fn discover(dir: &Path) -> Vec<PathBuf> {
         .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
     found.retain(|p| {
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         name.ends_with(".rhai") && !name.ends_with(".test.rhai") && p.is_file()
     });
     found.sort();
@@ -185,7 +200,12 @@ fn targets(args: &TestArgs, config: &Config) -> Result<Vec<Target>> {
 
 /// The options of a case before its scratch directory is known: production
 /// from the flags or config for the production copy, a fixture otherwise.
-fn base_options(args: &TestArgs, config: &Config, target: &Target, source: &Path) -> Result<Options> {
+fn base_options(
+    args: &TestArgs,
+    config: &Config,
+    target: &Target,
+    source: &Path,
+) -> Result<Options> {
     let mut opts = match target {
         Target::ProductionCopy => crate::cli::resolve_paths(
             config,
@@ -221,7 +241,9 @@ fn run_one(
     target: &Target,
 ) -> Result<Case> {
     let started = std::time::Instant::now();
-    let scratch = tempfile::Builder::new().prefix("sqlmorph-test-").tempdir()?;
+    let scratch = tempfile::Builder::new()
+        .prefix("sqlmorph-test-")
+        .tempdir()?;
     if let Target::Fixture(path) = target {
         let db = scratch.path().join("fixture.sqlite3");
         fixtures::materialize(path, &db)?;

@@ -27,10 +27,17 @@ pub fn text(cases: &[Case], style: Style) -> String {
                 ""
             }
         ));
-        if let Some(detail) = &c.detail {
-            for line in detail.lines() {
-                out.push_str(&format!("      {line}\n"));
-            }
+        if let Some(message) = &c.message {
+            let at = c
+                .location
+                .as_ref()
+                .map(|l| format!("  (at {l})"))
+                .unwrap_or_default();
+            out.push_str(&format!("      {message}{at}\n"));
+        }
+        // The diagnostic's first line is the message (or its end).
+        for line in c.detail.iter().flat_map(|d| d.lines().skip(1)) {
+            out.push_str(&format!("      {line}\n"));
         }
     }
     let failed = cases.iter().filter(|c| !c.passed).count();
@@ -122,7 +129,7 @@ fn suite<'a>(recipe: &str, cases: impl Iterator<Item = &'a Case>) -> String {
         out.push_str(&format!(
             ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
             escape(&message),
-            escape(c.detail.as_deref().unwrap_or_default())
+            escape(c.detail.as_deref().unwrap_or_default()).replace("&#10;", "\n")
         ));
     }
     out.push_str("  </testsuite>\n");
@@ -155,6 +162,9 @@ mod tests {
 
     #[test]
     fn escape_covers_markup_and_control_characters() {
-        assert_eq!(escape("a<b>&\"'\u{1}"), "a&lt;b&gt;&amp;&quot;&apos;\u{FFFD}");
+        assert_eq!(
+            escape("a<b>&\"'\u{1}"),
+            "a&lt;b&gt;&amp;&quot;&apos;\u{FFFD}"
+        );
     }
 }

@@ -65,7 +65,10 @@ fn keep_files_keeps_a_dry_runs_copies() {
     assert_code(&out, 0);
     let files = files_in(&run_dirs(&ws)[0]);
     assert!(files.contains(&"migrated.sqlite3".to_string()), "{files:?}");
-    assert!(files.contains(&"production.sqlite3".to_string()), "{files:?}");
+    assert!(
+        files.contains(&"production.sqlite3".to_string()),
+        "{files:?}"
+    );
 }
 
 /// A finished run directory named `stamp`.
@@ -96,7 +99,11 @@ fn a_run_keeps_the_newest_run_directories_and_live_ones() {
     assert!(live.exists(), "a run in progress was pruned");
     assert!(old[4].exists() && old[3].exists(), "{left:?}");
     assert!(!old[2].exists() && !old[0].exists(), "{left:?}");
-    assert!(stdout_of(&out).contains("removed 3 old run directories"), "{}", stdout_of(&out));
+    assert!(
+        stdout_of(&out).contains("removed 3 old run directories"),
+        "{}",
+        stdout_of(&out)
+    );
 }
 
 /// Deploys once (a backup and a history row), then adds backups around it.
@@ -119,11 +126,21 @@ fn prune_keep_zero_spares_the_last_deploys_backup() {
     let deploy_backup = deployed(&ws);
     let out = ws
         .cmd()
-        .args(["backups", "--prune", "--keep", "0", "--production", "prod.sqlite3"])
+        .args([
+            "backups",
+            "--prune",
+            "--keep",
+            "0",
+            "--production",
+            "prod.sqlite3",
+        ])
         .output()
         .unwrap();
     assert_code(&out, 0);
-    assert!(deploy_backup.exists(), "the last deploy's backup was removed");
+    assert!(
+        deploy_backup.exists(),
+        "the last deploy's backup was removed"
+    );
     assert!(!older.exists(), "an expired backup survived");
     let text = stdout_of(&out);
     assert!(text.contains("the last deploy's backup"), "{text}");
@@ -188,14 +205,25 @@ fn prune_dry_run_lists_and_removes_nothing() {
     let before = ws.snapshot();
     let out = ws
         .cmd()
-        .args(["backups", "--prune", "--dry-run", "--production", "prod.sqlite3"])
+        .args([
+            "backups",
+            "--prune",
+            "--dry-run",
+            "--production",
+            "prod.sqlite3",
+        ])
         .output()
         .unwrap();
     assert_code(&out, 0);
     assert_eq!(ws.snapshot(), before);
     let text = stdout_of(&out);
     assert!(
-        text.contains(&format!("would remove  {}", Path::new("backups").join(expired.file_name().unwrap()).display())),
+        text.contains(&format!(
+            "would remove  {}",
+            Path::new("backups")
+                .join(expired.file_name().unwrap())
+                .display()
+        )),
         "{text}"
     );
 }
@@ -208,7 +236,10 @@ fn prune_without_production_is_an_input_error() {
     assert_code(&out, 2);
     assert!(b.exists());
     let err = stderr_of(&out);
-    assert!(err.contains("_sqlmorph_history") && err.contains("--production"), "{err}");
+    assert!(
+        err.contains("_sqlmorph_history") && err.contains("--production"),
+        "{err}"
+    );
 }
 
 #[test]

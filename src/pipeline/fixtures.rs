@@ -56,8 +56,12 @@ pub fn find(path: &Path) -> Result<Vec<PathBuf>> {
 pub fn materialize(fixture: &Path, dest: &Path) -> Result<()> {
     let is_sql = fixture.extension().is_some_and(|e| e == "sql");
     if is_sql {
-        let text = std::fs::read_to_string(fixture)
-            .map_err(|e| input(format!("{}: cannot read the fixture: {e}", fixture.display())))?;
+        let text = std::fs::read_to_string(fixture).map_err(|e| {
+            input(format!(
+                "{}: cannot read the fixture: {e}",
+                fixture.display()
+            ))
+        })?;
         let conn = rusqlite::Connection::open(dest)?;
         conn.execute_batch(&text).map_err(|e| {
             input(format!(
@@ -67,13 +71,22 @@ pub fn materialize(fixture: &Path, dest: &Path) -> Result<()> {
         })?;
         return Ok(());
     }
-    let src = crate::db::open_readonly(fixture)
-        .map_err(|e| input(format!("{}: not a readable SQLite file: {e:#}", fixture.display())))?;
+    let src = crate::db::open_readonly(fixture).map_err(|e| {
+        input(format!(
+            "{}: not a readable SQLite file: {e:#}",
+            fixture.display()
+        ))
+    })?;
     let mut out = rusqlite::Connection::open(dest)?;
     let backup = rusqlite::backup::Backup::new(&src, &mut out)?;
     backup
         .run_to_completion(256, std::time::Duration::ZERO, None)
-        .map_err(|e| input(format!("{}: cannot copy the fixture: {e}", fixture.display())))?;
+        .map_err(|e| {
+            input(format!(
+                "{}: cannot copy the fixture: {e}",
+                fixture.display()
+            ))
+        })?;
     Ok(())
 }
 

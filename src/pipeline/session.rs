@@ -227,8 +227,7 @@ impl Run {
         super::rundirs::prune(
             &opts.work_dir.join("runs"),
             &dir,
-            opts.keep_runs
-                .unwrap_or(crate::config::DEFAULT_KEEP_RUNS),
+            opts.keep_runs.unwrap_or(crate::config::DEFAULT_KEEP_RUNS),
             &mut log,
         );
         if opts.remotes.is_empty() {

@@ -5,6 +5,6 @@
 pub mod engine;
 pub mod primitives;
 pub mod recipe;
-pub mod testing;
 pub mod reference;
+pub mod testing;
 pub mod values;

@@ -3,7 +3,9 @@
 //! snapshot: the fixture as it was) and `after` (the migrated database):
 //! the recipe's own `fn test(before, after)` if it defines one, then the
 //! test file's top-level code, which sees `before` and `after` as
-//! constants. The first error thrown fails the case, named with its
+//! constants. `fn test` runs alone, without the recipe's top level, so it
+//! imports what it uses itself (`import "std/checks" as checks;` in its
+//! body). The first error thrown fails the case, named with its
 //! message and the line of the failing call in the recipe or test file.
 
 use std::cell::RefCell;
@@ -54,17 +56,29 @@ impl Script {
 pub fn check_syntax(script: &Script) -> Result<()> {
     let mut engine = Engine::new();
     engine.set_max_expr_depths(64, 64);
-    compile(&engine, script, &engine::sources(&script.name, &script.text)).map(|_| ())
+    compile(
+        &engine,
+        script,
+        &engine::sources(&script.name, &script.text),
+    )
+    .map(|_| ())
 }
 
 fn compile(engine: &Engine, script: &Script, sources: &Sources) -> Result<AST> {
-    let mut ast = engine.compile(&script.text).map_err(|e| {
-        let err: EvalAltResult = e.into();
-        input(format!(
-            "recipe error: {}",
-            engine::render_error(&err, sources, &script.name)
-        ))
-    })?;
+    compile_with(engine, &Scope::new(), script, sources)
+}
+
+/// Compiles against `scope` (the variables a test file may use).
+fn compile_with(engine: &Engine, scope: &Scope, script: &Script, sources: &Sources) -> Result<AST> {
+    let mut ast = engine
+        .compile_with_scope(scope, &script.text)
+        .map_err(|e| {
+            let err: EvalAltResult = e.into();
+            input(format!(
+                "recipe error: {}",
+                engine::render_error(&err, sources, &script.name)
+            ))
+        })?;
     ast.set_source(script.name.clone());
     Ok(ast)
 }
@@ -162,13 +176,13 @@ fn assertions(
         let called =
             engine.call_fn_with_options::<Dynamic>(options, &mut Scope::new(), ast, "test", args);
         if let Err(e) = called {
-            return Ok(failure(&e, sources, &recipe.name));
+            return Ok(failure(&e, sources, &recipe.name, bodies));
         }
     }
     if let Some(t) = tests {
         bodies += 1;
         if let Err(e) = run_test_file(engine, t, sources, before, after)? {
-            return Ok(failure(&e, sources, &t.name));
+            return Ok(failure(&e, sources, &t.name, bodies));
         }
     }
     Ok(Verdict {
@@ -187,17 +201,20 @@ fn run_test_file(
     before: Db,
     after: Db,
 ) -> Result<Result<(), Box<EvalAltResult>>> {
-    let ast = compile(engine, t, sources)?;
     let mut scope = Scope::new();
     scope.push_constant("before", before);
     scope.push_constant("after", after);
+    let ast = compile_with(engine, &scope, t, sources)?;
     Ok(engine.run_ast_with_scope(&mut scope, &ast))
 }
 
-fn failure(e: &EvalAltResult, sources: &Sources, name: &str) -> Verdict {
+fn failure(e: &EvalAltResult, sources: &Sources, name: &str, bodies: usize) -> Verdict {
     let detail = engine::render_error(e, sources, name);
     let message = detail.lines().next().unwrap_or_default().to_string();
-    Verdict::failed(message, location(e, name), detail)
+    Verdict {
+        test_bodies: bodies,
+        ..Verdict::failed(message, location(e, name), detail)
+    }
 }
 
 /// Where the failing call is in `main` (the recipe or test file): the
