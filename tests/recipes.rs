@@ -509,9 +509,9 @@ fn an_error_inside_std_checks_shows_its_line_and_the_recipe_call() {
     let err = stderr_of(&out);
     let expected = [
         r#"odd"name: expected 5 row(s), found 2"#,
-        " --> std/checks.rhai:10:9",
+        " --> std/checks.rhai:17:9",
         "    |",
-        r#" 10 |         throw `${table}: expected ${expected} row(s), found ${n}`;"#,
+        r#" 17 |         throw `${table}: expected ${expected} row(s), found ${n}`;"#,
         "    |         ^",
         "  = in call to `rows` at failing.rhai:5:9",
     ]

@@ -493,7 +493,12 @@ fn without_sqlite3_on_the_host_a_live_wal_production_is_copied_and_deployed() {
         "",
     );
 
-    let out = ws.cmd().args(["run", "--dry-run"]).output().unwrap();
+    // --keep-files: the dry run's snapshot stays, to be looked at.
+    let out = ws
+        .cmd()
+        .args(["run", "--dry-run", "--keep-files"])
+        .output()
+        .unwrap();
     code(&out, 0);
     let run_dir = std::fs::read_dir(ws.path(".sqlmorph/runs"))
         .unwrap()
