@@ -347,7 +347,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     // SIGTERM (exit 130 / 143) instead of dying mid-step.
     if matches!(
         cli.command,
-        Command::Run { .. } | Command::Plan { .. } | Command::Rollback { .. }
+        Command::Run { .. } | Command::Plan { .. } | Command::Rollback { .. } | Command::Test(_)
     ) {
         crate::interrupt::install()?;
     }

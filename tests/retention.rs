@@ -59,6 +59,22 @@ fn a_dry_run_leaves_no_database_in_its_run_directory() {
 }
 
 #[test]
+fn a_dry_run_that_fails_after_the_copy_leaves_no_database_either() {
+    let (ws, _) = setup(PROD, SOURCE);
+    ws.file(
+        "stop.rhai",
+        "import \"std/steps\" as steps;\nlet p = steps::prepare();\nlet db = copy(p);\nthrow \"stop here\";\n",
+    );
+    let out = run_migration(&ws, Some("stop.rhai"), &["--dry-run"]);
+    assert_code(&out, 2);
+    let files = files_in(&run_dirs(&ws)[0]);
+    assert!(
+        !files.iter().any(|f| f.contains(".sqlite3")),
+        "a failed dry run left {files:?}"
+    );
+}
+
+#[test]
 fn keep_files_keeps_a_dry_runs_copies() {
     let (ws, _) = setup(PROD, SOURCE);
     let out = run_migration(&ws, None, &["--dry-run", "--keep-files"]);

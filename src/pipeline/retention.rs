@@ -72,19 +72,21 @@ pub fn decide(
     last_deploy: Option<&Path>,
     now: NaiveDateTime,
 ) -> Vec<Verdict> {
-    // `list` is sorted by name, newest first: the backups before the
-    // recorded one are newer (and it may be gone already).
     let recorded = last_deploy.and_then(Path::file_name);
-    let protected_upto = recorded.map(|name| {
-        list.iter()
-            .take_while(|b| b.path.file_name() > Some(name))
-            .count()
-    });
     let exact = |i: usize| recorded.is_some() && list[i].path.file_name() == recorded;
+    // Newer than the recorded backup (which may be gone already): by the
+    // time in the names, else by name.
+    let newer = |b: &BackupInfo| {
+        let Some(name) = recorded else { return false };
+        match (stamp_time(&b.path), last_deploy.and_then(stamp_time)) {
+            (Some(t), Some(r)) => t >= r,
+            _ => b.path.file_name() > Some(name),
+        }
+    };
     list.iter()
         .enumerate()
         .map(|(i, b)| {
-            let reason = keep_reason(i, b, policy, protected_upto, exact(i), now);
+            let reason = keep_reason(i, b, policy, newer(b), exact(i), now);
             Verdict {
                 path: b.path.clone(),
                 remove: reason.is_none(),
@@ -98,14 +100,14 @@ fn keep_reason(
     index: usize,
     backup: &BackupInfo,
     policy: Policy,
-    protected_upto: Option<usize>,
+    newer: bool,
     is_last_deploy: bool,
     now: NaiveDateTime,
 ) -> Option<String> {
     if is_last_deploy {
         return Some("the last deploy's backup".into());
     }
-    if protected_upto.is_some_and(|p| index < p) {
+    if newer {
         return Some("newer than the last deploy's backup".into());
     }
     if let Some(n) = policy.keep.filter(|n| index < *n) {
@@ -162,6 +164,25 @@ mod tests {
             keep_days: Some(7),
         };
         let v = decide(&list, policy, None, now());
+        assert_eq!(
+            v.iter().map(|v| v.remove).collect::<Vec<_>>(),
+            [false, false, true]
+        );
+    }
+
+    #[test]
+    fn a_gone_last_deploy_backup_still_protects_newer_ones() {
+        let list = [
+            info("p_backup_20261130_000000.sqlite3"),
+            info("a_backup_20261101_000000.sqlite3"),
+            info("p_backup_20260901_000000.sqlite3"),
+        ];
+        let policy = Policy {
+            keep: Some(0),
+            keep_days: Some(0),
+        };
+        let last = Path::new("p_backup_20261001_000000.sqlite3");
+        let v = decide(&list, policy, Some(last), now());
         assert_eq!(
             v.iter().map(|v| v.remove).collect::<Vec<_>>(),
             [false, false, true]

@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Position, Scope};
 
 use crate::config::{Limits, Options};
-use crate::error::input;
+use crate::error::{Exit, ExitKind, input};
 use crate::pipeline::prompt::Prompter;
 use crate::pipeline::session::{Db, Run};
 use crate::pipeline::testcase::Verdict;
@@ -116,7 +116,7 @@ fn run_here(
     }
     let ast = compile(&engine, recipe, &sources)?;
     let verdict = match engine.run_ast(&ast) {
-        Err(e) if !engine::is_exit(&e) => stopped(&run, &e, &sources, &recipe.name),
+        Err(e) if !engine::is_exit(&e) => stopped(&run, &e, &sources, &recipe.name)?,
         _ => assertions(&engine, &run, &ast, recipe, tests, &sources)?,
     };
     let mut state = run.borrow_mut();
@@ -130,22 +130,34 @@ fn run_here(
 
 /// The migration itself stopped: the case fails with the reason and the
 /// exit code the real run would give.
-fn stopped(run: &Rc<RefCell<Run>>, e: &EvalAltResult, sources: &Sources, name: &str) -> Verdict {
+/// A signal stops the whole test run instead (exit 130/143).
+fn stopped(
+    run: &Rc<RefCell<Run>>,
+    e: &EvalAltResult,
+    sources: &Sources,
+    name: &str,
+) -> Result<Verdict> {
     let raised = engine::raised_message(e);
     let kind = run
         .borrow_mut()
         .take_exit(raised.as_deref())
-        .unwrap_or(crate::error::ExitKind::Input);
+        .unwrap_or(ExitKind::Input);
+    if matches!(kind, ExitKind::Interrupted | ExitKind::Terminated) {
+        let mut state = run.borrow_mut();
+        state.end();
+        let message = state.interrupted(kind);
+        return Err(anyhow::Error::new(Exit { kind, message }));
+    }
     let detail = engine::render_error(e, sources, name);
     let first = detail.lines().next().unwrap_or_default();
-    Verdict::failed(
+    Ok(Verdict::failed(
         format!(
             "the migration stopped (a real run would exit {}): {first}",
             kind as u8
         ),
         location(e, name),
         detail,
-    )
+    ))
 }
 
 /// The recipe's `fn test(before, after)`, then the test file.
