@@ -28,16 +28,14 @@ pub fn text(cases: &[Case], style: Style) -> String {
             }
         ));
         if let Some(message) = &c.message {
-            let at = c
-                .location
-                .as_ref()
-                .map(|l| format!("  (at {l})"))
-                .unwrap_or_default();
-            out.push_str(&format!("      {message}{at}\n"));
+            out.push_str(&format!("      {message}\n"));
         }
         // The diagnostic's first line is the message (or its end).
         for line in c.detail.iter().flat_map(|d| d.lines().skip(1)) {
             out.push_str(&format!("      {line}\n"));
+        }
+        if let Some(at) = &c.location {
+            out.push_str(&format!("      failing call: {at}\n"));
         }
     }
     let failed = cases.iter().filter(|c| !c.passed).count();

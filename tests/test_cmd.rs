@@ -64,7 +64,7 @@ fn each_fixture_passes_or_fails_with_the_assertion_and_its_line() {
     assert!(line_of(&text, "c_three.sql").starts_with("FAIL"), "{text}");
     assert!(text.contains("t: expected 2 row(s), found 3"), "{text}");
     assert!(
-        text.contains("(at migrations/20260101_fill_b.test.rhai:4:9)"),
+        text.contains("failing call: migrations/20260101_fill_b.test.rhai:4:9"),
         "{text}"
     );
     assert!(text.contains("2 passed, 1 failed"), "{text}");
