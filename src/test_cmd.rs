@@ -95,6 +95,9 @@ pub fn run(args: &TestArgs) -> Result<u8> {
             Some(t) => Some(t.clone()),
             None => beside_test_file(recipe)?,
         };
+        if let Some(t) = &tests {
+            testing::check_syntax(t)?;
+        }
         for target in &targets {
             let base = base_options(args, &config, target, &source)?;
             cases.push(run_one(
@@ -133,6 +136,7 @@ fn recipes(named: &[PathBuf]) -> Result<Vec<Script>> {
     };
     let scripts = if paths.is_empty() {
         vec![Script {
+            kind: "recipe",
             name: "default".into(),
             text: DEFAULT_RECIPE.into(),
             path: None,

@@ -264,6 +264,15 @@ fn input_errors_exit_two_and_say_what_to_do() {
     assert!(stderr_of(&out).contains("d_bad.sql"), "{}", stderr_of(&out));
     std::fs::remove_file(ws.path("fixtures/d_bad.sql")).unwrap();
 
+    ws.file("migrations/20260101_fill_b.test.rhai", "checks::rows(\n");
+    let out = test_cmd(&ws, &[]);
+    assert_code(&out, 2);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("test file error") && err.contains("fill_b.test.rhai:"),
+        "{err}"
+    );
+
     ws.file("migrations/20260102_broken.rhai", "let x = ;\n");
     let out = test_cmd(&ws, &[]);
     assert_code(&out, 2);

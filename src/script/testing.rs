@@ -27,6 +27,8 @@ use crate::script::recipe::RECIPE_STACK_BYTES;
 /// error quotes look beside it).
 #[derive(Debug, Clone)]
 pub struct Script {
+    /// `recipe` or `test file`, for messages.
+    pub kind: &'static str,
     pub name: String,
     pub text: String,
     pub path: Option<PathBuf>,
@@ -34,10 +36,11 @@ pub struct Script {
 
 impl Script {
     /// Reads a file; an input error naming it when it cannot be read.
-    pub fn read(path: &Path, what: &str) -> Result<Script> {
+    pub fn read(path: &Path, what: &'static str) -> Result<Script> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| input(format!("{}: cannot read the {what}: {e}", path.display())))?;
         Ok(Script {
+            kind: what,
             name: path.display().to_string(),
             text,
             path: Some(path.to_path_buf()),
@@ -75,7 +78,8 @@ fn compile_with(engine: &Engine, scope: &Scope, script: &Script, sources: &Sourc
         .map_err(|e| {
             let err: EvalAltResult = e.into();
             input(format!(
-                "recipe error: {}",
+                "{} error: {}",
+                script.kind,
                 engine::render_error(&err, sources, &script.name)
             ))
         })?;
