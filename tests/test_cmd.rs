@@ -282,3 +282,18 @@ fn input_errors_exit_two_and_say_what_to_do() {
         stderr_of(&out)
     );
 }
+
+#[test]
+fn an_explicit_test_file_replaces_the_one_beside_the_recipe() {
+    let ws = project();
+    std::fs::remove_file(ws.path("fixtures/c_three.sql")).unwrap();
+    ws.file(
+        "other.rhai",
+        "import \"std/checks\" as checks;\nchecks::rows(after, \"t\", 7);\n",
+    );
+    let out = test_cmd(&ws, &["--tests", "other.rhai"]);
+    assert_code(&out, 1);
+    let text = stdout_of(&out);
+    assert!(text.contains("failing call: other.rhai:2:9"), "{text}");
+    assert!(text.contains("0 passed, 2 failed"), "{text}");
+}
