@@ -1022,9 +1022,13 @@ impl Run {
         let history = |conn: &Connection| {
             deploy::insert_history(conn, opts, before, after, plan, Some(backup))
         };
+        // Statements that keep every row may meet rows written since the
+        // snapshot; a drop may not (its loss was counted on the snapshot).
+        let keeps_rows = fast.in_place.dropped.is_empty() && fast.in_place.rewritten.is_empty();
         let change = crate::target::live::InPlace {
             statements: &fast.statements,
             schema_hash: &fast.schema_hash,
+            schema_before: keeps_rows.then_some(before),
             history: &history,
         };
         self.production.apply_in_place(
