@@ -16,6 +16,7 @@ pub mod pageproof;
 pub mod path;
 pub mod plan;
 pub mod prompt;
+pub mod rehearsal;
 pub mod review;
 pub mod rollback;
 pub mod session;

@@ -31,6 +31,7 @@ use crate::pipeline::fastpath;
 use crate::pipeline::path;
 use crate::pipeline::plan::{self, Mappings, Plan};
 use crate::pipeline::prompt::Prompter;
+use crate::pipeline::rehearsal;
 use crate::pipeline::validate::{self, Report};
 use crate::schema::Schema;
 use crate::style::Style;
@@ -763,8 +764,8 @@ impl Run {
         let statements = fast.statements.clone();
         let out = self.dir.join("migrated.sqlite3");
         let started = std::time::Instant::now();
-        let rehearsed =
-            fastpath::rehearse(&snapshot.path, &out, &statements).and_then(|()| Schema::load(&out));
+        let rehearsed = rehearsal::rehearse(&snapshot.path, &out, &statements)
+            .and_then(|()| Schema::load(&out));
         let why = match rehearsed {
             Ok(schema) if diff::diff(&schema, source).is_empty() => {
                 // A view that does not work stops the run as it stops the
@@ -864,7 +865,7 @@ impl Run {
             .filter(|_| self.migrated.as_ref() == Some(&migrated.path))
         {
             let report =
-                fastpath::validate(&snapshot.path, &migrated.path, source, plan, &fast.in_place)?;
+                rehearsal::validate(&snapshot.path, &migrated.path, source, plan, &fast.in_place)?;
             self.backup_checked()?;
             return self.record_report(report, migrated);
         }
