@@ -10,6 +10,7 @@ pub mod checksum;
 pub mod copy;
 pub mod deploy;
 pub mod fastpath;
+pub mod gate;
 pub mod indexcheck;
 pub mod leftovers;
 pub mod pageproof;
