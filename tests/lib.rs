@@ -8,6 +8,7 @@ mod diff_cmd;
 mod fastpath;
 mod faults;
 mod fidelity;
+mod gate;
 mod handles;
 mod history;
 mod input_errors;

@@ -115,6 +115,9 @@ pub fn predict(plan: &Plan, d: &SchemaDiff, flags: Flags) -> Vec<Need> {
 #[derive(Debug)]
 pub struct Stop {
     pub needs: Vec<Need>,
+    /// The command's own JSON fields to print beside the error object
+    /// (`plan`'s changes), if any.
+    pub detail: Option<serde_json::Value>,
 }
 
 impl fmt::Display for Stop {
@@ -137,6 +140,10 @@ pub fn verdict(needs: Vec<Need>) -> anyhow::Result<()> {
     if needs.is_empty() {
         Ok(())
     } else {
-        Err(Stop { needs }.into())
+        Err(Stop {
+            needs,
+            detail: None,
+        }
+        .into())
     }
 }

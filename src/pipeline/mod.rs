@@ -16,6 +16,7 @@ pub mod leftovers;
 pub mod pageproof;
 pub mod path;
 pub mod plan;
+pub mod preview;
 pub mod prompt;
 pub mod review;
 pub mod rollback;

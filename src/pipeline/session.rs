@@ -645,10 +645,14 @@ impl Run {
                 s.new,
                 s.evidence.join(", ")
             );
-            if !self.prompter.interactive && self.prompter.dry_run && !self.prompter.allow_destructive
+            if !self.prompter.interactive
+                && self.prompter.dry_run
+                && !self.prompter.allow_destructive
             {
-                self.prompter
-                    .need(crate::pipeline::gate::Need::recipe_line(&s.recipe_line, &question));
+                self.prompter.need(crate::pipeline::gate::Need::recipe_line(
+                    &s.recipe_line,
+                    &question,
+                ));
             }
             if !self.prompter.interactive
                 && (self.prompter.allow_destructive || self.prompter.dry_run)
