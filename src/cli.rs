@@ -215,6 +215,32 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Production at a glance: its schema against the source (in sync or
+    /// drift, with the changes), the deploys recorded in its
+    /// `_sqlmorph_history` (the last 5) and the backups on hand.
+    ///
+    /// Production is only read. Exit 0 (with --exit-code: 1 on drift).
+    Status {
+        #[command(flatten)]
+        target: Target,
+        /// The backup directory (default: from sqlmorph.toml, else backups).
+        #[arg(long, value_name = "D")]
+        backup_dir: Option<PathBuf>,
+        /// Exit 1 when production's schema differs from the source.
+        #[arg(long)]
+        exit_code: bool,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Every deploy recorded in production's `_sqlmorph_history`, oldest
+    /// first: when, by whom, the recipe and its hash, the schema before and
+    /// after, the backup taken before it.
+    History {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Restore production from a backup (the newest unless --backup), with
     /// the same atomic swap, after backing up the current production.
     Rollback {
@@ -343,6 +369,8 @@ impl Cli {
             Command::Backups { format, .. } => ("backups", format),
             Command::Diff { format, .. } => ("diff", format),
             Command::Check { format, .. } => ("check", format),
+            Command::Status { format, .. } => ("status", format),
+            Command::History { format, .. } => ("history", format),
             _ => return None,
         };
         (*format == Format::Json).then_some(name)
@@ -356,7 +384,11 @@ pub fn run(cli: Cli) -> Result<u8> {
     // SIGTERM (exit 130 / 143) instead of dying mid-step.
     if matches!(
         cli.command,
-        Command::Run { .. } | Command::Plan { .. } | Command::Rollback { .. }
+        Command::Run { .. }
+            | Command::Plan { .. }
+            | Command::Rollback { .. }
+            | Command::Status { .. }
+            | Command::History { .. }
     ) {
         crate::interrupt::install()?;
     }
@@ -485,6 +517,34 @@ pub fn run(cli: Cli) -> Result<u8> {
                     .collect(),
             };
             print(&text)?;
+            Ok(0)
+        }
+        Command::Status {
+            target,
+            backup_dir,
+            exit_code,
+            format,
+        } => {
+            let config = Config::load(target.config.as_deref())?;
+            let opts = resolve_paths(&config, &target, backup_dir, None)?;
+            let status = crate::pipeline::status::status(&opts)?;
+            print(&match format {
+                Format::Text => crate::output::status::text(&status),
+                Format::Json => crate::output::json::success("status", &status)?,
+            })?;
+            Ok(u8::from(exit_code && status.state == "drift"))
+        }
+        Command::History { target, format } => {
+            let config = Config::load(target.config.as_deref())?;
+            let opts = resolve_paths(&config, &target, None, None)?;
+            let (_, deploys) = crate::pipeline::status::read_production(&opts)?;
+            print(&match format {
+                Format::Text => crate::output::status::deploys(&deploys, None),
+                Format::Json => crate::output::json::success(
+                    "history",
+                    &serde_json::json!({ "deploys": deploys }),
+                )?,
+            })?;
             Ok(0)
         }
         Command::Rollback {

@@ -22,3 +22,4 @@ mod security;
 mod ssh_deploy;
 mod ssh_live;
 mod ssh_transport;
+mod status_cmd;

@@ -21,5 +21,6 @@ pub mod prompt;
 pub mod review;
 pub mod rollback;
 pub mod session;
+pub mod status;
 pub mod transform;
 pub mod validate;
