@@ -12,6 +12,7 @@ mod gate;
 mod handles;
 mod history;
 mod input_errors;
+mod json_doc;
 mod litestream;
 mod live_app;
 mod migrate;
