@@ -485,7 +485,9 @@ pub fn run(cli: Cli) -> Result<u8> {
                 interactive: std::io::IsTerminal::is_terminal(&std::io::stdin()),
             };
             let preview = crate::pipeline::preview::preview(&opts, flags)?;
-            crate::output::plan::emit(&preview, format == Format::Json, exit_code)
+            let json = format == Format::Json;
+            print(&crate::output::plan::render(&preview, json)?)?;
+            crate::output::plan::verdict(&preview, json, exit_code)
         }
         Command::Backups {
             backup_dir,

@@ -22,7 +22,16 @@ const CODES: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, code TEXT); INSERT I
 const CODES_INT: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, code INTEGER);";
 
 /// (name, production, source, flags, exit code, what the gate must name).
-const CASES: &[(&str, &str, &str, &[&str], i32, &str)] = &[
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    i32,
+    &'static str,
+);
+
+const CASES: &[Case] = &[
     ("clean", USERS, USERS, &[], 0, ""),
     ("clean with --yes", USERS, USERS, &["--yes"], 0, ""),
     ("additive without --yes", USERS, ADDED_TZ, &[], 3, "--yes"),

@@ -36,25 +36,27 @@ pub fn body(p: &Preview) -> Value {
     })
 }
 
-/// Prints `plan`'s output and returns its exit code: 0, or 1 with
-/// `--exit-code` when changes are pending; a [`Stop`] (exit 3) when the run
-/// would stop, after the text (or with the JSON fields beside the error).
-pub fn emit(p: &Preview, json: bool, exit_code: bool) -> anyhow::Result<u8> {
+/// What `plan` prints on standard output: the text, or the JSON when the
+/// run would complete (when it would stop, the JSON is the error object,
+/// which `main` prints with [`verdict`]'s error).
+pub fn render(p: &Preview, json: bool) -> anyhow::Result<String> {
+    match (json, p.needs.is_empty()) {
+        (false, _) => Ok(text(p)),
+        (true, true) => crate::output::json::success("plan", &body(p)),
+        (true, false) => Ok(String::new()),
+    }
+}
+
+/// `plan`'s exit code: 0, or 1 with `--exit-code` when changes are pending;
+/// a [`Stop`] (exit 3) when the run would stop, with the JSON fields to
+/// print beside the error object.
+pub fn verdict(p: &Preview, json: bool, exit_code: bool) -> anyhow::Result<u8> {
     if !p.needs.is_empty() {
-        if !json {
-            crate::cli::print(&text(p))?;
-        }
         return Err(Stop {
             needs: p.needs.clone(),
             detail: json.then(|| body(p)),
         }
         .into());
     }
-    let out = if json {
-        crate::output::json::success("plan", &body(p))?
-    } else {
-        text(p)
-    };
-    crate::cli::print(&out)?;
     Ok(u8::from(exit_code && !p.diff.is_empty()))
 }
