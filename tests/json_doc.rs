@@ -178,3 +178,56 @@ fn every_object_carries_format_version_one_and_snake_case_enums() {
     let out = run_migration(&ws, None, &["--yes", "--format", "json"]);
     assert_eq!(json(&out)["outcome"], "no_migration_needed");
 }
+
+#[test]
+fn failures_print_the_error_object_with_their_exit_code() {
+    let (ws, prod) = setup(USERS, ADDED_TZ);
+    let cases: [(&[&str], i32, &str, &str); 3] = [
+        (&["plan", "--bogus"], 2, "input", "--bogus"),
+        (
+            &[
+                "run",
+                "--source",
+                "missing.sql",
+                "--production",
+                "prod.sqlite3",
+            ],
+            2,
+            "input",
+            "missing.sql",
+        ),
+        (
+            &[
+                "run",
+                "--source",
+                "schema.sql",
+                "--production",
+                "prod.sqlite3",
+            ],
+            3,
+            "aborted",
+            "--yes",
+        ),
+    ];
+    for (args, code, kind, named) in cases {
+        let out = ws
+            .cmd()
+            .args(args)
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        assert_code(&out, code);
+        let v = json(&out);
+        assert_eq!(v["format_version"], 1, "{args:?}");
+        assert_eq!(v["ok"], false, "{args:?}");
+        assert_eq!(v["command"], args[0], "{args:?}");
+        assert_eq!(v["error"]["kind"], kind, "{args:?}");
+        assert_eq!(v["error"]["exit_code"], code, "{args:?}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(named), "{args:?}: {message}");
+    }
+    assert_eq!(
+        crate::support::column(&prod, "SELECT count(*) FROM pragma_table_info('users')"),
+        vec!["3"]
+    );
+}

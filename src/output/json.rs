@@ -84,6 +84,27 @@ pub fn error(command: &str, err: &anyhow::Error) -> String {
     pretty(map)
 }
 
+/// The error object of a command line clap rejected (exit 2), when it
+/// asked for `--format json`: the command is the first word that is not an
+/// option.
+pub fn usage_error(args: &[String], message: &str) -> Option<String> {
+    let json = args
+        .windows(2)
+        .any(|w| w[0] == "--format" && w[1] == "json")
+        || args.iter().any(|a| a == "--format=json");
+    if !json {
+        return None;
+    }
+    let command = args
+        .iter()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .map_or("sqlmorph", String::as_str);
+    let message = message.trim();
+    let err = crate::error::input(message.strip_prefix("error: ").unwrap_or(message));
+    Some(error(command, &err))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +117,18 @@ mod tests {
         assert_eq!(v["error"]["kind"], "aborted");
         assert_eq!(v["error"]["exit_code"], 3);
         assert_eq!(v["error"]["message"], "no");
+    }
+
+    #[test]
+    fn a_usage_error_is_an_object_only_when_json_was_asked_for() {
+        let args: Vec<String> = ["sqlmorph", "plan", "--bogus", "--format", "json"]
+            .map(String::from)
+            .to_vec();
+        let v: Value = serde_json::from_str(&usage_error(&args, "bad flag\n").unwrap()).unwrap();
+        assert_eq!(v["command"], "plan");
+        assert_eq!(v["error"]["kind"], "input");
+        assert_eq!(v["error"]["exit_code"], 2);
+        assert!(usage_error(&args[..3], "bad flag").is_none());
     }
 
     #[test]
