@@ -207,3 +207,65 @@ fn a_stopping_dry_run_prints_the_json_error_object() {
             .contains("users.age")
     );
 }
+
+/// (name, production, source, recipe, flags, exit code).
+type RecipeCase = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    i32,
+);
+
+const RECIPE_CASES: &[RecipeCase] = &[
+    (
+        "rename declared",
+        PRACTICE,
+        PRACTICE_RENAMED,
+        "rename_column(\"practice\", \"played\", \"practiced\");\nimport \"std/default\";\n",
+        &["--yes"],
+        0,
+    ),
+    (
+        "rename declared, no --yes",
+        PRACTICE,
+        PRACTICE_RENAMED,
+        "rename_column(\"practice\", \"played\", \"practiced\");\nimport \"std/default\";\n",
+        &[],
+        3,
+    ),
+    (
+        "loss declared",
+        USERS,
+        DROPPED_AGE,
+        "drop_column(\"users\", \"age\");\nimport \"std/default\";\n",
+        &["--yes"],
+        0,
+    ),
+    (
+        "validation fails",
+        USERS,
+        ADDED_TZ,
+        "let p = plan(snapshot(), source());\napprove(p);\nlet m = copy(p);\nsql(m, \"DELETE FROM users WHERE id = 2\");\nlet ok = require(validate(p, m));\nconfirm_deploy();\ndeploy(ok);\n",
+        &["--yes"],
+        3,
+    ),
+];
+
+#[test]
+fn a_recipes_dry_run_exits_as_its_run() {
+    for &(name, prod_sql, source_sql, recipe, flags, expected) in RECIPE_CASES {
+        let (ws, _) = setup(prod_sql, source_sql);
+        ws.file("m.rhai", recipe);
+        let dry = run_migration(&ws, Some("m.rhai"), &[flags, &["--dry-run"]].concat());
+        let real = run_migration(&ws, Some("m.rhai"), flags);
+        assert_eq!(
+            (code(&dry), code(&real)),
+            (expected, expected),
+            "{name} {flags:?}: (dry run, run)\ndry run: {}\nrun: {}",
+            stderr_of(&dry),
+            stderr_of(&real)
+        );
+    }
+}
