@@ -740,6 +740,7 @@ fn the_review_and_the_plan_json_say_the_path_and_why() {
                 "schema.sql",
                 "--production",
                 "prod.sqlite3",
+                "--yes",
             ])
             .args(["--format", format])
             .output()

@@ -93,7 +93,8 @@ pub struct Summary {
     pub run_dir: PathBuf,
     pub outcome: String,
     pub backup: Option<PathBuf>,
-    pub changes: usize,
+    /// The schema changes, the same array as `plan` and `diff` print.
+    pub changes: Vec<crate::diff::Change>,
     pub dry_run: bool,
     pub deployed: bool,
     pub report: Option<Report>,
@@ -345,6 +346,11 @@ impl Run {
         }
     }
 
+    /// What a dry run without a terminal found the real run would need.
+    pub fn needs(&self) -> Vec<crate::pipeline::gate::Need> {
+        self.prompter.needs()
+    }
+
     /// Sets the outcome the summary reports (`finish("deployed")`).
     pub fn finish(&mut self, outcome: &str) {
         self.summary.outcome = outcome.to_string();
@@ -356,6 +362,12 @@ impl Run {
         if summary.outcome.is_empty() {
             summary.outcome = "finished".into();
         }
+        // A snake_case enum in the JSON, whatever a recipe passed to finish().
+        summary.outcome = summary
+            .outcome
+            .trim()
+            .to_lowercase()
+            .replace([' ', '-'], "_");
         summary
     }
 
@@ -592,7 +604,7 @@ impl Run {
             "plan.json",
             serde_json::to_string_pretty(&path::plan_json(&plan, &choice))?,
         )?;
-        self.summary.changes = d.changes.len();
+        self.summary.changes = d.changes.clone();
         self.plan = Some(plan.clone());
         self.path = Some((plan.clone(), choice));
         Ok((plan, d))
@@ -634,6 +646,15 @@ impl Run {
                 s.new,
                 s.evidence.join(", ")
             );
+            if !self.prompter.interactive
+                && self.prompter.dry_run
+                && !self.prompter.allow_destructive
+            {
+                self.prompter.need(crate::pipeline::gate::Need::recipe_line(
+                    &s.recipe_line,
+                    &question,
+                ));
+            }
             if !self.prompter.interactive
                 && (self.prompter.allow_destructive || self.prompter.dry_run)
             {
@@ -950,7 +971,7 @@ impl Run {
         self.backup_checked()?;
         if self.opts.dry_run {
             self.log.line("  dry run: production not changed");
-            self.summary.outcome = "dry run".into();
+            self.summary.outcome = "dry_run".into();
             return Ok(());
         }
         if self.migrated.as_deref() != Some(validated.path()) || !self.validated {

@@ -52,8 +52,8 @@ pub struct Report {
     pub problems: Vec<String>,
     pub seconds: f64,
     /// In-place path: table pages proven identical to the snapshot's
-    /// (instead of row checksums; see `crate::pipeline::fastpath`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// (instead of row checksums; see `crate::pipeline::fastpath`); null
+    /// on the rebuild path (a stable key of the JSON, docs/json.md).
     pub pages_compared: Option<u64>,
 }
 
