@@ -29,10 +29,11 @@ pub mod target;
 
 pub mod pipeline;
 
+pub mod output;
+
 pub mod script;
 
 pub mod cli;
 pub mod prune;
 pub mod repl;
 pub mod test_cmd;
-pub mod test_report;

@@ -1,6 +1,7 @@
 //! `sqlmorph backups --prune`: the flags, the run (production's last deploy
 //! read through a read-only handle, the policy applied, files removed) and
-//! what it prints. The policy itself is [`crate::pipeline::retention`].
+//! what it prints ([`crate::output::prune`]). The policy itself is
+//! [`crate::pipeline::retention`].
 
 use std::path::PathBuf;
 
@@ -8,7 +9,8 @@ use anyhow::Result;
 
 use crate::config::{Options, Retention};
 use crate::log::Log;
-use crate::pipeline::retention::{self, Policy, Verdict};
+use crate::output::prune::Pruned;
+use crate::pipeline::retention::{self, Policy};
 use crate::target::{Access, Production};
 
 /// The flags of `backups` that prune.
@@ -72,72 +74,16 @@ pub fn run(opts: &Options, config: &Retention, args: &PruneArgs, json: bool) -> 
     if !args.dry_run {
         retention::remove(&verdicts)?;
     }
-    Ok(if json {
-        render_json(&verdicts, policy, last.as_ref(), args.dry_run)?
+    let shown = Pruned {
+        backup_dir: &opts.backup_dir,
+        verdicts: &verdicts,
+        policy,
+        last_deploy: last.as_deref(),
+        dry_run: args.dry_run,
+    };
+    if json {
+        crate::output::prune::json(&shown)
     } else {
-        render_text(&verdicts, policy, args.dry_run)
-    })
-}
-
-fn describe(policy: Policy) -> String {
-    let mut rules = Vec::new();
-    if let Some(n) = policy.keep {
-        rules.push(format!("the newest {n}"));
+        Ok(crate::output::prune::text(&shown))
     }
-    if let Some(d) = policy.keep_days {
-        rules.push(format!("those younger than {d} day(s)"));
-    }
-    rules.push("the last deploy's backup and newer".into());
-    rules.join(", ")
-}
-
-fn render_text(verdicts: &[Verdict], policy: Policy, dry_run: bool) -> String {
-    let mut out = String::new();
-    for v in verdicts {
-        let line = match (v.remove, dry_run) {
-            (true, true) => format!("would remove  {}\n", v.path.display()),
-            (true, false) => format!("removed       {}\n", v.path.display()),
-            (false, _) => format!("kept          {}  ({})\n", v.path.display(), v.reason),
-        };
-        out.push_str(&line);
-    }
-    let gone = verdicts.iter().filter(|v| v.remove).count();
-    out.push_str(&format!(
-        "{} {gone} backup(s), kept {} (keeping {}){}\n",
-        if dry_run { "Would remove" } else { "Removed" },
-        verdicts.len() - gone,
-        describe(policy),
-        if dry_run {
-            "; dry run: nothing was removed"
-        } else {
-            ""
-        }
-    ));
-    out
-}
-
-/// The JSON of a prune (one function, to move onto the shared envelope).
-fn render_json(
-    verdicts: &[Verdict],
-    policy: Policy,
-    last: Option<&PathBuf>,
-    dry_run: bool,
-) -> Result<String> {
-    let backups: Vec<serde_json::Value> = verdicts
-        .iter()
-        .map(|v| {
-            serde_json::json!({
-                "path": v.path,
-                "action": if v.remove { "remove" } else { "keep" },
-                "reason": v.reason,
-            })
-        })
-        .collect();
-    Ok(serde_json::to_string_pretty(&serde_json::json!({
-        "format_version": 1,
-        "dry_run": dry_run,
-        "policy": { "keep": policy.keep, "keep_days": policy.keep_days },
-        "last_deploy_backup": last,
-        "backups": backups,
-    }))? + "\n")
 }

@@ -111,12 +111,12 @@ pub fn run(args: &TestArgs) -> Result<u8> {
         }
     }
     let text = match args.format {
-        Format::Text => crate::test_report::text(&cases, crate::style::Style::stdout()),
-        Format::Json => crate::test_report::json(&cases)?,
+        Format::Text => crate::output::test::text(&cases, crate::style::Style::stdout()),
+        Format::Json => crate::output::test::json(&cases)?,
     };
     crate::cli::print(&text)?;
     if let Some(path) = &args.junit {
-        std::fs::write(path, crate::test_report::junit(&cases)).map_err(|e| {
+        std::fs::write(path, crate::output::test::junit(&cases)).map_err(|e| {
             input(format!(
                 "{}: cannot write the JUnit report: {e}",
                 path.display()
@@ -262,6 +262,7 @@ fn run_one(
         yes: true,
         allow_destructive: args.allow_destructive,
         dry_run: false,
+        needs: std::sync::Arc::default(),
     };
     let verdict = testing::run_case(opts, prompter, &config.limits, recipe, tests)?;
     Ok(Case {

@@ -44,7 +44,7 @@ fn old_backup(ws: &Workspace, days: i64) -> PathBuf {
 #[test]
 fn a_dry_run_leaves_no_database_in_its_run_directory() {
     let (ws, _) = setup(PROD, SOURCE);
-    let out = run_migration(&ws, None, &["--dry-run"]);
+    let out = run_migration(&ws, None, &["--dry-run", "--yes"]);
     assert_code(&out, 0);
     let dirs = run_dirs(&ws);
     assert_eq!(dirs.len(), 1);
@@ -77,7 +77,7 @@ fn a_dry_run_that_fails_after_the_copy_leaves_no_database_either() {
 #[test]
 fn keep_files_keeps_a_dry_runs_copies() {
     let (ws, _) = setup(PROD, SOURCE);
-    let out = run_migration(&ws, None, &["--dry-run", "--keep-files"]);
+    let out = run_migration(&ws, None, &["--dry-run", "--yes", "--keep-files"]);
     assert_code(&out, 0);
     let files = files_in(&run_dirs(&ws)[0]);
     assert!(files.contains(&"migrated.sqlite3".to_string()), "{files:?}");
@@ -108,7 +108,7 @@ fn a_run_keeps_the_newest_run_directories_and_live_ones() {
         .collect();
     // An older run still going (this test's own process is alive).
     let live = fake_run(&ws, "20190101_000000", std::process::id(), false);
-    let out = run_migration(&ws, None, &["--dry-run"]);
+    let out = run_migration(&ws, None, &["--dry-run", "--yes"]);
     assert_code(&out, 0);
     let left = run_dirs(&ws);
     assert_eq!(left.len(), 4, "{left:?}");
@@ -180,9 +180,10 @@ fn prune_keeps_backups_newer_than_the_last_deploys() {
     assert!(newer.exists() && deploy_backup.exists());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["format_version"], 1);
-    assert_eq!(v["backups"][0]["action"], "keep");
-    assert_eq!(v["backups"][1]["action"], "keep");
-    assert_eq!(v["backups"][1]["reason"], "the last deploy's backup");
+    assert_eq!(v["command"], "backups");
+    assert_eq!(v["verdicts"][0]["action"], "keep");
+    assert_eq!(v["verdicts"][1]["action"], "keep");
+    assert_eq!(v["verdicts"][1]["reason"], "the last deploy's backup");
 }
 
 #[test]

@@ -62,7 +62,15 @@ fn a_dry_run_leaves_only_private_files_whatever_the_umask() {
     for umask in ["022", "000"] {
         let (ws, _) = setup(PROD, SOURCE);
         // --keep-files: the copies of production stay, and must be private.
-        let out = under_umask(&ws, umask, &[RUN, &["--dry-run", "--keep-files"]].concat());
+        let out = under_umask(
+            &ws,
+            umask,
+            &[
+                RUN,
+                &["--dry-run", "--keep-files", "--yes", "--allow-destructive"],
+            ]
+            .concat(),
+        );
         assert_code(&out, 0);
         let run = single_run_dir(&ws);
         for f in ["log.txt", "source.sql", "production.sql", "schema.diff"] {

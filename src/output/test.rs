@@ -53,8 +53,7 @@ pub fn text(cases: &[Case], style: Style) -> String {
     out
 }
 
-/// The JSON of a test run (one function, to move onto the shared
-/// envelope).
+/// The JSON of a test run, in the shared envelope (docs/json.md).
 pub fn json(cases: &[Case]) -> Result<String> {
     let failed = cases.iter().filter(|c| !c.passed).count();
     let list: Vec<serde_json::Value> = cases
@@ -72,13 +71,15 @@ pub fn json(cases: &[Case]) -> Result<String> {
             })
         })
         .collect();
-    Ok(serde_json::to_string_pretty(&serde_json::json!({
-        "format_version": 1,
-        "passed": failed == 0,
-        "total": cases.len(),
-        "failed": failed,
-        "cases": list,
-    }))? + "\n")
+    super::json::success(
+        "test",
+        &serde_json::json!({
+            "passed": failed == 0,
+            "total": cases.len(),
+            "failed": failed,
+            "cases": list,
+        }),
+    )
 }
 
 /// JUnit XML: a `<testsuite>` per recipe, a `<testcase>` per fixture, a
