@@ -4,6 +4,7 @@
 mod support;
 
 mod check_cmd;
+mod config_env;
 mod diff_cmd;
 mod fastpath;
 mod faults;

@@ -12,6 +12,7 @@ pub mod deploy;
 pub mod fastpath;
 pub mod indexcheck;
 pub mod leftovers;
+pub mod origin;
 pub mod pageproof;
 pub mod path;
 pub mod plan;

@@ -218,6 +218,7 @@ impl Run {
             opts.production.display(),
             if opts.dry_run { ", dry run" } else { "" }
         ));
+        log.line(&super::origin::describe(&opts));
         super::leftovers::clean(
             &opts.backup_dir,
             &opts.work_dir.join("runs"),
