@@ -433,7 +433,12 @@ pub fn run(cli: Cli) -> Result<u8> {
             let local = scratch.path().join("production.sqlite3");
             crate::target::Production::new(&opts, crate::target::Access::ReadOnly)
                 .copy_to(&local, &mut crate::log::Log::console(true))?;
-            let maps = crate::pipeline::plan::Mappings::default();
+            let mut maps = crate::pipeline::plan::Mappings::default();
+            for note in
+                crate::pipeline::declared::apply(&opts.source, &Schema::load(&local)?, &mut maps)?
+            {
+                eprintln!("{}", note.trim_start());
+            }
             let (prod, d, plan) = crate::pipeline::plan::from_copy(&local, &source, &maps)?;
             let forced = path::forced(opts.rebuild, opts.is_remote());
             let choice = path::choose(&prod, &source, &d, &plan, &maps, forced);

@@ -23,6 +23,7 @@ pub mod style;
 
 pub mod db;
 pub mod diff;
+pub mod renames;
 pub mod schema;
 pub mod sqltext;
 

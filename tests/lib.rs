@@ -5,6 +5,7 @@ mod support;
 
 mod check_cmd;
 mod config_env;
+mod declared_renames;
 mod diff_cmd;
 mod fastpath;
 mod faults;

@@ -8,6 +8,7 @@ pub mod backup;
 pub mod check;
 pub mod checksum;
 pub mod copy;
+pub mod declared;
 pub mod deploy;
 pub mod fastpath;
 pub mod indexcheck;
