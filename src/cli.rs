@@ -69,11 +69,18 @@ fn resolve_paths(
         return Err(input("`production` mixes local paths and ssh:// targets"));
     };
     let mut ssh = crate::target::ssh::SshOptions::default();
-    if let Some(id) = &config.ssh.identity {
-        ssh.identity = Some(expand_home(id));
+    let env_path = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(id) = env_path("SQLMORPH_SSH_IDENTITY").or_else(|| config.ssh.identity.clone()) {
+        ssh.identity = Some(expand_home(&id));
     }
-    if let Some(kh) = &config.ssh.known_hosts {
-        ssh.known_hosts = expand_home(kh);
+    if let Some(kh) =
+        env_path("SQLMORPH_SSH_KNOWN_HOSTS").or_else(|| config.ssh.known_hosts.clone())
+    {
+        ssh.known_hosts = expand_home(&kh);
     }
     ssh.passphrase = std::env::var("SQLMORPH_SSH_PASSPHRASE").ok();
     ssh.accept_new_host_key = target.accept_new_host_key;

@@ -68,6 +68,8 @@ pub fn sqlmorph() -> Command {
         "SQLMORPH_CONFIG",
         "SQLMORPH_BACKUP_DIR",
         "SQLMORPH_WORK_DIR",
+        "SQLMORPH_SSH_IDENTITY",
+        "SQLMORPH_SSH_KNOWN_HOSTS",
     ] {
         c.env_remove(var);
     }
