@@ -106,7 +106,7 @@ impl Config {
     /// defaults; relative paths in it are relative to its directory.
     pub fn load(explicit: Option<&Path>) -> Result<Config> {
         let cwd = std::env::current_dir().unwrap_or_default();
-        let Some(path) = crate::config_file::locate(explicit, &cwd) else {
+        let Some(path) = crate::config_file::locate(explicit, &cwd)? else {
             return Ok(Config::default());
         };
         let text = std::fs::read_to_string(&path).map_err(|e| {

@@ -5,22 +5,45 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Result;
+
 use crate::config::{Config, FILE_NAME, Production};
+use crate::error::input;
 
 /// The configuration file to read: `explicit`, else the nearest
 /// `sqlmorph.toml` from `cwd` up to the root (`sqlmorph.toml` itself when
-/// it is in `cwd`, so that messages stay short), else none.
-pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Option<PathBuf> {
+/// it is in `cwd`, so that messages stay short), else none. A file found in
+/// a parent directory must have the owner of `cwd`: one planted in a shared
+/// directory (`/tmp/sqlmorph.toml`) is refused, never used.
+pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<Option<PathBuf>> {
     if let Some(p) = explicit {
-        return Some(p.to_path_buf());
+        return Ok(Some(p.to_path_buf()));
     }
     if cwd.join(FILE_NAME).is_file() {
-        return Some(PathBuf::from(FILE_NAME));
+        return Ok(Some(PathBuf::from(FILE_NAME)));
     }
-    cwd.ancestors()
+    let Some(found) = cwd
+        .ancestors()
         .skip(1)
         .map(|dir| dir.join(FILE_NAME))
         .find(|p| p.is_file())
+    else {
+        return Ok(None);
+    };
+    if owner(&found) != owner(cwd) {
+        return Err(input(format!(
+            "{} was found above the current directory but belongs to another user: \
+             sqlmorph does not use it; give --config (or SQLMORPH_CONFIG) to name the \
+             configuration, or remove that file",
+            found.display()
+        )));
+    }
+    Ok(Some(found))
+}
+
+fn owner(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.uid())
 }
 
 /// `path` read relative to `base` (the configuration file's directory).
@@ -75,12 +98,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sub = dir.path().join("a/b");
         std::fs::create_dir_all(&sub).unwrap();
-        assert_eq!(locate(None, &sub), None.or(locate(None, &sub)));
         std::fs::write(dir.path().join(FILE_NAME), "").unwrap();
-        assert_eq!(locate(None, &sub), Some(dir.path().join(FILE_NAME)));
-        assert_eq!(locate(None, dir.path()), Some(PathBuf::from(FILE_NAME)));
+        let found = |from: &Path| locate(None, from).unwrap();
+        assert_eq!(found(&sub), Some(dir.path().join(FILE_NAME)));
+        assert_eq!(found(dir.path()), Some(PathBuf::from(FILE_NAME)));
         let explicit = Path::new("x.toml");
-        assert_eq!(locate(Some(explicit), &sub), Some(explicit.to_path_buf()));
+        let named = locate(Some(explicit), &sub).unwrap();
+        assert_eq!(named, Some(explicit.to_path_buf()));
     }
 
     #[test]

@@ -243,3 +243,34 @@ fn an_empty_variable_is_a_usage_error_not_a_silent_fallback() {
     assert!(crate::support::stderr_of(&out).contains("--production"));
     assert!(!ws.path("wd_file").exists());
 }
+
+#[test]
+fn a_file_above_owned_by_someone_else_is_refused() {
+    let ws = precedence_ws();
+    std::fs::create_dir_all(ws.path("sub")).unwrap();
+    let planted = ws.path("sqlmorph.toml");
+    if let Err(e) = std::os::unix::fs::chown(&planted, Some(65534), Some(65534)) {
+        // Only root can give a file away; CI and scripts/test run as root.
+        eprintln!("skipped: cannot chown as this user ({e})");
+        return;
+    }
+    let out = ws
+        .cmd()
+        .current_dir(ws.path("sub"))
+        .args(["run", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    let err = crate::support::stderr_of(&out);
+    assert!(err.contains("belongs to another user"), "{err}");
+    assert!(err.contains("--config"), "{err}");
+    assert!(!ws.path("wd_file").exists() && !ws.path("sub/.sqlmorph").exists());
+    // Named explicitly, it is used.
+    let out = ws
+        .cmd()
+        .current_dir(ws.path("sub"))
+        .args(["run", "--dry-run", "--config", "../sqlmorph.toml"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+}
