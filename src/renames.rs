@@ -243,7 +243,8 @@ fn create_tables(tokens: &[Spanned]) -> Vec<CreateTable<'_>> {
 }
 
 /// The line where a declaration for `table` (or its `column`) goes: the
-/// end of the column's definition, or the `CREATE TABLE` line.
+/// end of the column's definition, or the `CREATE TABLE` line. None for a
+/// column of a one-line `CREATE TABLE` (there it would rename the table).
 pub fn line_for(script: &str, table: &str, column: Option<&str>) -> Option<usize> {
     let tokens = tokenize(script);
     let t = create_tables(&tokens)
@@ -252,6 +253,10 @@ pub fn line_for(script: &str, table: &str, column: Option<&str>) -> Option<usize
     let Some(column) = column else {
         return Some(t.open.line);
     };
+    // On a one-line CREATE TABLE a comment at the end renames the table.
+    if t.close.is_some_and(|c| c.line == t.open.line) {
+        return None;
+    }
     t.items
         .iter()
         .find(|item| {
@@ -320,6 +325,9 @@ mod tests {
         assert_eq!(line_for(sql, "T", Some("b")), Some(4));
         assert_eq!(line_for(sql, "t", None), Some(1));
         assert_eq!(line_for(sql, "t", Some("zz")), None);
+        let one_line = "CREATE TABLE t(id INT, b TEXT);";
+        assert_eq!(line_for(one_line, "t", Some("b")), None);
+        assert_eq!(line_for(one_line, "t", None), Some(1));
     }
 
     #[test]
