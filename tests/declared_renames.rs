@@ -106,7 +106,9 @@ fn a_declaration_naming_nothing_in_production_is_an_input_error() {
     assert_code(&out, 2);
     let err = stderr_of(&out);
     assert!(
-        err.contains("schema.sql:3: `@renamed from=nmae` on column of users full_name: production has no column of users nmae"),
+        err.contains(
+            "schema.sql:3: `@renamed from=nmae` on column full_name: production has no column nmae in table users (nor full_name); check the old name"
+        ),
         "{err}"
     );
     assert_eq!(crate::support::sha256_file(&prod), before);
@@ -160,5 +162,32 @@ fn a_rename_confirmed_at_a_terminal_prints_the_declaration_to_add() {
     assert_eq!(
         column(&prod, "SELECT full_name FROM users ORDER BY id"),
         vec!["ann", "bob"]
+    );
+}
+
+#[test]
+fn a_table_declaration_is_refused_when_production_has_both_names() {
+    let (ws, _) = setup(
+        &format!("{PROD}\nCREATE TABLE articles(id INTEGER PRIMARY KEY);"),
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT, age INT);\nCREATE TABLE articles ( -- @rename from=posts\n  id INTEGER PRIMARY KEY\n);",
+    );
+    let out = ws
+        .cmd()
+        .args([
+            "plan",
+            "--source",
+            "schema.sql",
+            "--production",
+            "prod.sqlite3",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    assert!(
+        stderr_of(&out).contains(
+            "schema.sql:2: `@renamed from=posts` on table articles: production has both tables posts and articles"
+        ),
+        "{}",
+        stderr_of(&out)
     );
 }

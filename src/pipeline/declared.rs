@@ -35,40 +35,38 @@ pub fn apply(source: &Path, prod: &Schema, maps: &mut Mappings) -> Result<Vec<St
     Ok(notes)
 }
 
-/// Says whether production has `old` and `new`, as a decision.
+/// Whether the rename is still to be made: production has `old` only
+/// (yes), `new` only (already made); both or neither is an input error.
+/// `kind` is "table" or "column", `place` says where ("" or " in table t").
 fn decide(
-    what: &str,
     at: &str,
-    has_old: bool,
-    has_new: bool,
     d: &Declared,
     new: &str,
+    found: (bool, bool),
+    kind: &str,
+    place: &str,
 ) -> Result<bool> {
-    match (has_old, has_new) {
+    let old = &d.from;
+    match found {
         (true, false) => Ok(true),
         (false, true) => Ok(false),
         (true, true) => Err(input(format!(
-            "{at}: `@renamed from={}` on {what} {new}: production has both {} and {new}; \
-             remove the declaration, or drop one of them first",
-            d.from, d.from
+            "{at}: `@renamed from={old}` on {kind} {new}: production has both {kind}s {old} \
+             and {new}{place}; remove the declaration, or drop one of them first"
         ))),
         (false, false) => Err(input(format!(
-            "{at}: `@renamed from={}` on {what} {new}: production has no {what} {} (nor {new}); \
-             check the old name",
-            d.from, d.from
+            "{at}: `@renamed from={old}` on {kind} {new}: production has no {kind} {old}{place} \
+             (nor {new}); check the old name"
         ))),
     }
 }
 
 fn table(d: &Declared, prod: &Schema, maps: &mut Mappings, at: &str) -> Result<String> {
-    let rename = decide(
-        "table",
-        at,
+    let found = (
         prod.table(&d.from).is_some(),
         prod.table(&d.table).is_some(),
-        d,
-        &d.table,
-    )?;
+    );
+    let rename = decide(at, d, &d.table, found, "table", "")?;
     if !rename {
         return Ok(already(at, &d.from, &d.table));
     }
@@ -94,8 +92,8 @@ fn column(d: &Declared, col: &str, prod: &Schema, maps: &mut Mappings, at: &str)
         ))
     })?;
     let has = |name: &str| origin.columns.iter().any(|c| eq(&c.name, name));
-    let what = format!("column of {}", d.table);
-    if !decide(&what, at, has(&d.from), has(col), d, col)? {
+    let place = format!(" in table {}", origin.name);
+    if !decide(at, d, col, (has(&d.from), has(col)), "column", &place)? {
         return Ok(already(at, &format!("{}.{}", d.table, d.from), col));
     }
     if !maps
