@@ -441,9 +441,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             crate::target::Production::new(&opts, crate::target::Access::ReadOnly)
                 .copy_to(&local, &mut crate::log::Log::console(true))?;
             let mut maps = crate::pipeline::plan::Mappings::default();
-            for note in
-                crate::pipeline::declared::apply(&opts.source, &Schema::load(&local)?, &mut maps)?
-            {
+            for note in crate::pipeline::declared::apply(&opts.source, &local, &mut maps)? {
                 eprintln!("{}", note.trim_start());
             }
             let (prod, d, plan) = crate::pipeline::plan::from_copy(&local, &source, &maps)?;

@@ -19,8 +19,14 @@ fn eq(a: &str, b: &str) -> bool {
 }
 
 /// Adds the declarations of `source` to `maps`; returns the log lines.
-pub fn apply(source: &Path, prod: &Schema, maps: &mut Mappings) -> Result<Vec<String>> {
+/// Production's schema is read from `production` (a local copy), and only
+/// when the source declares something.
+pub fn apply(source: &Path, production: &Path, maps: &mut Mappings) -> Result<Vec<String>> {
     let mut declared = declared_in(source)?;
+    if declared.is_empty() {
+        return Ok(Vec::new());
+    }
+    let prod = &Schema::load(production)?;
     // Tables first: a column's production table follows its table's rename.
     declared.sort_by_key(|d| d.column.is_some());
     let mut notes = Vec::new();

@@ -579,11 +579,8 @@ impl Run {
     /// Step 5 input: the plan from the snapshot to the source schema. Writes
     /// `source.sql`, `production.sql`, `schema.diff` and `plan.json`.
     pub fn plan(&mut self, snapshot: &Db, source: &Schema) -> Result<(Plan, SchemaDiff)> {
-        let declared = super::declared::apply(
-            &self.opts.source,
-            &Schema::load(&snapshot.path)?,
-            &mut self.mappings,
-        )?;
+        let declared =
+            super::declared::apply(&self.opts.source, &snapshot.path, &mut self.mappings)?;
         for note in declared {
             self.log.line(&note);
         }
