@@ -11,7 +11,6 @@ use crate::config::Config;
 use crate::config::Options;
 use crate::diff;
 use crate::error::input;
-use crate::pipeline::path;
 use crate::pipeline::prompt::Prompter;
 use crate::schema::Schema;
 use crate::script::engine;
@@ -189,13 +188,28 @@ pub enum Command {
         format: Format,
     },
     /// Show what a migration would do (schema changes and data impact)
-    /// without writing anything.
+    /// without writing anything, and whether `run` with the same flags
+    /// would complete.
+    ///
+    /// Exit 0 when it would complete (with --exit-code: 1 when it would
+    /// change something), 3 when it would stop, with what it would need
+    /// (a flag, a recipe line) or the refusal.
     Plan {
         #[command(flatten)]
         target: Target,
         /// Accept a source schema with no tables (it drops every table).
         #[arg(long)]
         allow_empty_source: bool,
+        /// Judge the run as `run --yes` (the confirmations answered).
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Judge the run as `run --allow-destructive` (losses accepted).
+        #[arg(long)]
+        allow_destructive: bool,
+        /// Exit 1 when changes are pending (and the run would complete):
+        /// a drift check for CI.
+        #[arg(long)]
+        exit_code: bool,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -207,6 +221,32 @@ pub enum Command {
         /// The configuration file (default: the nearest sqlmorph.toml).
         #[arg(long, value_name = "F", env = "SQLMORPH_CONFIG")]
         config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Production at a glance: its schema against the source (in sync or
+    /// drift, with the changes), the deploys recorded in its
+    /// `_sqlmorph_history` (the last 5) and the backups on hand.
+    ///
+    /// Production is only read. Exit 0 (with --exit-code: 1 on drift).
+    Status {
+        #[command(flatten)]
+        target: Target,
+        /// The backup directory (default: from sqlmorph.toml, else backups).
+        #[arg(long, value_name = "D")]
+        backup_dir: Option<PathBuf>,
+        /// Exit 1 when production's schema differs from the source.
+        #[arg(long)]
+        exit_code: bool,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Every deploy recorded in production's `_sqlmorph_history`, oldest
+    /// first: when, by whom, the recipe and its hash, the schema before and
+    /// after, the backup taken before it.
+    History {
+        #[command(flatten)]
+        target: Target,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -330,6 +370,24 @@ pub enum SchemaFormat {
     Json,
 }
 
+impl Cli {
+    /// The command's name when it prints JSON (`--format json`), so that an
+    /// error prints the JSON error object too (see `output::json`).
+    pub fn json_command(&self) -> Option<&'static str> {
+        let (name, format) = match &self.command {
+            Command::Run { format, .. } => ("run", format),
+            Command::Plan { format, .. } => ("plan", format),
+            Command::Backups { format, .. } => ("backups", format),
+            Command::Diff { format, .. } => ("diff", format),
+            Command::Check { format, .. } => ("check", format),
+            Command::Status { format, .. } => ("status", format),
+            Command::History { format, .. } => ("history", format),
+            _ => return None,
+        };
+        (*format == Format::Json).then_some(name)
+    }
+}
+
 /// Runs a parsed command line. `Ok` carries the exit code of a command that
 /// completed (0, or 1 for "differences/problems found").
 pub fn run(cli: Cli) -> Result<u8> {
@@ -337,7 +395,11 @@ pub fn run(cli: Cli) -> Result<u8> {
     // SIGTERM (exit 130 / 143) instead of dying mid-step.
     if matches!(
         cli.command,
-        Command::Run { .. } | Command::Plan { .. } | Command::Rollback { .. }
+        Command::Run { .. }
+            | Command::Plan { .. }
+            | Command::Rollback { .. }
+            | Command::Status { .. }
+            | Command::History { .. }
     ) {
         crate::interrupt::install()?;
     }
@@ -357,14 +419,15 @@ pub fn run(cli: Cli) -> Result<u8> {
             let d = diff::diff(&a, &b);
             let text = match format {
                 Format::Text => diff::render_text(&d, Style::stdout()),
-                Format::Json => {
-                    serde_json::to_string_pretty(&serde_json::json!({
+                Format::Json => crate::output::json::success(
+                    "diff",
+                    &serde_json::json!({
                         "from": from,
                         "to": to,
                         "identical": d.is_empty(),
                         "changes": d.changes,
-                    }))? + "\n"
-                }
+                    }),
+                )?,
             };
             print(&text)?;
             Ok(u8::from(!d.is_empty()))
@@ -414,13 +477,16 @@ pub fn run(cli: Cli) -> Result<u8> {
                 recipe.as_deref(),
             )?;
             if format == Format::Json {
-                print(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
+                print(&crate::output::json::success("run", &summary)?)?;
             }
             Ok(0)
         }
         Command::Plan {
             target,
             allow_empty_source,
+            yes,
+            allow_destructive,
+            exit_code,
             format,
         } => {
             let config = Config::load(target.config.as_deref())?;
@@ -430,41 +496,15 @@ pub fn run(cli: Cli) -> Result<u8> {
             let opts = resolve(&config, &target, None, None, |o| {
                 o.allow_empty_source = allow_empty_source;
             })?;
-            let source = crate::pipeline::session::load_source(&opts)?;
-            // A consistent copy of production in a private temporary
-            // directory, removed when done: production itself is only read,
-            // in one transaction, and nothing is left beside it.
-            let scratch = tempfile::Builder::new()
-                .prefix("sqlmorph-plan-")
-                .tempdir()?;
-            let local = scratch.path().join("production.sqlite3");
-            crate::target::Production::new(&opts, crate::target::Access::ReadOnly)
-                .copy_to(&local, &mut crate::log::Log::console(true))?;
-            let mut maps = crate::pipeline::plan::Mappings::default();
-            for note in crate::pipeline::declared::apply(&opts.source, &local, &mut maps)? {
-                eprintln!("{}", note.trim_start());
-            }
-            let (prod, d, plan) = crate::pipeline::plan::from_copy(&local, &source, &maps)?;
-            let forced = path::forced(opts.rebuild, opts.is_remote());
-            let choice = path::choose(&prod, &source, &d, &plan, &maps, forced);
-            let text = match format {
-                Format::Text if d.is_empty() => {
-                    "No migration needed: production already matches the source.\n".to_string()
-                }
-                Format::Text => {
-                    crate::pipeline::review::render_review(&plan, &d, Style::stdout())
-                        + choice.render().as_str()
-                }
-                Format::Json => {
-                    serde_json::to_string_pretty(&serde_json::json!({
-                        "identical": d.is_empty(),
-                        "changes": d.changes,
-                        "plan": path::plan_json(&plan, &choice),
-                    }))? + "\n"
-                }
+            let flags = crate::pipeline::gate::Flags {
+                yes,
+                allow_destructive,
+                interactive: std::io::IsTerminal::is_terminal(&std::io::stdin()),
             };
-            print(&text)?;
-            Ok(0)
+            let preview = crate::pipeline::preview::preview(&opts, flags)?;
+            let json = format == Format::Json;
+            print(&crate::output::plan::render(&preview, json)?)?;
+            crate::output::plan::verdict(&preview, json, exit_code)
         }
         Command::Backups {
             backup_dir,
@@ -477,7 +517,10 @@ pub fn run(cli: Cli) -> Result<u8> {
                 .unwrap_or_else(|| PathBuf::from("backups"));
             let list = crate::pipeline::backup::list(&dir)?;
             let text = match format {
-                Format::Json => serde_json::to_string_pretty(&list)? + "\n",
+                Format::Json => crate::output::json::success(
+                    "backups",
+                    &serde_json::json!({ "backup_dir": dir, "backups": list }),
+                )?,
                 Format::Text if list.is_empty() => format!("No backups in {}\n", dir.display()),
                 Format::Text => list
                     .iter()
@@ -493,6 +536,34 @@ pub fn run(cli: Cli) -> Result<u8> {
                     .collect(),
             };
             print(&text)?;
+            Ok(0)
+        }
+        Command::Status {
+            target,
+            backup_dir,
+            exit_code,
+            format,
+        } => {
+            let config = Config::load(target.config.as_deref())?;
+            let opts = resolve_paths(&config, &target, backup_dir, None)?;
+            let status = crate::pipeline::status::status(&opts)?;
+            print(&match format {
+                Format::Text => crate::output::status::text(&status),
+                Format::Json => crate::output::json::success("status", &status)?,
+            })?;
+            Ok(u8::from(exit_code && status.state == "drift"))
+        }
+        Command::History { target, format } => {
+            let config = Config::load(target.config.as_deref())?;
+            let opts = resolve_paths(&config, &target, None, None)?;
+            let (_, deploys) = crate::pipeline::status::read_production(&opts)?;
+            print(&match format {
+                Format::Text => crate::output::status::deploys(&deploys, None),
+                Format::Json => crate::output::json::success(
+                    "history",
+                    &serde_json::json!({ "deploys": deploys }),
+                )?,
+            })?;
             Ok(0)
         }
         Command::Rollback {
@@ -539,7 +610,15 @@ pub fn run(cli: Cli) -> Result<u8> {
                 })?;
             let text = match format {
                 Format::Text => format!("{}\n{}", db.display(), health.render()),
-                Format::Json => serde_json::to_string_pretty(&health)? + "\n",
+                Format::Json => crate::output::json::success(
+                    "check",
+                    &serde_json::json!({
+                        "db": db,
+                        "clean": health.is_clean(),
+                        "integrity": health.integrity,
+                        "foreign_keys": health.foreign_keys,
+                    }),
+                )?,
             };
             print(&text)?;
             Ok(u8::from(!health.is_clean()))

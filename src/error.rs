@@ -73,6 +73,9 @@ pub fn exit_kind(err: &anyhow::Error) -> ExitKind {
     if let Some(e) = err.chain().find_map(|e| e.downcast_ref::<Exit>()) {
         return e.kind;
     }
+    if err.chain().any(|e| e.is::<crate::pipeline::gate::Stop>()) {
+        return ExitKind::Aborted;
+    }
     let busy = err.chain().any(|e| {
         e.downcast_ref::<rusqlite::Error>()
             .and_then(rusqlite::Error::sqlite_error_code)

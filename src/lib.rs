@@ -31,6 +31,8 @@ pub mod target;
 
 pub mod pipeline;
 
+pub mod output;
+
 pub mod script;
 
 pub mod cli;

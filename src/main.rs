@@ -3,11 +3,28 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = sqlmorph::cli::Cli::parse();
+    let cli = match sqlmorph::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to standard output with exit 0; a usage
+            // error exits 2, with the JSON error object when asked for.
+            if e.use_stderr() {
+                let args: Vec<String> = std::env::args().collect();
+                if let Some(json) = sqlmorph::output::json::usage_error(&args, &e.to_string()) {
+                    let _ = sqlmorph::cli::print(&json);
+                }
+            }
+            e.exit()
+        }
+    };
+    let json = cli.json_command();
     match sqlmorph::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("error: {err:#}");
+            if let Some(command) = json {
+                let _ = sqlmorph::cli::print(&sqlmorph::output::json::error(command, &err));
+            }
             ExitCode::from(sqlmorph::error::exit_code(&err))
         }
     }

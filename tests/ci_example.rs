@@ -79,7 +79,7 @@ fn the_shell_pipeline_gates_then_deploys_over_ssh_with_no_terminal() {
             "{out}"
         );
     }
-    assert!(out.contains("== sqlmorph plan"), "{out}");
+    assert!(out.contains("== sqlmorph plan --yes --exit-code"), "{out}");
     assert!(out.contains("tz"), "the plan shows the change: {out}");
     assert!(out.contains("== sqlmorph run --dry-run --yes"), "{out}");
     assert_eq!(sha256_file(&remote), before, "the gate changes nothing");
@@ -118,6 +118,31 @@ fn the_gate_fails_on_an_unknown_host_key_and_touches_nothing() {
 }
 
 #[test]
+fn the_gate_fails_where_the_deploy_would_stop() {
+    let sshd = Sshd::start();
+    let (ws, remote) = setup();
+    // A dropped column: the deploy's `run --yes` would stop (exit 3) for
+    // want of --allow-destructive, so the gate must fail the same way.
+    ws.file("schema.sql", "CREATE TABLE users(id INTEGER PRIMARY KEY);");
+    let known = std::fs::read_to_string(&sshd.known_hosts).unwrap();
+    let before = sha256_file(&remote);
+    let gate = migrate(&ws, &sshd, &remote, "gate", &known);
+    assert_code(&gate, 3);
+    let err = stderr_of(&gate);
+    assert!(
+        err.contains("the deploy would not go through (exit 3)"),
+        "{err}"
+    );
+    assert!(
+        format!("{}{err}", stdout_of(&gate)).contains("--allow-destructive"),
+        "the gate says what the run would need"
+    );
+    let deploy = migrate(&ws, &sshd, &remote, "deploy", &known);
+    assert_code(&deploy, 3);
+    assert_eq!(sha256_file(&remote), before);
+}
+
+#[test]
 fn the_shell_pipeline_refuses_an_unknown_mode() {
     let ws = Workspace::new();
     let out = Command::new("sh")
@@ -146,7 +171,7 @@ gate, deploy = d["jobs"]["gate"], d["jobs"]["deploy"]
 runs = lambda job: [s.get("run", "") for s in job["steps"]]
 assert "pull_request" in gate["if"]
 assert any(r.startswith("sqlmorph test") for r in runs(gate)), runs(gate)
-assert any(r.startswith("sqlmorph plan") for r in runs(gate)), runs(gate)
+assert any(r.startswith("sqlmorph plan --yes --exit-code") for r in runs(gate)), runs(gate)
 assert "sqlmorph run --dry-run --yes" in runs(gate)
 assert "refs/heads/main" in deploy["if"]
 assert "sqlmorph run --yes" in runs(deploy)

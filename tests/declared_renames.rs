@@ -60,18 +60,30 @@ fn plan_and_dry_run_apply_the_declarations_too() {
         .cmd()
         .arg("plan")
         .args(args)
-        .args(["--format", "json"])
+        .args(["--yes", "--format", "json"])
         .output()
         .unwrap();
+    // The gate: with the declarations, `run --yes` would complete.
     assert_code(&out, 0);
     assert!(stderr_of(&out).contains("renaming column users.name to full_name"));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let text = plan["plan"].to_string();
-    assert!(
-        !text.contains("rename_column("),
-        "no rename left to suggest: {text}"
+    assert_eq!(plan["would_complete"], true, "{plan}");
+    assert_eq!(
+        plan["plan"]["renames"],
+        serde_json::json!([]),
+        "nothing left to ask"
     );
-    let out = run_migration(&ws, None, &["--dry-run"]);
+    let users = &plan["plan"]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "users")
+        .unwrap()["columns"];
+    assert!(
+        users.to_string().contains(r#""from":"name","kind":"copy""#),
+        "full_name is copied from name: {users}"
+    );
+    let out = run_migration(&ws, None, &["--dry-run", "--yes"]);
     assert_code(&out, 0);
     assert!(!stdout_of(&out).contains("WARNING"), "{}", stdout_of(&out));
 }

@@ -740,6 +740,7 @@ fn the_review_and_the_plan_json_say_the_path_and_why() {
                 "schema.sql",
                 "--production",
                 "prod.sqlite3",
+                "--yes",
             ])
             .args(["--format", format])
             .output()
@@ -890,4 +891,98 @@ fn a_user_version_and_application_id_bump_goes_in_place() {
     let prod = ws.path("prod.sqlite3");
     assert_eq!(column(&prod, "PRAGMA user_version"), vec!["7"]);
     assert_eq!(column(&prod, "PRAGMA application_id"), vec!["42"]);
+}
+
+/// Runs `sqlmorph run --yes [extra]` while another connection inserts into
+/// `notes` every 2 ms: (the run's output, the ids SQLite acknowledged).
+fn run_while_writing(ws: &Workspace, prod: &Path, extra: &[&str]) -> (Output, Vec<i64>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let conn = rusqlite::Connection::open(prod).unwrap();
+            conn.busy_timeout(std::time::Duration::from_secs(20))
+                .unwrap();
+            let mut acked = Vec::new();
+            for id in 1000.. {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                conn.execute(
+                    "INSERT INTO notes(id, user_id, body) VALUES (?1, 1, 'live')",
+                    [id],
+                )
+                .unwrap();
+                acked.push(id);
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            acked
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let out = run_migration(ws, None, extra);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        stop.store(true, Ordering::SeqCst);
+        (out, writer.join().unwrap())
+    })
+}
+
+#[test]
+fn an_application_writing_all_along_does_not_stop_a_change_that_keeps_every_row() {
+    let (ws, prod) = setup(
+        PROD,
+        &source(&[
+            USERS,
+            "CREATE TABLE notes(id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), body TEXT, mood TEXT);",
+            INDEX,
+            VIEW,
+            TRIGGER,
+            "CREATE VIEW minors AS SELECT name FROM users WHERE age < 18;",
+        ]),
+    );
+    let (out, acked) = run_while_writing(&ws, &prod, &["--yes"]);
+    assert_code(&out, 0);
+    assert_eq!(path_of(&out), "in place", "{}", stdout_of(&out));
+    let kept = column(&prod, "SELECT count(*) FROM notes WHERE body = 'live'");
+    assert_eq!(
+        kept,
+        vec![acked.len().to_string()],
+        "every acknowledged row is kept"
+    );
+    assert!(
+        acked.len() > 10,
+        "the application wrote during the run: {}",
+        acked.len()
+    );
+    assert_eq!(column(&prod, "SELECT count(*) FROM minors"), vec!["1"]);
+    assert_sound(&ws);
+}
+
+#[test]
+fn an_application_writing_all_along_stops_an_approved_drop_with_exit_3() {
+    let (ws, prod) = setup(
+        PROD,
+        &source(&[
+            "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL);",
+            NOTES,
+            INDEX,
+            "CREATE VIEW adults AS SELECT * FROM users;",
+            TRIGGER,
+        ]),
+    );
+    let (out, acked) = run_while_writing(&ws, &prod, &["--yes", "--allow-destructive"]);
+    assert_code(&out, 3);
+    assert!(
+        stderr_of(&out).contains("changed after the snapshot"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(
+        column(
+            &prod,
+            "SELECT count(*) FROM pragma_table_info('users') WHERE name = 'age'"
+        ),
+        vec!["1"]
+    );
+    let kept = column(&prod, "SELECT count(*) FROM notes WHERE body = 'live'");
+    assert_eq!(kept, vec![acked.len().to_string()]);
 }

@@ -715,6 +715,8 @@ fn plan(ws: &Workspace) -> Output {
             "schema.sql",
             "--production",
             "prod.sqlite3",
+            "--yes",
+            "--allow-destructive",
         ])
         .output()
         .unwrap()

@@ -540,7 +540,7 @@ fn dry_run_writes_nothing_outside_the_run_directory() {
     );
     std::fs::create_dir(ws.path("backups")).unwrap();
     let mut before = ws.snapshot();
-    let out = run(&ws, &["--dry-run"]);
+    let out = run(&ws, &["--dry-run", "--yes", "--allow-destructive"]);
     assert_code(&out, 0);
     let text = stdout_of(&out);
     assert!(
@@ -830,6 +830,8 @@ fn plan_and_init_write_nothing_unexpected() {
             "schema.sql",
             "--production",
             "prod.sqlite3",
+            "--yes",
+            "--allow-destructive",
         ])
         .output()
         .unwrap();

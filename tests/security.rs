@@ -61,7 +61,11 @@ const RUN: &[&str] = &[
 fn a_dry_run_leaves_only_private_files_whatever_the_umask() {
     for umask in ["022", "000"] {
         let (ws, _) = setup(PROD, SOURCE);
-        let out = under_umask(&ws, umask, &[RUN, &["--dry-run"]].concat());
+        let out = under_umask(
+            &ws,
+            umask,
+            &[RUN, &["--dry-run", "--yes", "--allow-destructive"]].concat(),
+        );
         assert_code(&out, 0);
         let run = single_run_dir(&ws);
         for f in ["log.txt", "source.sql", "production.sql", "schema.diff"] {

@@ -493,7 +493,11 @@ fn without_sqlite3_on_the_host_a_live_wal_production_is_copied_and_deployed() {
         "",
     );
 
-    let out = ws.cmd().args(["run", "--dry-run"]).output().unwrap();
+    let out = ws
+        .cmd()
+        .args(["run", "--dry-run", "--yes", "--allow-destructive"])
+        .output()
+        .unwrap();
     code(&out, 0);
     let run_dir = std::fs::read_dir(ws.path(".sqlmorph/runs"))
         .unwrap()
@@ -528,7 +532,7 @@ fn plan_reads_remote_production_and_leaves_nothing_behind() {
     let sshd = Sshd::start();
     let (ws, remote) = setup(&sshd, "");
     let before = ws.snapshot();
-    let out = ws.cmd().args(["plan"]).output().unwrap();
+    let out = ws.cmd().args(["plan", "--yes"]).output().unwrap();
     code(&out, 0);
     assert!(
         stdout_of(&out).contains("+ tz (DEFAULT 'UTC')"),
@@ -574,7 +578,7 @@ fn plan_of_a_remote_path_with_quotes_and_dollars_leaves_nothing_behind() {
     let tmp = ws.path("tmp");
     std::fs::create_dir(&tmp).unwrap();
     let before = listing(&ws.path("remote"));
-    let out = with_tmpdir(&ws, &tmp, &["plan"]);
+    let out = with_tmpdir(&ws, &tmp, &["plan", "--yes"]);
     code(&out, 0);
     assert!(
         stdout_of(&out).contains("+ tz (DEFAULT 'UTC')"),

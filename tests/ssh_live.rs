@@ -322,7 +322,7 @@ fn nothing_is_left_on_the_host_but_the_cached_agent() {
     let before = listing(&remote);
 
     config(&ws, &sshd, &prod, "");
-    let out = sqlmorph(&ws, &["plan"]);
+    let out = sqlmorph(&ws, &["plan", "--yes"]);
     assert_code(&out, 0);
     assert!(stdout_of(&out).contains("+ tz"), "{}", stdout_of(&out));
     assert_eq!(listing(&remote), before, "after plan");

@@ -2,7 +2,7 @@
 # sqlmorph in any CI system: the gate for merge requests and the deploy for
 # the main branch, with no terminal. The same steps as github-actions.yml.
 #
-#   examples/ci/migrate.sh gate     # sqlmorph test, plan, run --dry-run --yes
+#   examples/ci/migrate.sh gate     # sqlmorph test, plan --yes, run --dry-run --yes
 #   examples/ci/migrate.sh deploy   # sqlmorph run --yes
 #
 # Run it from the project (where sqlmorph.toml is, or below it). Settings
@@ -57,19 +57,19 @@ if [ "$mode" = gate ]; then
   else
     echo "== sqlmorph test: not in this version of sqlmorph, skipped"
   fi
-  # 2. What would change, for the reviewer. Pending changes are expected
-  #    on a branch that migrates: 0 (in sync) and 1 (changes pending) pass;
-  #    anything else (2 input error, 3 refused) fails the gate.
-  echo "== sqlmorph plan"
+  # 2. What would change, for the reviewer, and whether the deploy's run
+  #    (--yes) would complete: 0 nothing to do and 1 changes pending pass;
+  #    3 (it would stop: a rename to declare, data loss without
+  #    --allow-destructive, a refusal) and 2 (input error) fail the gate.
+  echo "== sqlmorph plan --yes --exit-code"
   status=0
-  "$bin" plan || status=$?
+  "$bin" plan --yes --exit-code || status=$?
   if [ "$status" -gt 1 ]; then
-    echo "sqlmorph plan failed (exit $status)" >&2
+    echo "sqlmorph plan: the deploy would not go through (exit $status)" >&2
     exit "$status"
   fi
-  # 3. The deploy itself, on copies: the same flags as the deploy job, so
-  #    it stops here if the real run would stop (a question nobody can
-  #    answer, data loss without --allow-destructive, a refusal).
+  # 3. The deploy itself, on copies, with the deploy's flags: it also runs
+  #    a recipe (the `recipe` of sqlmorph.toml) and validates the result.
   echo "== sqlmorph run --dry-run --yes"
   "$bin" run --dry-run --yes
   exit 0

@@ -37,10 +37,21 @@ pub fn backup_path(production: &Path, backup_dir: &Path, stamp: &str) -> PathBuf
     p
 }
 
+/// A stamp's local time (backup names are in local time) as RFC 3339 with
+/// its offset, e.g. `2026-12-01T02:10:00+01:00`.
+fn rfc3339_local(t: &chrono::NaiveDateTime) -> String {
+    use chrono::TimeZone;
+    chrono::Local.from_local_datetime(t).earliest().map_or_else(
+        || t.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        |l| l.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+    )
+}
+
 /// One backup file.
 #[derive(Debug, Clone, Serialize)]
 pub struct BackupInfo {
     pub path: PathBuf,
+    /// When it was taken: RFC 3339 with the offset.
     pub time: String,
     pub bytes: u64,
     pub schema_hash: Option<String>,
@@ -69,10 +80,7 @@ pub fn list(backup_dir: &Path) -> Result<Vec<BackupInfo>> {
         let stamp = &name[pos + 8..name.len() - 8];
         let time =
             chrono::NaiveDateTime::parse_from_str(&stamp[..stamp.len().min(15)], "%Y%m%d_%H%M%S")
-                .map_or_else(
-                    |_| stamp.to_string(),
-                    |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
-                );
+                .map_or_else(|_| stamp.to_string(), |t| rfc3339_local(&t));
         let bytes = std::fs::metadata(&path)?.len();
         let schema_hash = crate::schema::Schema::load(&path)
             .ok()

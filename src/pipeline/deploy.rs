@@ -20,8 +20,61 @@ pub const HISTORY_SQL: &str = "CREATE TABLE IF NOT EXISTS _sqlmorph_history(
     schema_before TEXT NOT NULL,
     schema_after TEXT NOT NULL,
     row_counts TEXT NOT NULL,
-    backup TEXT
+    backup TEXT,
+    who TEXT
 )";
+
+/// Columns added to `_sqlmorph_history` after its first version: a table
+/// from before them gains them (its rows kept, with NULL there).
+const HISTORY_ADDED: &[&str] = &["backup", "who"];
+
+/// Who runs this deploy: `$USER@hostname` (`unknown` for what cannot be
+/// found).
+pub fn who() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(user_of_this_process)
+        .unwrap_or_else(|| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into());
+    format!("{user}@{host}")
+}
+
+/// The name of this process's user in /etc/passwd (when $USER is unset,
+/// as under cron or in a container).
+fn user_of_this_process() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.get(2) == Some(&uid.as_str())).then(|| fields[0].to_string())
+    })
+}
+
+/// Adds the columns of [`HISTORY_ADDED`] that the table lacks.
+fn upgrade_history(conn: &Connection) -> Result<()> {
+    for column in HISTORY_ADDED {
+        let has: i64 = conn.query_row(
+            "SELECT count(*) FROM pragma_table_info('_sqlmorph_history') WHERE name = ?1",
+            [column],
+            |r| r.get(0),
+        )?;
+        if has == 0 {
+            conn.execute_batch(&format!(
+                "ALTER TABLE _sqlmorph_history ADD COLUMN {column} TEXT"
+            ))?;
+        }
+    }
+    Ok(())
+}
 
 /// Appends this deploy's row to `_sqlmorph_history` in the migrated file.
 pub fn record_history(
@@ -50,15 +103,7 @@ pub fn insert_history(
     backup: Option<&Path>,
 ) -> Result<()> {
     conn.execute_batch(HISTORY_SQL)?;
-    // Tables from before the `backup` column gain it.
-    let has_backup: i64 = conn.query_row(
-        "SELECT count(*) FROM pragma_table_info('_sqlmorph_history') WHERE name = 'backup'",
-        [],
-        |r| r.get(0),
-    )?;
-    if has_backup == 0 {
-        conn.execute_batch("ALTER TABLE _sqlmorph_history ADD COLUMN backup TEXT")?;
-    }
+    upgrade_history(conn)?;
     let counts: serde_json::Map<String, serde_json::Value> = plan
         .map(|p| {
             p.tables
@@ -68,8 +113,8 @@ pub fn insert_history(
         })
         .unwrap_or_default();
     conn.execute(
-        "INSERT INTO _sqlmorph_history(deployed_at, tool_version, recipe, recipe_sha256, schema_before, schema_after, row_counts, backup)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO _sqlmorph_history(deployed_at, tool_version, recipe, recipe_sha256, schema_before, schema_after, row_counts, backup, who)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         rusqlite::params![
             chrono::Local::now().to_rfc3339(),
             env!("CARGO_PKG_VERSION"),
@@ -78,7 +123,8 @@ pub fn insert_history(
             before,
             after,
             serde_json::Value::Object(counts).to_string(),
-            backup.map(|p| p.display().to_string())
+            backup.map(|p| p.display().to_string()),
+            who()
         ],
     )?;
     Ok(())

@@ -243,7 +243,7 @@ pub struct DroppedTable {
 }
 
 /// The whole plan of a migration.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Plan {
     pub tables: Vec<TablePlan>,
     pub dropped_tables: Vec<DroppedTable>,

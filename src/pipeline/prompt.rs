@@ -2,15 +2,20 @@
 //! ever assumed: `--yes` confirms what loses no data, `--allow-destructive`
 //! (with `--yes`) what does, and anything else stops the run with exit 3
 //! naming the flag that would allow it.
+//!
+//! A dry run asks nothing either: without a terminal, each question the real
+//! run could not answer is recorded as a [`Need`] instead (the flag or the
+//! recipe line), so the dry run ends as the real run would (see `gate`).
 
 use std::io::{IsTerminal, Write};
 
 use anyhow::Result;
 
 use crate::error::aborted;
+pub use crate::pipeline::gate::Need;
 
 /// How questions get answered.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Prompter {
     /// Standard input is a terminal: ask.
     pub interactive: bool,
@@ -20,6 +25,9 @@ pub struct Prompter {
     pub allow_destructive: bool,
     /// `--dry-run`: nothing will change, so confirmations pass.
     pub dry_run: bool,
+    /// What the real run would need that a dry run without a terminal
+    /// recorded instead of asking (shared by the clones of this prompter).
+    pub needs: std::sync::Arc<std::sync::Mutex<Vec<Need>>>,
 }
 
 impl Prompter {
@@ -30,7 +38,28 @@ impl Prompter {
             yes,
             allow_destructive,
             dry_run,
+            needs: std::sync::Arc::default(),
         }
+    }
+
+    /// Records what the real run would need (a dry run without a terminal).
+    pub fn need(&self, need: Need) {
+        if let Ok(mut needs) = self.needs.lock() {
+            if !needs.contains(&need) {
+                needs.push(need);
+            }
+        }
+    }
+
+    /// What was recorded by [`Prompter::need`], in order.
+    pub fn needs(&self) -> Vec<Need> {
+        self.needs.lock().map(|n| n.clone()).unwrap_or_default()
+    }
+
+    /// True when the real run would stop at a question it cannot ask: a dry
+    /// run without a terminal (it records the need instead).
+    fn gating(&self) -> bool {
+        self.dry_run && !self.interactive
     }
 
     fn ask(question: &str) -> Result<String> {
@@ -48,7 +77,14 @@ impl Prompter {
     /// (`--yes`, a dry run); an error when it must be asked and there is no
     /// terminal; false when the user is to be asked.
     fn answered(&self, question: &str) -> Result<bool> {
-        if self.yes || self.dry_run {
+        if self.yes {
+            return Ok(true);
+        }
+        if self.gating() {
+            self.need(Need::flag("--yes", question));
+            return Ok(true);
+        }
+        if self.dry_run {
             return Ok(true);
         }
         if !self.interactive {
@@ -89,7 +125,16 @@ impl Prompter {
 
     /// Approval of changes that lose data (listed one per line).
     pub fn approve_loss(&self, losses: &[String]) -> Result<()> {
-        if losses.is_empty() || self.allow_destructive || self.dry_run {
+        if losses.is_empty() || self.allow_destructive {
+            return Ok(());
+        }
+        if self.gating() {
+            for loss in losses {
+                self.need(Need::flag("--allow-destructive", loss));
+            }
+            return Ok(());
+        }
+        if self.dry_run {
             return Ok(());
         }
         let list = losses

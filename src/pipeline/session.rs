@@ -31,6 +31,7 @@ use crate::pipeline::fastpath;
 use crate::pipeline::path;
 use crate::pipeline::plan::{self, Mappings, Plan};
 use crate::pipeline::prompt::Prompter;
+use crate::pipeline::rehearsal;
 use crate::pipeline::validate::{self, Report};
 use crate::schema::Schema;
 use crate::style::Style;
@@ -92,7 +93,8 @@ pub struct Summary {
     pub run_dir: PathBuf,
     pub outcome: String,
     pub backup: Option<PathBuf>,
-    pub changes: usize,
+    /// The schema changes, the same array as `plan` and `diff` print.
+    pub changes: Vec<crate::diff::Change>,
     pub dry_run: bool,
     pub deployed: bool,
     pub report: Option<Report>,
@@ -345,6 +347,11 @@ impl Run {
         }
     }
 
+    /// What a dry run without a terminal found the real run would need.
+    pub fn needs(&self) -> Vec<crate::pipeline::gate::Need> {
+        self.prompter.needs()
+    }
+
     /// Sets the outcome the summary reports (`finish("deployed")`).
     pub fn finish(&mut self, outcome: &str) {
         self.summary.outcome = outcome.to_string();
@@ -356,6 +363,12 @@ impl Run {
         if summary.outcome.is_empty() {
             summary.outcome = "finished".into();
         }
+        // A snake_case enum in the JSON, whatever a recipe passed to finish().
+        summary.outcome = summary
+            .outcome
+            .trim()
+            .to_lowercase()
+            .replace([' ', '-'], "_");
         summary
     }
 
@@ -597,7 +610,7 @@ impl Run {
             "plan.json",
             serde_json::to_string_pretty(&path::plan_json(&plan, &choice))?,
         )?;
-        self.summary.changes = d.changes.len();
+        self.summary.changes = d.changes.clone();
         self.plan = Some(plan.clone());
         self.path = Some((plan.clone(), choice));
         Ok((plan, d))
@@ -639,6 +652,15 @@ impl Run {
                 s.new,
                 s.evidence.join(", ")
             );
+            if !self.prompter.interactive
+                && self.prompter.dry_run
+                && !self.prompter.allow_destructive
+            {
+                self.prompter.need(crate::pipeline::gate::Need::recipe_line(
+                    &s.recipe_line,
+                    &question,
+                ));
+            }
             if !self.prompter.interactive
                 && (self.prompter.allow_destructive || self.prompter.dry_run)
             {
@@ -771,8 +793,8 @@ impl Run {
         let statements = fast.statements.clone();
         let out = self.dir.join("migrated.sqlite3");
         let started = std::time::Instant::now();
-        let rehearsed =
-            fastpath::rehearse(&snapshot.path, &out, &statements).and_then(|()| Schema::load(&out));
+        let rehearsed = rehearsal::rehearse(&snapshot.path, &out, &statements)
+            .and_then(|()| Schema::load(&out));
         let why = match rehearsed {
             Ok(schema) if diff::diff(&schema, source).is_empty() => {
                 // A view that does not work stops the run as it stops the
@@ -872,7 +894,7 @@ impl Run {
             .filter(|_| self.migrated.as_ref() == Some(&migrated.path))
         {
             let report =
-                fastpath::validate(&snapshot.path, &migrated.path, source, plan, &fast.in_place)?;
+                rehearsal::validate(&snapshot.path, &migrated.path, source, plan, &fast.in_place)?;
             self.backup_checked()?;
             return self.record_report(report, migrated);
         }
@@ -957,7 +979,7 @@ impl Run {
         self.backup_checked()?;
         if self.opts.dry_run {
             self.log.line("  dry run: production not changed");
-            self.summary.outcome = "dry run".into();
+            self.summary.outcome = "dry_run".into();
             return Ok(());
         }
         if self.migrated.as_deref() != Some(validated.path()) || !self.validated {
@@ -1030,9 +1052,13 @@ impl Run {
         let history = |conn: &Connection| {
             deploy::insert_history(conn, opts, before, after, plan, Some(backup))
         };
+        // Statements that keep every row may meet rows written since the
+        // snapshot; a drop may not (its loss was counted on the snapshot).
+        let keeps_rows = fast.in_place.dropped.is_empty() && fast.in_place.rewritten.is_empty();
         let change = crate::target::live::InPlace {
             statements: &fast.statements,
             schema_hash: &fast.schema_hash,
+            schema_before: keeps_rows.then_some(before),
             history: &history,
         };
         self.production.apply_in_place(

@@ -52,8 +52,8 @@ pub struct Report {
     pub problems: Vec<String>,
     pub seconds: f64,
     /// In-place path: table pages proven identical to the snapshot's
-    /// (instead of row checksums; see `crate::pipeline::fastpath`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// (instead of row checksums; see `crate::pipeline::fastpath`); null
+    /// on the rebuild path (a stable key of the JSON, docs/json.md).
     pub pages_compared: Option<u64>,
 }
 
@@ -72,7 +72,7 @@ impl Report {
             // only the tables DROP COLUMN rewrote are.
             Some(pages) => {
                 let pages = format!(
-                    "{pages} table page(s) identical to the snapshot's (kept rows unchanged)"
+                    "{pages} page(s) compared with the snapshot (every kept table and index unchanged)"
                 );
                 if self.tables.is_empty() {
                     pages
@@ -82,11 +82,17 @@ impl Report {
             }
             None => sums,
         };
+        let checked = match self.pages_compared {
+            Some(_) => format!(
+                "the backup's quick_check; the changed tables' quick_check + {} index(es) verified",
+                self.indexes_checked
+            ),
+            None => format!("quick_check + {} index(es) verified", self.indexes_checked),
+        };
         out.push_str(&format!(
-            "Validation {}: {kept}, integrity {} (quick_check + {} index(es) verified), foreign keys {}, schema {} ({:.1}s)\n",
+            "Validation {}: {kept}, integrity {} ({checked}), foreign keys {}, schema {} ({:.1}s)\n",
             if self.ok { "passed" } else { "FAILED" },
             if self.integrity.is_empty() { "ok" } else { "FAILED" },
-            self.indexes_checked,
             if self.new_foreign_key_violations.is_empty() { "ok" } else { "FAILED" },
             if self.schema_differences.is_empty() { "matches the source" } else { "DIFFERS" },
             self.seconds

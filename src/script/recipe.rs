@@ -98,6 +98,11 @@ fn run_here(
     }
     state.end();
     let summary = state.summary();
+    if let Err(stop) = crate::pipeline::gate::verdict(state.needs()) {
+        state.log().quiet(&format!("error: {stop}"));
+        let dir = state.dir().display().to_string();
+        return Err(stop).with_context(|| format!("run {dir}"));
+    }
     state.log().quiet(&format!("finished: {}", summary.outcome));
     Ok(summary)
 }

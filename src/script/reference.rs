@@ -132,7 +132,7 @@ pub const PRIMITIVES: &[Primitive] = &[
     ),
     p(
         "finish",
-        r#"finish("no migration needed");"#,
+        r#"finish("no_migration_needed");"#,
         "Sets the outcome reported in the JSON summary.",
     ),
     p(

@@ -75,6 +75,12 @@ pub struct Baseline {
 pub struct InPlace<'a> {
     pub statements: &'a [String],
     pub schema_hash: &'a str,
+    /// Production's schema hash at the snapshot, when the statements
+    /// neither drop nor rewrite rows: then only the schema must be
+    /// unchanged under the write lock, and rows the application wrote
+    /// since the snapshot stay as they are (nothing reads or replaces
+    /// them). `None`: nothing at all may have been committed since.
+    pub schema_before: Option<&'a str>,
     pub history: &'a dyn Fn(&Connection) -> Result<()>,
 }
 
@@ -242,10 +248,33 @@ impl LiveDb {
         Ok(())
     }
 
+    /// Fails (exit 3) when production's schema is no longer `hash` or the
+    /// path now names another file (rows may have changed).
+    fn check_schema_unchanged(&self, hash: &str) -> Result<()> {
+        if identity(&self.path)? != self.identity {
+            return Err(aborted(format!(
+                "{} was replaced by another file during the migration; nothing was changed. \
+                 Rerun sqlmorph to migrate the current file",
+                self.path.display()
+            )));
+        }
+        if crate::schema::Schema::read(&self.conn, "main")?.hash() != hash {
+            return Err(aborted(format!(
+                "production's schema ({}) changed after the snapshot was taken; nothing was \
+                 changed. Rerun sqlmorph to migrate the current schema",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Inside the write transaction: the compare-and-swap check, the
     /// statements, the schema check and the history row.
     fn apply(&self, change: &InPlace<'_>, expected: Baseline) -> Result<()> {
-        self.check_unchanged(expected)?;
+        match change.schema_before {
+            Some(hash) => self.check_schema_unchanged(hash)?,
+            None => self.check_unchanged(expected)?,
+        }
         for s in change.statements {
             self.conn
                 .execute_batch(s)
@@ -714,7 +743,44 @@ mod tests {
         InPlace {
             statements,
             schema_hash: hash,
+            schema_before: None,
             history: &no_history,
+        }
+    }
+
+    #[test]
+    fn statements_that_keep_rows_go_in_after_a_commit_but_not_after_a_schema_change() {
+        for mode in ["wal", "delete"] {
+            let (dir, prod, _) = files(mode);
+            let statements = vec!["CREATE VIEW v AS SELECT a FROM t".to_string()];
+            let copy = dir.path().join("copy.db");
+            let mut live = Swappable::open(&prod).unwrap();
+            let base = live.live().copy_to(&copy).unwrap();
+            let before = crate::schema::Schema::load(&copy).unwrap().hash();
+            Connection::open(&copy)
+                .unwrap()
+                .execute_batch(&statements[0])
+                .unwrap();
+            let hash = crate::schema::Schema::load(&copy).unwrap().hash();
+            let app = Connection::open(&prod).unwrap();
+            app.execute("INSERT INTO t VALUES ('late')", []).unwrap();
+            let mut change = in_place(&statements, &hash);
+            change.schema_before = Some(&before);
+            // The application's schema change after the snapshot refuses it.
+            app.execute_batch("CREATE TABLE other(x)").unwrap();
+            let err = live
+                .apply_in_place(&change, base, Duration::from_secs(2))
+                .unwrap_err();
+            assert_eq!(exit_code(&err), ExitKind::Aborted as u8, "{mode}: {err:#}");
+            assert!(format!("{err:#}").contains("schema"), "{mode}: {err:#}");
+            // Without it, the row written since the snapshot stays and the view goes in.
+            app.execute_batch("DROP TABLE other").unwrap();
+            live.apply_in_place(&change, base, Duration::from_secs(2))
+                .unwrap();
+            let seen: String = app
+                .query_row("SELECT group_concat(a) FROM v", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(seen, "old,late", "{mode}");
         }
     }
 

@@ -1,0 +1,481 @@
+//! The in-place path's rehearsal and its validation (see
+//! [`crate::pipeline::fastpath`] for which changes take it): the statements
+//! applied to a copy of the snapshot, and the proof that the copy is right,
+//! in time that follows the change.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::pipeline::check;
+use crate::pipeline::fastpath::InPlace;
+use crate::pipeline::indexcheck;
+use crate::pipeline::pageproof;
+use crate::pipeline::plan::Plan;
+use crate::pipeline::validate::{Report, schema_differences};
+use crate::schema::{Schema, Table};
+use crate::sqltext::{display_ident, quote_ident};
+
+/// A copy of the snapshot at `dest` with `statements` applied in one
+/// transaction, every page in the file itself (no WAL left). The snapshot
+/// is a complete file that nothing writes (a backup-API copy, opened
+/// read-only ever since), so a plain file copy is a consistent one — and
+/// several times faster than SQLite's page-by-page backup.
+pub fn rehearse(snapshot: &Path, dest: &Path, statements: &[String]) -> Result<()> {
+    let _ = std::fs::remove_file(dest);
+    if let Err(e) = std::fs::copy(snapshot, dest) {
+        let _ = std::fs::remove_file(dest);
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            return Err(crate::error::no_space(dest, e));
+        }
+        return Err(anyhow::Error::new(e).context(format!(
+            "copying the snapshot to {} for the rehearsal",
+            dest.display()
+        )));
+    }
+    let conn = Connection::open(dest)?;
+    let tx = conn.unchecked_transaction()?;
+    for s in statements {
+        tx.execute_batch(s)
+            .with_context(|| format!("rehearsing {s}"))?;
+    }
+    tx.commit()?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    // A scratch file: validated, never deployed (production gets the
+    // statements), so it needs no fsync.
+    conn.close().map_err(|(_, e)| e)?;
+    Ok(())
+}
+
+fn open_ro(path: &Path) -> Result<Connection> {
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening {}", path.display()))
+    .and_then(|conn| {
+        crate::pipeline::checksum::register(&conn)?;
+        Ok(conn)
+    })
+}
+
+/// Validates a rehearsal against the snapshot it was made from (see the
+/// module docs): the page proof ([`crate::pipeline::pageproof`]) for every
+/// tree the statements keep; for the trees they change, `quick_check` and
+/// the index verification of their tables, and for a table whose rows
+/// `DROP COLUMN` rewrote, the rebuild's row count and column checksums;
+/// foreign keys of every table whose definition or parent changed; the
+/// schema against the source. Nothing is read in proportion to the
+/// untouched tables but one byte comparison of the two files.
+pub fn validate(
+    snapshot: &Path,
+    rehearsal: &Path,
+    source: &Schema,
+    plan: &Plan,
+    fast: &InPlace,
+) -> Result<Report> {
+    let start = Instant::now();
+    let (snap, reh) = (open_ro(snapshot)?, open_ro(rehearsal)?);
+    let (before, schema) = (Schema::read(&snap, "main")?, Schema::read(&reh, "main")?);
+    let proof = pageproof::prove(snapshot, rehearsal, &snap, &reh, fast)?;
+    let mut problems = proof.problems.clone();
+    let (tables, rows_problems) = rewritten_rows(snapshot, rehearsal, plan, fast)?;
+    problems.extend(rows_problems);
+    let (integrity, indexes_checked) = changed_structure(&reh, &schema, &proof.changed_tables)?;
+    // The same exact matching as the rebuild's validation (an old orphan
+    // without a rowid never hides a new one), under the new table names.
+    let touched = touched_tables(&before, &schema, fast, &proof.changed_tables);
+    let new_violations = crate::pipeline::validate::not_in_snapshot(
+        snapshot,
+        check::foreign_key_violations_in(&reh, &touched)?,
+        &|t: &str| {
+            fast.name_after(t)
+                .unwrap_or_else(|| t.to_string())
+                .to_lowercase()
+        },
+    )?;
+    let schema_differences = schema_differences(&schema, source);
+    problems.extend(new_tables_empty(&before, &schema, &reh, fast)?);
+    problems.extend(integrity.iter().map(|m| format!("integrity: {m}")));
+    if !new_violations.is_empty() {
+        problems.push(format!(
+            "foreign key: {} new violation(s)",
+            new_violations.len()
+        ));
+    }
+    problems.extend(
+        schema_differences
+            .iter()
+            .map(|d| format!("schema differs from the source: {d}")),
+    );
+    Ok(Report {
+        ok: problems.is_empty(),
+        tables,
+        integrity,
+        indexes_checked,
+        new_foreign_key_violations: new_violations,
+        schema_differences,
+        problems,
+        seconds: start.elapsed().as_secs_f64(),
+        pages_compared: Some(proof.pages_compared),
+    })
+}
+
+/// `quick_check` and the index verification of the tables whose trees
+/// changed (the others are the snapshot's, which passed `quick_check` as
+/// the backup): (problems, indexes verified).
+fn changed_structure(
+    conn: &Connection,
+    schema: &Schema,
+    tables: &std::collections::BTreeSet<String>,
+) -> Result<(Vec<String>, usize)> {
+    let mut problems = Vec::new();
+    for t in tables {
+        problems.extend(check::quick_check_of(conn, t)?);
+    }
+    let only = Schema {
+        tables: schema
+            .tables
+            .iter()
+            .filter(|t| tables.iter().any(|n| n.eq_ignore_ascii_case(&t.name)))
+            .cloned()
+            .collect(),
+        ..schema.clone()
+    };
+    let checked = only
+        .indexes
+        .iter()
+        .filter(|i| only.table(&i.table).is_some())
+        .count();
+    problems.extend(indexcheck::verify(conn, &only)?);
+    Ok((problems, checked))
+}
+
+/// The tables (rehearsal names) where a foreign-key violation could be new:
+/// new tables, tables whose trees changed (rows rewritten, indexes made),
+/// tables whose foreign keys differ from the snapshot's (renames mapped),
+/// and every table referencing a changed, renamed or dropped one. A table
+/// that only gained a column without a reference, or a view, is not one.
+fn touched_tables(
+    before: &Schema,
+    after: &Schema,
+    fast: &InPlace,
+    changed: &std::collections::BTreeSet<String>,
+) -> Vec<String> {
+    let lower = |s: &str| s.to_lowercase();
+    let mut touched: HashSet<String> = changed.iter().map(|t| lower(t)).collect();
+    let renamed = |p: &str| fast.name_after(p).unwrap_or_else(|| p.to_string());
+    for t in &after.tables {
+        let pre_image = before.tables.iter().find(|b| {
+            fast.name_after(&b.name)
+                .is_some_and(|n| n.eq_ignore_ascii_case(&t.name))
+        });
+        let same = pre_image
+            .is_some_and(|b| key_signature(b, &renamed) == key_signature(t, &|p| p.to_string()));
+        if !same {
+            touched.insert(lower(&t.name));
+        }
+    }
+    let mut parents = touched.clone();
+    parents.extend(fast.dropped.iter().map(|t| lower(t)));
+    parents.extend(
+        fast.renamed
+            .iter()
+            .flat_map(|(old, new)| [lower(old), lower(new)]),
+    );
+    for t in &after.tables {
+        if t.foreign_keys
+            .iter()
+            .any(|f| parents.contains(&lower(&f.ref_table)))
+        {
+            touched.insert(lower(&t.name));
+        }
+    }
+    after
+        .tables
+        .iter()
+        .filter(|t| t.virtual_module.is_none() && touched.contains(&lower(&t.name)))
+        .map(|t| t.name.clone())
+        .collect()
+}
+
+/// A table's foreign keys as comparable text, each parent named by `parent`.
+fn key_signature(t: &Table, parent: &dyn Fn(&str) -> String) -> std::collections::BTreeSet<String> {
+    t.foreign_keys
+        .iter()
+        .map(|f| {
+            format!(
+                "{:?}>{}{:?}",
+                f.columns
+                    .iter()
+                    .map(|c| c.to_lowercase())
+                    .collect::<Vec<_>>(),
+                parent(&f.ref_table).to_lowercase(),
+                f.ref_columns
+                    .iter()
+                    .map(|c| c.to_lowercase())
+                    .collect::<Vec<_>>()
+            )
+        })
+        .collect()
+}
+
+/// The rebuild's row counts and column checksums, for the tables whose rows
+/// were rewritten (none: nothing read).
+fn rewritten_rows(
+    snapshot: &Path,
+    rehearsal: &Path,
+    plan: &Plan,
+    fast: &InPlace,
+) -> Result<(Vec<crate::pipeline::validate::TableCheck>, Vec<String>)> {
+    let tables: Vec<_> = plan
+        .tables
+        .iter()
+        .filter(|t| fast.rewrites(&t.table))
+        .cloned()
+        .collect();
+    if tables.len() != fast.rewritten.len() {
+        anyhow::bail!("the plan does not have every table whose rows were rewritten");
+    }
+    if tables.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let only = Plan {
+        tables,
+        ..plan.clone()
+    };
+    crate::pipeline::validate::compare_rows(&only, snapshot, rehearsal)
+}
+
+/// Tables the rehearsal added must be empty (nothing fills them in place).
+fn new_tables_empty(
+    before: &Schema,
+    after: &Schema,
+    conn: &Connection,
+    fast: &InPlace,
+) -> Result<Vec<String>> {
+    let old: HashSet<String> = before
+        .tables
+        .iter()
+        .filter_map(|t| fast.name_after(&t.name))
+        .map(|t| t.to_lowercase())
+        .collect();
+    let mut problems = Vec::new();
+    for t in after
+        .tables
+        .iter()
+        .filter(|t| t.virtual_module.is_none() && !old.contains(&t.name.to_lowercase()))
+    {
+        let rows: i64 = conn.query_row(
+            &format!("SELECT count(*) FROM main.{}", quote_ident(&t.name)),
+            [],
+            |r| r.get(0),
+        )?;
+        if rows > 0 {
+            problems.push(format!(
+                "new table {} has {rows} row(s)",
+                display_ident(&t.name)
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileExt;
+
+    /// A snapshot with enough rows for several table pages, and its
+    /// rehearsal with a view and a column added.
+    fn rehearsed() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let snap = dir.path().join("snap.db");
+        Connection::open(&snap)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+                 INSERT INTO t SELECT i, printf('value %d', i) FROM n;",
+            )
+            .unwrap();
+        let reh = dir.path().join("reh.db");
+        let statements = [
+            "CREATE VIEW w AS SELECT v FROM t".to_string(),
+            "ALTER TABLE t ADD COLUMN note TEXT".to_string(),
+        ];
+        rehearse(&snap, &reh, &statements).unwrap();
+        (dir, snap, reh)
+    }
+
+    #[test]
+    fn an_untouched_rehearsal_has_the_snapshots_pages() {
+        let (_dir, snap, reh) = rehearsed();
+        let report = validate(
+            &snap,
+            &reh,
+            &Schema::load(&reh).unwrap(),
+            &Plan::default(),
+            &InPlace::default(),
+        )
+        .unwrap();
+        assert!(report.ok, "{:?}", report.problems);
+        assert!(report.pages_compared.unwrap() > 5, "{report:?}");
+        // Only the schema changed: nothing but sqlite_schema was walked.
+        assert_eq!(report.indexes_checked, 0);
+    }
+
+    #[test]
+    fn an_updated_value_fails_the_page_proof() {
+        let (_dir, snap, reh) = rehearsed();
+        Connection::open(&reh)
+            .unwrap()
+            .execute("UPDATE t SET v = 'planted' WHERE id = 1000", [])
+            .unwrap();
+        let report = validate(
+            &snap,
+            &reh,
+            &Schema::load(&reh).unwrap(),
+            &Plan::default(),
+            &InPlace::default(),
+        )
+        .unwrap();
+        assert!(
+            report.problems.iter().any(|p| p.contains("table t")),
+            "{:?}",
+            report.problems
+        );
+        assert!(!report.ok);
+    }
+
+    #[test]
+    fn an_old_orphan_without_rowid_does_not_hide_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let snap = dir.path().join("snap.db");
+        let reh = dir.path().join("reh.db");
+        Connection::open(&snap)
+            .unwrap()
+            .execute_batch(
+                "PRAGMA foreign_keys = OFF;
+                 CREATE TABLE p(id INTEGER PRIMARY KEY);
+                 CREATE TABLE c(k TEXT PRIMARY KEY, p INT REFERENCES p(id)) WITHOUT ROWID;
+                 INSERT INTO c VALUES ('old orphan', 9);",
+            )
+            .unwrap();
+        std::fs::copy(&snap, &reh).unwrap();
+        Connection::open(&reh)
+            .unwrap()
+            .execute_batch(
+                "PRAGMA foreign_keys = OFF; INSERT INTO c VALUES ('new orphan', 8);
+                 CREATE INDEX cp ON c(p);",
+            )
+            .unwrap();
+        let report = validate(
+            &snap,
+            &reh,
+            &Schema::load(&reh).unwrap(),
+            &Plan::default(),
+            &InPlace::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            report.new_foreign_key_violations.len(),
+            1,
+            "{:?}",
+            report.problems
+        );
+        assert!(
+            report.problems.iter().any(|p| p.starts_with("foreign key")),
+            "{:?}",
+            report.problems
+        );
+    }
+
+    #[test]
+    fn a_new_reference_is_checked_and_a_plain_new_column_is_not_a_reason_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let snap = dir.path().join("snap.db");
+        Connection::open(&snap)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE p(id INTEGER PRIMARY KEY);
+                 CREATE TABLE c(id INTEGER PRIMARY KEY, note TEXT);
+                 INSERT INTO p VALUES (1); INSERT INTO c VALUES (1, 'a'), (2, 'b');",
+            )
+            .unwrap();
+        let rehearse_with = |sql: &str| {
+            let reh = dir.path().join("reh.db");
+            std::fs::copy(&snap, &reh).unwrap();
+            Connection::open(&reh)
+                .unwrap()
+                .execute_batch(&format!("PRAGMA foreign_keys = OFF; {sql}"))
+                .unwrap();
+            let report = validate(
+                &snap,
+                &reh,
+                &Schema::load(&reh).unwrap(),
+                &Plan::default(),
+                &InPlace::default(),
+            )
+            .unwrap();
+            let (before, after) = (Schema::load(&snap).unwrap(), Schema::load(&reh).unwrap());
+            let touched = touched_tables(&before, &after, &InPlace::default(), &Default::default());
+            (report, touched)
+        };
+        let (report, touched) = rehearse_with("ALTER TABLE c ADD COLUMN extra TEXT;");
+        assert!(report.ok, "{:?}", report.problems);
+        assert!(touched.is_empty(), "{touched:?}");
+        // Every row now points at a parent that does not exist.
+        let (report, touched) =
+            rehearse_with("ALTER TABLE c ADD COLUMN p_id INT REFERENCES p(id) DEFAULT 9;");
+        assert_eq!(touched, vec!["c".to_string()]);
+        assert_eq!(report.new_foreign_key_violations.len(), 2, "{report:?}");
+        assert!(!report.ok);
+    }
+
+    #[test]
+    fn a_flipped_byte_in_a_table_page_fails_the_page_proof() {
+        let (_dir, snap, reh) = rehearsed();
+        let conn = open_ro(&reh).unwrap();
+        let page: i64 = conn
+            .query_row("SELECT max(pageno) FROM dbstat WHERE name = 't'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let size: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        drop(conn);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .read(true)
+            .open(&reh)
+            .unwrap();
+        let at = ((page - 1) * size + size - 10) as u64;
+        let mut byte = [0u8; 1];
+        file.read_exact_at(&mut byte, at).unwrap();
+        byte[0] ^= 0x20;
+        file.write_all_at(&byte, at).unwrap();
+        drop(file);
+        let report = validate(
+            &snap,
+            &reh,
+            &Schema::load(&reh).unwrap(),
+            &Plan::default(),
+            &InPlace::default(),
+        )
+        .unwrap();
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("differs from the snapshot") && p.contains("table t")),
+            "{:?}",
+            report.problems
+        );
+        assert!(!report.ok, "{:?}", report.problems);
+    }
+}
