@@ -449,7 +449,8 @@ fn a_rollback_to_a_backup_older_than_litestream_keeps_litestreams_tables() {
 /// always; beside Litestream's directory the message says that Litestream's
 /// checkpoint writes too (here the `stop` command plays Litestream).
 #[test]
-fn a_litestream_checkpoint_during_the_run_stops_it_with_a_message_naming_litestream() {
+fn a_litestream_checkpoint_during_the_run_stops_a_rebuild_with_a_message_naming_litestream_not_an_in_place_change()
+ {
     let ws = Workspace::new();
     let prod = ws.db(
         "prod.sqlite3",
@@ -468,9 +469,9 @@ fn a_litestream_checkpoint_during_the_run_stops_it_with_a_message_naming_litestr
          ON CONFLICT (id) DO UPDATE SET seq = seq + 1')\nc.commit()\n",
     );
     ws.file("sqlmorph.toml", "stop = \"python3 bump.py\"\n");
-    for extra in [&[][..], &["--rebuild"][..]] {
-        let out = ws
-            .cmd()
+    // A rebuild is built from the snapshot, so Litestream's write stops it.
+    let run = |extra: &[&str]| {
+        ws.cmd()
             .args([
                 "run",
                 "--source",
@@ -481,21 +482,33 @@ fn a_litestream_checkpoint_during_the_run_stops_it_with_a_message_naming_litestr
             ])
             .args(extra)
             .output()
-            .unwrap();
-        assert_code(&out, 3);
-        let err = stderr_of(&out);
-        assert!(err.contains("changed after the snapshot"), "{err}");
-        assert!(
-            err.contains(".prod.sqlite3-litestream is beside it"),
-            "{err}"
-        );
-        assert_eq!(
-            column(
-                &prod,
-                "SELECT count(*) FROM sqlite_schema WHERE name = 'item_names'"
-            ),
-            vec!["0"],
-            "{extra:?}: nothing changed"
-        );
-    }
+            .unwrap()
+    };
+    let out = run(&["--rebuild"]);
+    assert_code(&out, 3);
+    let err = stderr_of(&out);
+    assert!(err.contains("changed after the snapshot"), "{err}");
+    assert!(
+        err.contains(".prod.sqlite3-litestream is beside it"),
+        "{err}"
+    );
+    assert_eq!(
+        column(
+            &prod,
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'item_names'"
+        ),
+        vec!["0"],
+        "nothing changed"
+    );
+    // In place, a change that keeps every row goes in beside it.
+    let out = run(&[]);
+    assert_code(&out, 0);
+    assert_eq!(
+        column(
+            &prod,
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'item_names'"
+        ),
+        vec!["1"]
+    );
+    assert_eq!(column(&prod, "SELECT seq FROM _litestream_seq"), vec!["2"]);
 }
