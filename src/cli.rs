@@ -68,11 +68,18 @@ pub(crate) fn resolve_paths(
         return Err(input("`production` mixes local paths and ssh:// targets"));
     };
     let mut ssh = crate::target::ssh::SshOptions::default();
-    if let Some(id) = &config.ssh.identity {
-        ssh.identity = Some(expand_home(id));
+    let env_path = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(id) = env_path("SQLMORPH_SSH_IDENTITY").or_else(|| config.ssh.identity.clone()) {
+        ssh.identity = Some(expand_home(&id));
     }
-    if let Some(kh) = &config.ssh.known_hosts {
-        ssh.known_hosts = expand_home(kh);
+    if let Some(kh) =
+        env_path("SQLMORPH_SSH_KNOWN_HOSTS").or_else(|| config.ssh.known_hosts.clone())
+    {
+        ssh.known_hosts = expand_home(&kh);
     }
     ssh.passphrase = std::env::var("SQLMORPH_SSH_PASSPHRASE").ok();
     ssh.accept_new_host_key = target.accept_new_host_key;
@@ -93,6 +100,7 @@ pub(crate) fn resolve_paths(
         restart: config.restart.clone(),
         health_check: config.health_check.clone(),
         keep_runs: config.retention.keep_runs,
+        config_file: config.file.clone(),
         remotes,
         ssh,
         ..Options::default()
@@ -145,15 +153,16 @@ pub enum Command {
     /// With no terminal and no --yes, the first confirmation stops the run
     /// (exit 3). Changes that lose data also need --allow-destructive.
     Run {
-        /// A Rhai recipe; the stock recipe when omitted.
+        /// A Rhai recipe; when omitted, the `recipe` of sqlmorph.toml, else
+        /// the stock recipe.
         recipe: Option<PathBuf>,
         #[command(flatten)]
         target: Target,
         /// Where timestamped backups go (default: backups).
-        #[arg(long, value_name = "D")]
+        #[arg(long, value_name = "D", env = "SQLMORPH_BACKUP_DIR")]
         backup_dir: Option<PathBuf>,
         /// Where run directories go (default: .sqlmorph).
-        #[arg(long, value_name = "W")]
+        #[arg(long, value_name = "W", env = "SQLMORPH_WORK_DIR")]
         work_dir: Option<PathBuf>,
         /// Run every step on copies and print the report; production and the
         /// backup directory are not touched.
@@ -228,10 +237,10 @@ pub enum Command {
         #[command(flatten)]
         prune: crate::prune::PruneArgs,
         /// The backup directory (default: from sqlmorph.toml, else backups).
-        #[arg(long, value_name = "D")]
+        #[arg(long, value_name = "D", env = "SQLMORPH_BACKUP_DIR")]
         backup_dir: Option<PathBuf>,
-        /// The configuration file (default: ./sqlmorph.toml if present).
-        #[arg(long, value_name = "F")]
+        /// The configuration file (default: the nearest sqlmorph.toml).
+        #[arg(long, value_name = "F", env = "SQLMORPH_CONFIG")]
         config: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -265,7 +274,7 @@ pub enum Command {
     /// Restore production from a backup (the newest unless --backup), with
     /// the same atomic swap, after backing up the current production.
     Rollback {
-        #[arg(long, value_name = "P")]
+        #[arg(long, value_name = "P", env = "SQLMORPH_PRODUCTION", value_parser = clap::builder::NonEmptyStringValueParser::new())]
         production: Option<String>,
         /// Trust an SSH host key that is not in known_hosts yet.
         #[arg(long)]
@@ -275,10 +284,10 @@ pub enum Command {
         backup: Option<PathBuf>,
         /// Where backups are (and where the current production is backed up
         /// first).
-        #[arg(long, value_name = "D")]
+        #[arg(long, value_name = "D", env = "SQLMORPH_BACKUP_DIR")]
         backup_dir: Option<PathBuf>,
-        /// The configuration file (default: ./sqlmorph.toml if present).
-        #[arg(long, value_name = "F")]
+        /// The configuration file (default: the nearest sqlmorph.toml).
+        #[arg(long, value_name = "F", env = "SQLMORPH_CONFIG")]
         config: Option<PathBuf>,
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
@@ -347,18 +356,20 @@ pub enum Command {
     Agent,
 }
 
-/// Where the schemas and production are (flags override sqlmorph.toml).
+/// Where the schemas and production are (flags override the environment,
+/// which overrides sqlmorph.toml).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Target {
     /// The target schema: a SQLite file or a .sql file.
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", env = "SQLMORPH_SOURCE")]
     pub source: Option<PathBuf>,
     /// The production database: a local path or
     /// ssh://user@host[:port]/absolute/path.sqlite3.
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", env = "SQLMORPH_PRODUCTION", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub production: Option<String>,
-    /// The configuration file (default: ./sqlmorph.toml if present).
-    #[arg(long, value_name = "F")]
+    /// The configuration file (default: the nearest sqlmorph.toml, in this
+    /// directory or a parent).
+    #[arg(long, value_name = "F", env = "SQLMORPH_CONFIG")]
     pub config: Option<PathBuf>,
     /// Trust an SSH host key that is not in known_hosts yet, and add it
     /// (a changed key is never accepted).
@@ -458,6 +469,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             format,
         } => {
             let config = Config::load(target.config.as_deref())?;
+            let recipe_from_config = recipe.is_none() && config.recipe.is_some();
+            let recipe = recipe.or_else(|| config.recipe.clone());
             let (recipe_name, recipe_text) = match &recipe {
                 Some(path) => (
                     path.display().to_string(),
@@ -477,6 +490,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 o.json = format == Format::Json;
                 o.recipe_hash = sha256_hex(recipe_text.as_bytes());
                 o.recipe_name = recipe_name.clone();
+                o.recipe_from_config = recipe_from_config;
             })?;
             let prompter = Prompter::new(yes, allow_destructive, dry_run);
             let summary = recipe::run(
@@ -501,6 +515,9 @@ pub fn run(cli: Cli) -> Result<u8> {
             format,
         } => {
             let config = Config::load(target.config.as_deref())?;
+            if let Some(file) = &config.file {
+                eprintln!("configuration: {}", file.display());
+            }
             let opts = resolve(&config, &target, None, None, |o| {
                 o.allow_empty_source = allow_empty_source;
             })?;

@@ -13,6 +13,8 @@ use crate::error::input;
 pub struct Config {
     pub source: Option<PathBuf>,
     pub production: Option<Production>,
+    /// The recipe `run` runs when none is named (else the stock recipe).
+    pub recipe: Option<PathBuf>,
     pub backup_dir: Option<PathBuf>,
     pub work_dir: Option<PathBuf>,
     /// Run on the production host before the swap.
@@ -29,6 +31,9 @@ pub struct Config {
     pub retention: Retention,
     #[serde(default)]
     pub test: TestConfig,
+    /// The file this was read from (none: defaults only).
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 /// `[retention]`: how many backups and run directories are kept.
@@ -124,13 +129,13 @@ impl Default for Limits {
 pub const FILE_NAME: &str = "sqlmorph.toml";
 
 impl Config {
-    /// Loads `--config FILE`, or `sqlmorph.toml` in the current directory if
-    /// it exists, or the defaults.
+    /// Loads `--config FILE` (or `SQLMORPH_CONFIG`), or the nearest
+    /// `sqlmorph.toml` in the current directory or its parents, or the
+    /// defaults; relative paths in it are relative to its directory.
     pub fn load(explicit: Option<&Path>) -> Result<Config> {
-        let path = match explicit {
-            Some(p) => p.to_path_buf(),
-            None if Path::new(FILE_NAME).exists() => PathBuf::from(FILE_NAME),
-            None => return Ok(Config::default()),
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let Some(path) = crate::config_file::locate(explicit, &cwd)? else {
+            return Ok(Config::default());
         };
         let text = std::fs::read_to_string(&path).map_err(|e| {
             input(format!(
@@ -138,19 +143,24 @@ impl Config {
                 path.display()
             ))
         })?;
-        let config: Config = toml::from_str(&text)
+        let mut config: Config = toml::from_str(&text)
             .map_err(|e| input(format!("{}: {e}", path.display())))
             .with_context(|| "reading the configuration".to_string())?;
         config
             .limits
             .check()
             .with_context(|| format!("reading {}", path.display()))?;
+        crate::config_file::resolve_relative(&mut config, &path);
+        config.file = Some(path);
         Ok(config)
     }
 }
 
 /// A commented configuration file, written by `sqlmorph init`.
-pub const TEMPLATE: &str = r#"# sqlmorph configuration. Command-line flags override every key.
+pub const TEMPLATE: &str = r#"# sqlmorph configuration. Command-line flags override every key, and the
+# environment (SQLMORPH_SOURCE, SQLMORPH_PRODUCTION, SQLMORPH_BACKUP_DIR,
+# SQLMORPH_WORK_DIR) overrides this file. Relative paths are relative to the
+# directory of this file; sqlmorph finds it from any subdirectory.
 
 # The target schema: a SQLite "schema database" or a .sql file of DDL.
 source = "schema.sqlite3"
@@ -158,6 +168,10 @@ source = "schema.sqlite3"
 # The live database: a local path, or "ssh://user@host:22/srv/app/app.sqlite3",
 # or a list of them (a fleet).
 production = "prod.sqlite3"
+
+# The recipe `sqlmorph run` runs when none is named (without this key: the
+# stock recipe).
+recipe = "recipe.rhai"
 
 # Timestamped backups of production (<stem>_backup_<YYYYMMDD_HHMMSS>.sqlite3).
 backup_dir = "backups"
@@ -218,6 +232,10 @@ pub struct Options {
     pub health_check: Option<String>,
     /// The recipe's name (file path, or `default` for the built-in one).
     pub recipe_name: String,
+    /// The configuration file the options came from, if any.
+    pub config_file: Option<PathBuf>,
+    /// The recipe is the configuration's `recipe` key (no RECIPE given).
+    pub recipe_from_config: bool,
     pub recipe_hash: String,
     /// Production over SSH: one host, or a fleet of replicas (then
     /// `production` only names the first for messages).

@@ -12,6 +12,7 @@
 //! library has no semver promise of its own.
 
 pub mod config;
+pub mod config_file;
 pub mod error;
 pub mod interrupt;
 pub mod log;
@@ -22,6 +23,7 @@ pub mod style;
 
 pub mod db;
 pub mod diff;
+pub mod renames;
 pub mod schema;
 pub mod sqltext;
 

@@ -4,6 +4,9 @@
 mod support;
 
 mod check_cmd;
+mod ci_example;
+mod config_env;
+mod declared_renames;
 mod diff_cmd;
 mod fastpath;
 mod faults;

@@ -28,7 +28,11 @@ pub fn preview(opts: &Options, flags: Flags) -> Result<Preview> {
     let local = scratch.path().join("production.sqlite3");
     crate::target::Production::new(opts, crate::target::Access::ReadOnly)
         .copy_to(&local, &mut crate::log::Log::console(true))?;
-    let maps = plan::Mappings::default();
+    let mut maps = plan::Mappings::default();
+    // Renames declared in a .sql source (`-- @renamed from=OLD`).
+    for note in crate::pipeline::declared::apply(&opts.source, &local, &mut maps)? {
+        eprintln!("{}", note.trim_start());
+    }
     let (prod, diff, plan) = plan::from_copy(&local, &source, &maps)?;
     let forced = path::forced(opts.rebuild, opts.is_remote());
     let choice = path::choose(&prod, &source, &diff, &plan, &maps, forced);

@@ -220,6 +220,7 @@ impl Run {
             opts.production.display(),
             if opts.dry_run { ", dry run" } else { "" }
         ));
+        log.line(&super::origin::describe(&opts));
         super::leftovers::clean(
             &opts.backup_dir,
             &opts.work_dir.join("runs"),
@@ -632,6 +633,11 @@ impl Run {
     /// Step 5 input: the plan from the snapshot to the source schema. Writes
     /// `source.sql`, `production.sql`, `schema.diff` and `plan.json`.
     pub fn plan(&mut self, snapshot: &Db, source: &Schema) -> Result<(Plan, SchemaDiff)> {
+        let declared =
+            super::declared::apply(&self.opts.source, &snapshot.path, &mut self.mappings)?;
+        for note in declared {
+            self.log.line(&note);
+        }
         let (prod, d, mut plan) = plan::from_copy(&snapshot.path, source, &self.mappings)?;
         if self.decide_renames(&plan)? {
             plan = plan::from_copy(&snapshot.path, source, &self.mappings)?.2;
@@ -724,6 +730,8 @@ impl Run {
                             .push((s.old.clone(), s.new.clone()));
                     }
                     self.log.line(&format!("  applying {}", s.recipe_line));
+                    let hint = super::declared::hint(&self.opts.source, s);
+                    self.log.line(&hint);
                     applied = true;
                 }
                 's' => skipped.push(s.table.clone()),

@@ -61,6 +61,18 @@ impl Workspace {
 pub fn sqlmorph() -> Command {
     let mut c = Command::cargo_bin("sqlmorph").unwrap();
     c.env_remove("NO_COLOR").env("TERM", "xterm");
+    // The environment of whoever runs the tests must not steer the binary.
+    for var in [
+        "SQLMORPH_SOURCE",
+        "SQLMORPH_PRODUCTION",
+        "SQLMORPH_CONFIG",
+        "SQLMORPH_BACKUP_DIR",
+        "SQLMORPH_WORK_DIR",
+        "SQLMORPH_SSH_IDENTITY",
+        "SQLMORPH_SSH_KNOWN_HOSTS",
+    ] {
+        c.env_remove(var);
+    }
     c
 }
 
