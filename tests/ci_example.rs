@@ -47,8 +47,14 @@ fn setup() -> (Workspace, PathBuf) {
     std::fs::create_dir(ws.path("remote")).unwrap();
     let remote = ws.db("remote/prod.sqlite3", PROD);
     ws.file("schema.sql", SOURCE);
-    // The repository's file: no production, no keys (they come from CI).
-    ws.file("sqlmorph.toml", "source = \"schema.sql\"\n");
+    // The repository's file: no production, no keys (they come from CI);
+    // a fixture for `sqlmorph test`.
+    ws.file(
+        "sqlmorph.toml",
+        "source = \"schema.sql\"\n[test]\nfixtures = \"fixtures\"\n",
+    );
+    std::fs::create_dir(ws.path("fixtures")).unwrap();
+    ws.file("fixtures/prod.sql", PROD);
     (ws, remote)
 }
 
@@ -66,20 +72,13 @@ fn the_shell_pipeline_gates_then_deploys_over_ssh_with_no_terminal() {
     let gate = migrate(&ws, &sshd, &remote, "gate", &known);
     assert_code(&gate, 0);
     let out = stdout_of(&gate);
-    // `sqlmorph test` is another part of issue 13: skipped while absent.
-    let has_test = crate::support::sqlmorph()
-        .args(["help", "test"])
-        .output()
-        .unwrap()
-        .status
-        .success();
-    if !has_test {
-        assert!(
-            out.contains("== sqlmorph test: not in this version"),
-            "{out}"
-        );
-    }
     assert!(out.contains("== sqlmorph plan --yes --exit-code"), "{out}");
+    assert!(
+        out.contains("== sqlmorph test")
+            && out.contains("PASS")
+            && out.contains("fixtures/prod.sql"),
+        "the migration tests ran on the fixture: {out}"
+    );
     assert!(out.contains("tz"), "the plan shows the change: {out}");
     assert!(out.contains("== sqlmorph run --dry-run --yes"), "{out}");
     assert_eq!(sha256_file(&remote), before, "the gate changes nothing");

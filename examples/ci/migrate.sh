@@ -2,7 +2,7 @@
 # sqlmorph in any CI system: the gate for merge requests and the deploy for
 # the main branch, with no terminal. The same steps as github-actions.yml.
 #
-#   examples/ci/migrate.sh gate     # sqlmorph test, plan --yes, run --dry-run --yes
+#   examples/ci/migrate.sh gate     # plan --yes, sqlmorph test, run --dry-run --yes
 #   examples/ci/migrate.sh deploy   # sqlmorph run --yes
 #
 # Run it from the project (where sqlmorph.toml is, or below it). Settings
@@ -49,15 +49,7 @@ if [ -n "${SQLMORPH_KNOWN_HOSTS:-}" ]; then
 fi
 
 if [ "$mode" = gate ]; then
-  # 1. The migration tests (fixtures, assertions), when this sqlmorph has
-  #    the `test` command.
-  if "$bin" help test >/dev/null 2>&1; then
-    echo "== sqlmorph test"
-    "$bin" test
-  else
-    echo "== sqlmorph test: not in this version of sqlmorph, skipped"
-  fi
-  # 2. What would change, for the reviewer, and whether the deploy's run
+  # 1. What would change, for the reviewer, and whether the deploy's run
   #    (--yes) would complete: 0 nothing to do and 1 changes pending pass;
   #    3 (it would stop: a rename to declare, data loss without
   #    --allow-destructive, a refusal) and 2 (input error) fail the gate.
@@ -68,6 +60,10 @@ if [ "$mode" = gate ]; then
     echo "sqlmorph plan: the deploy would not go through (exit $status)" >&2
     exit "$status"
   fi
+  # 2. The migration tests: the recipes against the fixtures of
+  #    sqlmorph.toml's [test] (1: a case failed).
+  echo "== sqlmorph test"
+  "$bin" test
   # 3. The deploy itself, on copies, with the deploy's flags: it also runs
   #    a recipe (the `recipe` of sqlmorph.toml) and validates the result.
   echo "== sqlmorph run --dry-run --yes"
