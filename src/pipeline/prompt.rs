@@ -286,3 +286,34 @@ impl Prompter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Prompter;
+
+    #[test]
+    fn y_n_questions_take_y_yes_n_no_and_enter_only() {
+        assert_eq!(Prompter::yes_no("y"), Some(true));
+        assert_eq!(Prompter::yes_no("yes"), Some(true));
+        assert_eq!(Prompter::yes_no(""), Some(false));
+        assert_eq!(Prompter::yes_no("no"), Some(false));
+        assert_eq!(Prompter::yes_no("maybe"), None);
+    }
+
+    #[test]
+    fn where_data_is_lost_only_yes_in_full_goes_on() {
+        assert_eq!(Prompter::typed_yes("yes"), Some(true));
+        assert_eq!(Prompter::typed_yes("n"), Some(false));
+        assert_eq!(Prompter::typed_yes("y"), None);
+        assert_eq!(Prompter::typed_yes(""), None);
+    }
+
+    #[test]
+    fn a_choice_is_one_letter_or_its_word() {
+        assert_eq!(Prompter::letter("s"), Some('s'));
+        assert_eq!(Prompter::letter("skip"), Some('s'));
+        assert_eq!(Prompter::letter("yes"), Some('y'));
+        assert_eq!(Prompter::letter("xy"), None);
+        assert_eq!(Prompter::letter(""), None);
+    }
+}
