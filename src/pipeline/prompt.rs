@@ -81,7 +81,8 @@ impl Prompter {
             if let Some(value) = reply(&answer.to_lowercase()) {
                 return Ok(value);
             }
-            eprintln!("  {answer:?} is not an answer here. {choices}");
+            let sep = if choices.contains('\n') { ":\n" } else { " " };
+            eprintln!("  {answer:?} is not an answer here.{sep}{choices}");
         }
     }
 
