@@ -56,6 +56,39 @@ pub fn aborted(message: impl Into<String>) -> anyhow::Error {
     .into()
 }
 
+/// An error that is no fault of the recipe's code — a declined question, a
+/// question nobody could answer, a source file that is missing — printed as
+/// the plain sentence it is, never with a pointer into the recipe.
+#[derive(Debug)]
+pub struct Plain(pub Exit);
+
+impl fmt::Display for Plain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Plain {}
+
+/// A plain error (see [`Plain`]) with its exit code.
+pub fn plain(kind: ExitKind, message: impl Into<String>) -> anyhow::Error {
+    Plain(Exit {
+        kind,
+        message: message.into(),
+    })
+    .into()
+}
+
+/// The user declined, or could not be asked: exit 3, printed plainly.
+pub fn declined(message: impl Into<String>) -> anyhow::Error {
+    plain(ExitKind::Aborted, message)
+}
+
+/// True when `err` is to be printed plainly (see [`Plain`]).
+pub fn is_plain(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| e.is::<Plain>())
+}
+
 /// Deploy failed and was rolled back: exit 4.
 pub fn deploy_failed(message: impl Into<String>) -> anyhow::Error {
     Exit {
@@ -70,8 +103,12 @@ pub fn deploy_failed(message: impl Into<String>) -> anyhow::Error {
 /// `BUSY`) is an abort (3), nothing having changed; any other failure is an
 /// input/usage error (2).
 pub fn exit_kind(err: &anyhow::Error) -> ExitKind {
-    if let Some(e) = err.chain().find_map(|e| e.downcast_ref::<Exit>()) {
-        return e.kind;
+    if let Some(kind) = err.chain().find_map(|e| {
+        e.downcast_ref::<Exit>()
+            .map(|x| x.kind)
+            .or_else(|| e.downcast_ref::<Plain>().map(|p| p.0.kind))
+    }) {
+        return kind;
     }
     if err.chain().any(|e| e.is::<crate::pipeline::gate::Stop>()) {
         return ExitKind::Aborted;

@@ -160,10 +160,8 @@ fn a_rename_confirmed_at_a_terminal_prints_the_declaration_to_add() {
     );
     tty.wait_for("renamed to full_name?");
     tty.line("y");
-    tty.wait_for("Build the migrated database? [y/N]");
+    tty.wait_for("Build, validate and deploy the migrated database to prod.sqlite3? [y/N]");
     tty.line("y");
-    tty.wait_for("Type 'yes' to go on:");
-    tty.line("yes");
     let screen = tty.wait_for("EXIT=");
     assert!(screen.contains("EXIT=0"), "{screen}");
     assert!(

@@ -854,14 +854,13 @@ fn a_rename_accepted_at_the_terminal_goes_in_place() {
     tty.wait_for("renamed to practiced?");
     tty.line("y");
     // The review, before the approval, says the path the answer opened.
-    let screen = tty.wait_for("Build the migrated database? [y/N]");
+    let screen =
+        tty.wait_for("Build, validate and deploy the migrated database to prod.sqlite3? [y/N]");
     assert!(
         screen.contains("Path: in place (1 statement(s), no row rewritten)"),
         "{screen}"
     );
     tty.line("y");
-    tty.wait_for("Type 'yes' to go on:");
-    tty.line("yes");
     let screen = tty.wait_for("EXIT=");
     assert!(screen.contains("EXIT=0"), "{screen}");
     assert!(screen.contains("path: in place"), "{screen}");

@@ -350,7 +350,7 @@ fn ctrl_c_at_the_prompt_stops_cleanly() {
             bin.display()
         ),
     );
-    tty.wait_for("Build the migrated database? [y/N]");
+    tty.wait_for("Build, validate and deploy the migrated database to prod.sqlite3? [y/N]");
     tty.keys(&["C-c"]);
     let screen = tty.wait_for("EXIT=");
     assert!(screen.contains("EXIT=130"), "{screen}");

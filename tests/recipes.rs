@@ -403,10 +403,8 @@ fn at_a_terminal_a_rename_is_suggested_and_applied() {
         "{screen}"
     );
     tty.line("y");
-    tty.wait_for("Build the migrated database? [y/N]");
+    tty.wait_for("Build, validate and deploy the migrated database to prod.sqlite3? [y/N]");
     tty.line("y");
-    tty.wait_for("Type 'yes' to go on:");
-    tty.line("yes");
     let screen = tty.wait_for("EXIT=");
     assert!(screen.contains("EXIT=0"), "{screen}");
     assert!(
@@ -436,7 +434,7 @@ fn at_a_terminal_n_drops_and_adds_after_approval() {
     );
     tty.wait_for("renamed to practiced?");
     tty.line("n");
-    tty.wait_for("Lose this data? Type 'yes' to accept:");
+    tty.wait_for("Type 'yes' to accept, or 'no' to stop:");
     tty.line("no");
     let screen = tty.wait_for("EXIT=");
     assert!(

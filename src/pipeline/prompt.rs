@@ -11,7 +11,7 @@ use std::io::{IsTerminal, Write};
 
 use anyhow::Result;
 
-use crate::error::aborted;
+use crate::error::declined;
 pub use crate::pipeline::gate::Need;
 
 /// How questions get answered.
@@ -67,9 +67,54 @@ impl Prompter {
         std::io::stderr().flush()?;
         match crate::interrupt::read_line()? {
             Some(line) => Ok(line.trim().to_string()),
-            None => Err(aborted(format!(
+            None => Err(declined(format!(
                 "{question}: no answer (end of input); nothing was changed"
             ))),
+        }
+    }
+
+    /// Asks until the reply is one `reply` accepts; after any other, says
+    /// what the valid replies are (`choices`) and asks again.
+    fn ask_until<T>(question: &str, choices: &str, reply: impl Fn(&str) -> Option<T>) -> Result<T> {
+        loop {
+            let answer = Self::ask(question)?;
+            if let Some(value) = reply(&answer.to_lowercase()) {
+                return Ok(value);
+            }
+            let sep = if choices.contains('\n') { ":\n" } else { " " };
+            eprintln!("  {answer:?} is not an answer here.{sep}{choices}");
+        }
+    }
+
+    /// A `[y/N]` reply: `y`/`yes` go on; `n`/`no`/Enter stop.
+    fn yes_no(answer: &str) -> Option<bool> {
+        match answer {
+            "y" | "yes" => Some(true),
+            "" | "n" | "no" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// A reply where data is lost: only `yes` in full goes on; `n`/`no` stop.
+    fn typed_yes(answer: &str) -> Option<bool> {
+        match answer {
+            "yes" => Some(true),
+            "n" | "no" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// A `[y/N]` question at the terminal; declining aborts (exit 3).
+    fn ask_yes_no(question: &str) -> Result<()> {
+        let go = Self::ask_until(
+            &format!("{question} [y/N]"),
+            "Type y (yes) to go on, or n (no, the default) to stop.",
+            Self::yes_no,
+        )?;
+        if go {
+            Ok(())
+        } else {
+            Err(declined("declined; nothing was changed"))
         }
     }
 
@@ -88,7 +133,7 @@ impl Prompter {
             return Ok(true);
         }
         if !self.interactive {
-            return Err(aborted(format!(
+            return Err(declined(format!(
                 "{question} — needs confirmation, and there is no terminal to ask: rerun with --yes"
             )));
         }
@@ -100,31 +145,92 @@ impl Prompter {
         if self.answered(question)? {
             return Ok(());
         }
-        let answer = Self::ask(&format!("{question} [y/N]"))?;
-        if matches!(answer.to_lowercase().as_str(), "y" | "yes") {
-            Ok(())
-        } else {
-            Err(aborted("declined; nothing was changed"))
-        }
+        Self::ask_yes_no(question)
     }
 
-    /// The deployment question: the user must type `yes` in full.
+    /// A question whose `yes` loses data (a rollback): `yes` must be typed
+    /// in full; `y` and typos ask again.
     pub fn confirm_typed(&self, question: &str) -> Result<()> {
         if self.answered(question)? {
             return Ok(());
         }
-        let answer = Self::ask(&format!("{question} Type 'yes' to go on:"))?;
-        if answer == "yes" {
+        let go = Self::ask_until(
+            &format!("{question} Type 'yes' to go on, or 'no' to stop:"),
+            "Type yes in full to go on, or no to stop.",
+            Self::typed_yes,
+        )?;
+        if go {
             Ok(())
         } else {
-            Err(aborted(format!(
-                "answer was {answer:?}, not 'yes'; nothing was changed"
-            )))
+            Err(declined("declined; nothing was changed"))
         }
     }
 
-    /// Approval of changes that lose data (listed one per line).
-    pub fn approve_loss(&self, losses: &[String]) -> Result<()> {
+    /// The one question after the review. At a terminal it covers the whole
+    /// run — build, validation and deployment — and returns true: `yes` in
+    /// full where `losses` (listed, one per line) are not approved by a flag,
+    /// `[y/N]` otherwise (`run`, e.g. "Build, validate and deploy …?").
+    /// Without a terminal, or with flags, it is the loss approval and then
+    /// `build` (a yes/no) as the gate predicts, and returns false: the
+    /// deployment question is answered on its own.
+    pub fn approve_run(&self, losses: &[String], build: &str, run: &str) -> Result<bool> {
+        let unapproved = !losses.is_empty() && !self.allow_destructive;
+        if unapproved && self.interactive && !self.dry_run {
+            Self::ask_loss(losses, run)?;
+            return Ok(true);
+        }
+        self.approve_loss(losses)?;
+        if self.answered(build)? {
+            return Ok(false);
+        }
+        Self::ask_yes_no(run)?;
+        Ok(true)
+    }
+
+    /// The deployment question, unless [`Prompter::approve_run`] already
+    /// asked it (`approved`): `y` goes on, since nothing is lost that was
+    /// not approved before.
+    pub fn confirm_deploy(&self, question: &str, approved: bool) -> Result<()> {
+        if approved {
+            return Ok(());
+        }
+        self.confirm(question)
+    }
+
+    /// At a terminal: the data `losses` names is lost only on a typed `yes`.
+    fn ask_loss(losses: &[String], run: &str) -> Result<()> {
+        eprintln!("This migration loses data:\n{}", Self::list(losses));
+        let what = if losses.len() == 1 {
+            "the data listed above".to_string()
+        } else {
+            format!("the {} kinds of data listed above", losses.len())
+        };
+        let go = Self::ask_until(
+            &format!(
+                "{}, losing {what}? Type 'yes' to accept, or 'no' to stop:",
+                run.trim_end_matches('?')
+            ),
+            "Data is lost: type yes in full to accept, or no to stop.",
+            Self::typed_yes,
+        )?;
+        if go {
+            Ok(())
+        } else {
+            Err(declined("data loss declined; nothing was changed"))
+        }
+    }
+
+    fn list(items: &[String]) -> String {
+        items
+            .iter()
+            .map(|l| format!("  - {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Approval of changes that lose data without a terminal (or by flag):
+    /// `--allow-destructive`, a dry run (recording the need), or exit 3.
+    fn approve_loss(&self, losses: &[String]) -> Result<()> {
         if losses.is_empty() || self.allow_destructive {
             return Ok(());
         }
@@ -137,44 +243,78 @@ impl Prompter {
         if self.dry_run {
             return Ok(());
         }
-        let list = losses
-            .iter()
-            .map(|l| format!("  - {l}"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        if !self.interactive {
-            return Err(aborted(format!(
-                "this migration loses data:\n{list}\nrerun with --yes --allow-destructive to accept, \
-                 or declare each loss in a recipe (drop_table / drop_column), or keep the data with a mapping"
-            )));
-        }
-        eprintln!("This migration loses data:\n{list}");
-        let answer = Self::ask("Lose this data? Type 'yes' to accept:")?;
-        if answer == "yes" {
-            Ok(())
-        } else {
-            Err(aborted("data loss declined; nothing was changed"))
-        }
+        Err(declined(format!(
+            "this migration loses data:\n{}\nrerun with --yes --allow-destructive to accept, \
+             or declare each loss in a recipe (drop_table / drop_column), or keep the data with a mapping",
+            Self::list(losses)
+        )))
     }
 
-    /// A choice among single-letter options (e.g. `y`, `n`, `s`). Without a
-    /// terminal this is an error naming `how_to_decide`.
-    pub fn choose(&self, question: &str, options: &[char], how_to_decide: &str) -> Result<char> {
+    /// A choice among single-letter options, each explained in `choices`
+    /// ("y = rename …; n = …"): re-asked, with the explanation, on any other
+    /// reply. Without a terminal this is an error naming `how_to_decide`.
+    pub fn choose(
+        &self,
+        question: &str,
+        options: &[char],
+        choices: &str,
+        how_to_decide: &str,
+    ) -> Result<char> {
         if !self.interactive {
-            return Err(aborted(format!("{question}\n{how_to_decide}")));
+            return Err(declined(format!("{question}\n{how_to_decide}")));
         }
         let letters: String = options
             .iter()
             .map(|c| c.to_string())
             .collect::<Vec<_>>()
             .join("/");
-        loop {
-            let answer = Self::ask(&format!("{question} [{letters}]"))?;
-            if let Some(c) = answer.chars().next().map(|c| c.to_ascii_lowercase()) {
-                if options.contains(&c) {
-                    return Ok(c);
-                }
+        eprintln!("{choices}");
+        Self::ask_until(&format!("{question} [{letters}]"), choices, |answer| {
+            Self::letter(answer).filter(|c| options.contains(c))
+        })
+    }
+
+    /// The option a reply names: one letter, or `yes`, `no`, `skip` in full.
+    fn letter(answer: &str) -> Option<char> {
+        match answer {
+            "yes" => Some('y'),
+            "no" => Some('n'),
+            "skip" => Some('s'),
+            _ => {
+                let mut chars = answer.chars();
+                chars.next().filter(|_| chars.next().is_none())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Prompter;
+
+    #[test]
+    fn y_n_questions_take_y_yes_n_no_and_enter_only() {
+        assert_eq!(Prompter::yes_no("y"), Some(true));
+        assert_eq!(Prompter::yes_no("yes"), Some(true));
+        assert_eq!(Prompter::yes_no(""), Some(false));
+        assert_eq!(Prompter::yes_no("no"), Some(false));
+        assert_eq!(Prompter::yes_no("maybe"), None);
+    }
+
+    #[test]
+    fn where_data_is_lost_only_yes_in_full_goes_on() {
+        assert_eq!(Prompter::typed_yes("yes"), Some(true));
+        assert_eq!(Prompter::typed_yes("n"), Some(false));
+        assert_eq!(Prompter::typed_yes("y"), None);
+        assert_eq!(Prompter::typed_yes(""), None);
+    }
+
+    #[test]
+    fn a_choice_is_one_letter_or_its_word() {
+        assert_eq!(Prompter::letter("s"), Some('s'));
+        assert_eq!(Prompter::letter("skip"), Some('s'));
+        assert_eq!(Prompter::letter("yes"), Some('y'));
+        assert_eq!(Prompter::letter("xy"), None);
+        assert_eq!(Prompter::letter(""), None);
     }
 }

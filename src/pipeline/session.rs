@@ -124,7 +124,10 @@ pub struct Run {
     pub(super) summary: Summary,
     /// The exit code of the error a primitive raised last, with that
     /// error's message.
-    pub(super) exit: Option<(ExitKind, String)>,
+    pub(super) exit: Option<(ExitKind, String, bool)>,
+    /// The question after the review was answered at the terminal for the
+    /// whole run (build, validation and deployment).
+    run_approved: bool,
     /// Databases opened with `open` are read-only (the REPL without --write).
     pub(super) read_only: bool,
     /// (table, column) values rewritten by `transform`: validation reports
@@ -168,15 +171,37 @@ struct FastPath {
 /// `.sql` file, only comments) would drop every table of production, so it
 /// is refused unless `--allow-empty-source` says that is meant.
 pub fn load_source(opts: &Options) -> Result<Schema> {
-    let schema = Schema::load(&opts.source)?;
+    // Not the recipe's fault: printed plainly, without a pointer into it.
+    let schema = Schema::load(&opts.source)
+        .map_err(|e| crate::error::plain(crate::error::exit_kind(&e), format!("{e:#}")))?;
     if schema.tables.is_empty() && !opts.allow_empty_source {
-        return Err(input(format!(
-            "the source {} has no tables: migrating to it would drop every table of \
+        return Err(crate::error::plain(
+            crate::error::ExitKind::Input,
+            format!(
+                "the source {} has no tables: migrating to it would drop every table of \
              production; if that is what you want, rerun with --allow-empty-source",
-            opts.source.display()
-        )));
+                opts.source.display()
+            ),
+        ));
     }
     Ok(schema)
+}
+
+/// What each reply to the rename question does.
+fn rename_choices(s: &crate::pipeline::plan::RenameSuggestion) -> String {
+    format!(
+        "  y = yes, rename: {old} becomes {new}, its data kept (as the line {line} would)\n  \
+         n = no: {old} is dropped (its data lost) and {new} added, as the schemas say\n  \
+         s = skip: no to this and to every other suggested rename {scope}",
+        old = s.old,
+        new = s.new,
+        line = s.recipe_line,
+        scope = if s.kind == "column" {
+            format!("in table {}", s.table)
+        } else {
+            "of this table".to_string()
+        }
+    )
 }
 
 /// A new run directory, `<work_dir>/runs/<stamp>[_<n>]`, mode 0700, in a
@@ -293,6 +318,7 @@ impl Run {
             migrated: None,
             summary,
             exit: None,
+            run_approved: false,
             read_only,
             transformed: Vec::new(),
             backup: None,
@@ -351,10 +377,17 @@ impl Run {
         &mut self.mappings
     }
 
-    /// Records the exit code of the error a primitive raised, and the
-    /// message the script sees for it.
-    pub fn set_exit(&mut self, kind: ExitKind, message: &str) {
-        self.exit = Some((kind, message.to_string()));
+    /// Records the exit code of the error a primitive raised, the message
+    /// the script sees for it, and whether it is printed plainly (see
+    /// [`crate::error::Plain`]).
+    pub fn set_exit(&mut self, kind: ExitKind, message: &str, plain: bool) {
+        self.exit = Some((kind, message.to_string(), plain));
+    }
+
+    /// True when the error that ended a script with `message` is to be
+    /// printed plainly, without a pointer into the recipe.
+    pub fn is_plain(&self, message: Option<&str>) -> bool {
+        matches!(&self.exit, Some((_, raised, true)) if message == Some(raised.as_str()))
     }
 
     /// Forgets the recorded exit code (a new REPL entry).
@@ -367,7 +400,7 @@ impl Run {
     /// that error's (a caught error must not decide a later, unrelated one).
     pub fn take_exit(&mut self, message: Option<&str>) -> Option<ExitKind> {
         match self.exit.take() {
-            Some((kind, raised)) if message == Some(raised.as_str()) => Some(kind),
+            Some((kind, raised, _)) if message == Some(raised.as_str()) => Some(kind),
             _ => None,
         }
     }
@@ -716,7 +749,11 @@ impl Run {
                 "Declare it in a recipe to keep the data:\n    {}\nor rerun with --yes --allow-destructive to drop {} and add {} as the schemas say.",
                 s.recipe_line, s.old, s.new
             );
-            match self.prompter.choose(&question, &['y', 'n', 's'], &how)? {
+            let choices = rename_choices(s);
+            match self
+                .prompter
+                .choose(&question, &['y', 'n', 's'], &choices, &how)?
+            {
                 'y' => {
                     if s.kind == "column" {
                         self.mappings.column_renames.push((
@@ -754,26 +791,36 @@ impl Run {
                 .map(|r| format!("  - {r}"))
                 .collect::<Vec<_>>()
                 .join("\n");
-            return Err(aborted(format!(
+            return Err(crate::error::declined(format!(
                 "the migration cannot copy the data as it is:\n{list}"
             )));
         }
         // `data_loss` lists only what the recipe did not declare.
-        self.prompter.approve_loss(&plan.data_loss)?;
+        self.run_approved = self.prompter.approve_run(
+            &plan.data_loss,
+            "Build the migrated database?",
+            &format!(
+                "Build, validate and deploy the migrated database to {}?",
+                self.opts.production.display()
+            ),
+        )?;
         self.approved = Some(plan.clone());
+        let approved_here = self.run_approved && !self.prompter.allow_destructive;
         if !plan.data_loss.is_empty() {
-            self.log.line(if self.opts.dry_run {
+            let header = if self.opts.dry_run {
                 "  data loss (a dry run changes nothing, so no approval is needed):"
             } else if self.prompter.allow_destructive {
                 "  data loss approved by --allow-destructive:"
             } else {
                 "  data loss approved at the terminal:"
-            });
+            };
+            self.say(approved_here, header);
             for l in &plan.data_loss {
-                self.log.line(&format!("    - {l}"));
+                // Listed on the screen once: by the question, if it asked.
+                self.say(approved_here, &format!("    - {l}"));
             }
         }
-        self.prompter.confirm("Build the migrated database?")
+        Ok(())
     }
 
     /// Steps 6–7: the migration applied to a copy of the snapshot when it
@@ -1007,12 +1054,29 @@ impl Run {
         }
     }
 
-    /// Step 9: the deployment question (typed `yes`).
+    /// A log line, to the log file only when `quiet` (the screen has it).
+    fn say(&mut self, quiet: bool, text: &str) {
+        if quiet {
+            self.log.quiet(text);
+        } else {
+            self.log.line(text);
+        }
+    }
+
+    /// Step 9: the deployment question, unless the question after the
+    /// review covered the whole run; `y` accepted (the data it loses was
+    /// approved before).
     pub fn confirm_deploy(&mut self) -> Result<()> {
-        self.prompter.confirm_typed(&format!(
-            "Deploy the migrated database to {}?",
-            self.opts.production.display()
-        ))
+        if self.run_approved {
+            self.log.line("  deployment approved after the review");
+        }
+        self.prompter.confirm_deploy(
+            &format!(
+                "Deploy the migrated database to {}?",
+                self.opts.production.display()
+            ),
+            self.run_approved,
+        )
     }
 
     /// Step 10: compare-and-swap into production, history, restart.
@@ -1182,7 +1246,12 @@ impl Run {
     /// The review: the schema diff, the data impact per table, and the
     /// path the run takes (when this plan is the one `plan` made).
     pub fn review(&self, plan: &Plan, d: &SchemaDiff) -> String {
-        let mut text = super::review::render_review(plan, d, Style::stdout());
+        // The losses are listed once, by `approve`, which asks about them.
+        let shown = Plan {
+            data_loss: Vec::new(),
+            ..plan.clone()
+        };
+        let mut text = super::review::render_review(&shown, d, Style::stdout());
         if let Some((_, choice)) = self.path.as_ref().filter(|(p, _)| p == plan) {
             text.push_str(&choice.render());
         }

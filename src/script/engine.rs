@@ -33,8 +33,11 @@ pub type Shared<T> = Rc<RefCell<T>>;
 /// Converts an error for Rhai, remembering its exit code for the run.
 pub(super) fn fail(run: &Shared<Run>, err: &anyhow::Error) -> Box<EvalAltResult> {
     let message = format!("{err:#}");
-    run.borrow_mut()
-        .set_exit(crate::error::exit_kind(err), &message);
+    run.borrow_mut().set_exit(
+        crate::error::exit_kind(err),
+        &message,
+        crate::error::is_plain(err),
+    );
     message.into()
 }
 

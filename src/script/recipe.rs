@@ -76,6 +76,7 @@ fn run_here(
         Err(e) => {
             state.end();
             let raised = engine::raised_message(&e);
+            let plain = state.is_plain(raised.as_deref());
             let kind = state
                 .take_exit(raised.as_deref())
                 .unwrap_or(ExitKind::Input);
@@ -85,10 +86,9 @@ fn run_here(
                 return Err(anyhow::Error::new(Exit { kind, message }))
                     .with_context(|| format!("run {dir}"));
             }
-            let rendered = engine::render_error(&e, &sources, name);
-            let message = match kind {
-                ExitKind::Input => format!("recipe error: {rendered}"),
-                _ => rendered,
+            let message = match (plain, raised) {
+                (true, Some(raised)) => raised,
+                _ => recipe_error(kind, engine::render_error(&e, &sources, name)),
             };
             state.log().quiet(&format!("error: {message}"));
             let dir = state.dir().display().to_string();
@@ -105,6 +105,15 @@ fn run_here(
     }
     state.log().quiet(&format!("finished: {}", summary.outcome));
     Ok(summary)
+}
+
+/// An error in the recipe's own code, with its pointer; "recipe error:"
+/// first when it is bad input.
+fn recipe_error(kind: ExitKind, rendered: String) -> String {
+    match kind {
+        ExitKind::Input => format!("recipe error: {rendered}"),
+        _ => rendered,
+    }
 }
 
 /// The recipe template written by `init` (and `new`).

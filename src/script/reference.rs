@@ -68,7 +68,7 @@ pub const PRIMITIVES: &[Primitive] = &[
     p(
         "approve",
         "approve(p);",
-        "Stops on refusals, asks approval for data loss, then confirms the build.",
+        "Stops on refusals; at a terminal asks the one question for the whole run (build, validate, deploy): `[y/N]`, or `yes` typed in full when data is lost. Without a terminal: `--allow-destructive` for losses, `--yes` for the build.",
     ),
     p(
         "confirm",
@@ -98,7 +98,7 @@ pub const PRIMITIVES: &[Primitive] = &[
     p(
         "confirm_deploy",
         "confirm_deploy();",
-        "Asks for 'yes' typed in full before deploying (--yes answers it).",
+        "The deployment question, `[y/N]`, unless `approve` already asked it at the terminal (--yes answers it).",
     ),
     p(
         "deploy",
