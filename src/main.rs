@@ -1,9 +1,12 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 fn main() -> ExitCode {
-    let cli = match sqlmorph::cli::Cli::try_parse() {
+    let parsed = sqlmorph::manual::command()
+        .try_get_matches()
+        .and_then(|m| sqlmorph::cli::Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             // Help and version go to standard output with exit 0; a usage
@@ -17,6 +20,7 @@ fn main() -> ExitCode {
             e.exit()
         }
     };
+    cli.apply_conventions();
     let json = cli.json_command();
     match sqlmorph::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
