@@ -13,6 +13,30 @@ pub fn command() -> clap::Command {
     Cli::command().version(version())
 }
 
+/// The command that parses `args`: clap's own help and errors follow their
+/// `--color` too (`NO_COLOR` and `CLICOLOR_FORCE` clap reads itself).
+pub fn command_for(args: &[String]) -> clap::Command {
+    let choice = match color_flag(args) {
+        Some("always") => clap::ColorChoice::Always,
+        Some("never") => clap::ColorChoice::Never,
+        _ => clap::ColorChoice::Auto,
+    };
+    command().color(choice)
+}
+
+/// The value of the last `--color WHEN` or `--color=WHEN` in `args`.
+fn color_flag(args: &[String]) -> Option<&str> {
+    let mut found = None;
+    for (i, arg) in args.iter().enumerate() {
+        if let Some(v) = arg.strip_prefix("--color=") {
+            found = Some(v);
+        } else if arg == "--color" {
+            found = args.get(i + 1).map(String::as_str);
+        }
+    }
+    found
+}
+
 /// "0.1.0 (SQLite 3.x.y)": the crate's version and the bundled SQLite's.
 pub fn version() -> String {
     format!(
@@ -47,4 +71,23 @@ pub fn man(dir: Option<&Path>) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::color_flag;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_string()).collect()
+    }
+
+    #[test]
+    fn the_last_color_flag_counts_in_either_spelling() {
+        assert_eq!(color_flag(&args(&["sqlmorph", "run"])), None);
+        assert_eq!(color_flag(&args(&["x", "--color", "never"])), Some("never"));
+        assert_eq!(
+            color_flag(&args(&["x", "--color=never", "--color=always"])),
+            Some("always")
+        );
+    }
 }

@@ -269,3 +269,22 @@ fn quiet_and_verbose_exclude_each_other() {
         .unwrap();
     assert_code(&out, 2);
 }
+
+#[test]
+fn clap_help_and_usage_errors_follow_the_color_flag() {
+    let help = |flags: &[&str]| {
+        let out = crate::support::sqlmorph()
+            .env("CLICOLOR_FORCE", "1")
+            .args(flags)
+            .output()
+            .unwrap();
+        format!("{}{}", stdout_of(&out), stderr_of(&out))
+    };
+    assert!(help(&["run", "--help"]).contains('\x1b'));
+    assert_no_escapes("help", &help(&["--color", "never", "run", "--help"]));
+    assert_no_escapes("help", &help(&["--color=never", "run", "--help"]));
+    assert_no_escapes(
+        "a usage error",
+        &help(&["--color", "never", "run", "--nosuch"]),
+    );
+}
