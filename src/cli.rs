@@ -16,6 +16,7 @@ use crate::schema::Schema;
 use crate::script::engine;
 use crate::script::recipe;
 use crate::style::Style;
+use crate::term::{ColorWhen, Verbosity};
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
@@ -139,6 +140,30 @@ fn resolve(
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Colour: auto (at a terminal, unless NO_COLOR is set or
+    /// CLICOLOR_FORCE asks for it), always or never. Log files are always
+    /// plain text.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+    /// Print only errors and the final line (the log file keeps
+    /// everything); no progress bars.
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also print the SQL the copy runs and the time of each step.
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
+}
+
+impl Cli {
+    /// Applies --color, --quiet and --verbose to the whole process.
+    pub fn apply_conventions(&self) {
+        let verbosity = match (self.quiet, self.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (_, true) => Verbosity::Verbose,
+            _ => Verbosity::Normal,
+        };
+        crate::term::set(self.color, verbosity);
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -354,6 +379,23 @@ pub enum Command {
     /// standard output (started by sqlmorph itself; see target::agent).
     #[command(hide = true)]
     Agent,
+    /// Print the shell completion script for SHELL.
+    ///
+    /// Generated from the same definitions as this help, e.g.
+    /// `sqlmorph completions bash > ~/.local/share/bash-completion/completions/sqlmorph`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write every command's page into a
+    /// directory.
+    ///
+    /// With --dir: sqlmorph.1, sqlmorph-run.1, … (`man -l DIR/sqlmorph.1`).
+    Man {
+        /// Write the pages into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Where the schemas and production are (flags override the environment,
@@ -666,6 +708,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Command::Test(args) => crate::test_cmd::run(&args),
         Command::Repl { dbs, write } => crate::repl::run(&dbs, write),
+        Command::Completions { shell } => crate::manual::completions(shell),
+        Command::Man { dir } => crate::manual::man(dir.as_deref()),
         Command::Agent => {
             crate::target::agent::serve(std::io::stdin().lock(), std::io::stdout().lock())?;
             Ok(0)

@@ -1,4 +1,5 @@
-//! Progress bars on standard error, only when it is a terminal.
+//! Progress bars on standard error, only when it is a terminal and the run
+//! is not `--quiet`; with the rate and the time left.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -7,7 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// True when progress bars should be drawn.
 pub fn enabled() -> bool {
-    std::io::stderr().is_terminal()
+    std::io::stderr().is_terminal() && crate::term::verbosity() > crate::term::Verbosity::Quiet
 }
 
 /// A per-table bar for a copy whose progress is estimated from SQLite's
@@ -26,9 +27,11 @@ pub fn rows_bar(show: bool, table: &str, rows: i64) -> RowsBar {
             ProgressDrawTarget::stderr(),
         );
         bar.set_style(
-            ProgressStyle::with_template("  {prefix:24} [{bar:30}] {pos:>10}/{len} rows {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "  {prefix:24} [{bar:30}] {pos:>10}/{len} rows {per_sec} {elapsed} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         bar.set_prefix(table.to_string());
         bar.enable_steady_tick(Duration::from_millis(200));
@@ -65,7 +68,7 @@ pub fn bytes_bar(show: bool, label: &str, bytes: u64) -> Option<ProgressBar> {
         let bar = ProgressBar::with_draw_target(Some(bytes), ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(
-                "  {prefix:24} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                "  {prefix:24} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),

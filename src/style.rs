@@ -1,7 +1,5 @@
-//! Terminal colour: on only when the stream is a terminal, `NO_COLOR` is not
-//! set and `TERM` is not `dumb`.
-
-use std::io::IsTerminal;
+//! Terminal colour: painting text when the stream gets colour (decided by
+//! `term::colors`: `--color`, `NO_COLOR`, `CLICOLOR_FORCE`, a terminal).
 
 /// Whether to paint output with ANSI colours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,19 +13,15 @@ impl Style {
 
     /// Colour for standard output, if it is a terminal and the user allows it.
     pub fn stdout() -> Style {
-        Style::detect(std::io::stdout().is_terminal())
+        Style {
+            color: crate::term::colors(&std::io::stdout()),
+        }
     }
 
     /// Colour for standard error, likewise.
     pub fn stderr() -> Style {
-        Style::detect(std::io::stderr().is_terminal())
-    }
-
-    fn detect(is_terminal: bool) -> Style {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
         Style {
-            color: is_terminal && !no_color && !dumb,
+            color: crate::term::colors(&std::io::stderr()),
         }
     }
 

@@ -6,6 +6,7 @@ mod support;
 mod check_cmd;
 mod ci_example;
 mod config_env;
+mod conventions;
 mod conversation;
 mod declared_renames;
 mod diff_cmd;

@@ -27,6 +27,9 @@ pub struct CopyStats {
     /// (table, rows copied, seconds)
     pub tables: Vec<(String, i64, f64)>,
     pub seconds: f64,
+    /// The statements that copied each table, in order (for `--verbose`).
+    #[serde(skip)]
+    pub sql: Vec<String>,
 }
 
 /// Settings carried over from production to the new file.
@@ -219,6 +222,7 @@ pub fn copy_data(
             }
         };
         let rows = i64::try_from(copied).unwrap_or(i64::MAX);
+        stats.sql.push(sql);
         stats
             .tables
             .push((tp.table.clone(), rows, t0.elapsed().as_secs_f64()));

@@ -451,7 +451,7 @@ impl Run {
     fn end_step(&mut self) {
         if let Some((step, began)) = self.current_step.take() {
             let seconds = began.elapsed().as_secs_f64();
-            self.log.quiet(&format!("  {step}: {seconds:.2}s"));
+            self.log.detail(&format!("  {step}: {seconds:.2}s"));
             self.summary.steps.push(StepTime { step, seconds });
         }
     }
@@ -893,6 +893,9 @@ impl Run {
                     statements.len(),
                     started.elapsed().as_secs_f64()
                 ));
+                for sql in &statements {
+                    self.log.detail(&format!("    sql: {sql}"));
+                }
                 self.fast = Some(FastPath {
                     statements,
                     schema_hash: schema.hash(),
@@ -951,8 +954,11 @@ impl Run {
             stats.tables.len(),
             stats.seconds
         ));
+        for sql in &stats.sql {
+            self.log.detail(&format!("    sql: {sql}"));
+        }
         for (t, r, s) in &stats.tables {
-            self.log.quiet(&format!("    {t}: {r} row(s) in {s:.2}s"));
+            self.log.detail(&format!("    {t}: {r} row(s) in {s:.2}s"));
         }
         self.migrated = Some(out.clone());
         self.validated = false;

@@ -103,7 +103,7 @@ fn run_here(
         let dir = state.dir().display().to_string();
         return Err(stop).with_context(|| format!("run {dir}"));
     }
-    state.log().quiet(&format!("finished: {}", summary.outcome));
+    state.log().last(&format!("finished: {}", summary.outcome));
     Ok(summary)
 }
 

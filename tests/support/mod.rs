@@ -60,7 +60,10 @@ impl Workspace {
 /// The `sqlmorph` binary, with colour and terminal detection neutralized.
 pub fn sqlmorph() -> Command {
     let mut c = Command::cargo_bin("sqlmorph").unwrap();
-    c.env_remove("NO_COLOR").env("TERM", "xterm");
+    c.env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .env_remove("CLICOLOR")
+        .env("TERM", "xterm");
     // The environment of whoever runs the tests must not steer the binary.
     for var in [
         "SQLMORPH_SOURCE",

@@ -86,6 +86,16 @@ impl Tty {
 }
 
 impl Tty {
+    /// The screen plus scrollback with the colours the program wrote, as
+    /// ANSI escape codes (`capture-pane -e`).
+    pub fn screen_with_escapes(&self) -> String {
+        let out = self
+            .tmux(&["capture-pane", "-p", "-e", "-S", "-1000", "-t", "t"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Presses keys by tmux name (`C-c`, `Enter`).
     pub fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", "t"];
