@@ -820,25 +820,15 @@ pub fn fingerprint(blob: &[u8]) -> String {
     format!("SHA256:{}", base64(&Sha256::digest(blob), false))
 }
 
+/// Standard base64 (RFC 4648), padded or not, as OpenSSH writes keys and fingerprints.
 fn base64(data: &[u8], pad: bool) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else if pad {
-                out.push('=');
-            }
-        }
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    if pad {
+        STANDARD.encode(data)
+    } else {
+        STANDARD_NO_PAD.encode(data)
     }
-    out
 }
 
 // ---------------------------------------------------------------------------------------
