@@ -25,8 +25,8 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Expands a leading `~/` to the home directory.
 fn expand_home(p: &std::path::Path) -> PathBuf {
-    match (p.strip_prefix("~"), std::env::var_os("HOME")) {
-        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+    match (p.strip_prefix("~"), home::home_dir()) {
+        (Ok(rest), Some(home)) => home.join(rest),
         _ => p.to_path_buf(),
     }
 }

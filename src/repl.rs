@@ -1074,11 +1074,7 @@ fn history_path() -> Option<PathBuf> {
     let state = std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|h| !h.is_empty())
-                .map(|h| PathBuf::from(h).join(".local").join("state"))
-        })?;
+        .or_else(|| home::home_dir().map(|h| h.join(".local").join("state")))?;
     Some(state.join("sqlmorph").join("history"))
 }
 

@@ -194,11 +194,9 @@ impl fmt::Debug for SshOptions {
     }
 }
 
-/// `$HOME` (or `.`).
+/// The home directory (`$HOME`, else the account's; `.` when there is none).
 pub fn home_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
+    home::home_dir().unwrap_or_else(|| PathBuf::from("."))
 }
 
 #[cfg(test)]
