@@ -13,7 +13,6 @@ use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{aborted, input};
-use crate::sqltext;
 
 const HEADER: &[u8; 16] = b"SQLite format 3\0";
 
@@ -159,23 +158,7 @@ pub fn load_script(path: &Path) -> Result<Connection> {
         Err(e) => return Err(input(format!("{shown}: cannot read: {e}"))),
     };
     let conn = Connection::open_in_memory()?;
-    for (n, stmt) in sqltext::split_statements(&text).iter().enumerate() {
-        if let Err(e) = conn.execute_batch(&stmt.sql) {
-            let (line, msg) = match &e {
-                rusqlite::Error::SqlInputError { msg, offset, .. } if *offset >= 0 => {
-                    let off = usize::try_from(*offset).unwrap_or(0).min(stmt.sql.len());
-                    let extra = stmt.sql[..off].matches('\n').count();
-                    (stmt.line + extra, msg.clone())
-                }
-                other => (stmt.line, other.to_string()),
-            };
-            let first = stmt.sql.lines().next().unwrap_or("").trim();
-            return Err(input(format!(
-                "{shown}:{line}: statement {} failed: {msg}\n  {first}",
-                n + 1
-            )));
-        }
-    }
+    crate::sqlscript::execute(&conn, &text, &shown.to_string())?;
     Ok(conn)
 }
 

@@ -26,6 +26,7 @@ pub mod db;
 pub mod diff;
 pub mod renames;
 pub mod schema;
+pub mod sqlscript;
 pub mod sqltext;
 
 pub mod target;

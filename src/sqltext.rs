@@ -499,58 +499,6 @@ pub fn canonical_table(sql: &str) -> String {
     render(&out)
 }
 
-/// One statement of a `.sql` file.
-#[derive(Debug, Clone)]
-pub struct Statement {
-    pub sql: String,
-    pub line: usize,
-}
-
-/// Splits a script into statements. Semicolons inside a trigger body
-/// (`BEGIN … END`) and inside `CASE … END` do not end the statement.
-pub fn split_statements(script: &str) -> Vec<Statement> {
-    let tokens = tokenize(script);
-    let mut out = Vec::new();
-    let mut begin: Option<usize> = None;
-    let mut depth = 0usize;
-    let mut is_trigger = false;
-    for (idx, t) in tokens.iter().enumerate() {
-        if begin.is_none() {
-            if matches!(&t.token, Token::Punct(p) if p == ";") {
-                continue;
-            }
-            begin = Some(idx);
-            depth = 0;
-            is_trigger = tokens[idx..]
-                .iter()
-                .take(4)
-                .any(|t| t.token.is_kw("TRIGGER"));
-        }
-        if is_trigger && (t.token.is_kw("BEGIN") || t.token.is_kw("CASE")) {
-            depth += 1;
-        } else if is_trigger && t.token.is_kw("END") {
-            depth = depth.saturating_sub(1);
-        } else if depth == 0 && matches!(&t.token, Token::Punct(p) if p == ";") {
-            if let Some(b) = begin.take() {
-                let first = &tokens[b];
-                out.push(Statement {
-                    sql: script[first.start..t.end].to_string(),
-                    line: first.line,
-                });
-            }
-        }
-    }
-    if let Some(b) = begin {
-        let first = &tokens[b];
-        let last = &tokens[tokens.len() - 1];
-        out.push(Statement {
-            sql: script[first.start..last.end].to_string(),
-            line: first.line,
-        });
-    }
-    out
-}
-
 /// Splits the tokens between a pair of parentheses at top-level commas.
 /// `tokens[open]` must be `(`; returns the items and the index of the `)`.
 pub fn split_parenthesized(tokens: &[Spanned], open: usize) -> (Vec<&[Spanned]>, usize) {
@@ -636,16 +584,5 @@ mod tests {
         assert_eq!(display_ident("order"), "\"order\"");
         assert_eq!(display_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(display_ident("Users"), "Users");
-    }
-
-    #[test]
-    fn split_keeps_trigger_bodies_whole() {
-        let s = split_statements(
-            "CREATE TABLE a(x);\n-- c;\nCREATE TRIGGER t AFTER INSERT ON a BEGIN\n  SELECT CASE WHEN 1 THEN 2 END;\n  INSERT INTO a VALUES(1);\nEND;\nSELECT ';'",
-        );
-        assert_eq!(s.len(), 3);
-        assert_eq!(s[1].line, 3);
-        assert!(s[1].sql.ends_with("END;"));
-        assert_eq!(s[2].sql, "SELECT ';'");
     }
 }

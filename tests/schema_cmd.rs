@@ -188,3 +188,29 @@ fn a_sql_file_is_a_schema_too() {
         "CREATE TABLE t(a INT);\nPRAGMA user_version = 7;\nPRAGMA application_id = 0;\n"
     );
 }
+
+/// SQLite's own parser splits a `.sql` source: a trigger whose body holds
+/// `;` in strings, `CASE … END` and `BEGIN`/`END` in strings stays whole,
+/// and the last statement needs no `;`.
+#[test]
+fn a_sql_file_keeps_trigger_bodies_whole() {
+    let ws = Workspace::new();
+    let body = "CREATE TRIGGER t_ai AFTER INSERT ON t BEGIN\n  \
+        INSERT INTO log VALUES(CASE WHEN new.a > 1 THEN 'big; END' ELSE 'BEGIN;' END);\n  \
+        UPDATE log SET m = m || ';' WHERE m = 'x';\nEND";
+    let script = ws.file(
+        "s.sql",
+        &format!(
+            "CREATE TABLE t(a INT);\nCREATE TABLE log(m TEXT);\n{body};\nCREATE INDEX t_a ON t(a)"
+        ),
+    );
+    let s = json_schema(&ws, &script);
+    assert_eq!(find(&s["triggers"], "t_ai")["table"], "t");
+    assert!(find(&s["indexes"], "t_a").is_object(), "{s}");
+    let out = ws.cmd().arg("schema").arg(&script).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let whole = "CREATE TRIGGER t_ai AFTER INSERT ON t BEGIN INSERT INTO log VALUES \
+        (CASE WHEN new.a > 1 THEN 'big; END' ELSE 'BEGIN;' END); \
+        UPDATE log SET m = m || ';' WHERE m = 'x'; END;\n";
+    assert!(text.contains(whole), "{text}");
+}
