@@ -21,6 +21,7 @@ mod json_doc;
 mod litestream;
 mod live_app;
 mod migrate;
+mod quickstart;
 mod recipes;
 mod repl;
 mod retention;
