@@ -411,3 +411,32 @@ fn history_is_recalled_in_a_new_session() {
     tmux.key("C-d");
     tmux.wait_exit();
 }
+
+/// Without `$SQLMORPH_HISTORY` or `$XDG_STATE_HOME`, the history is kept
+/// under the home directory: `$HOME/.local/state/sqlmorph/history`.
+#[test]
+fn history_defaults_to_the_home_directory() {
+    let ws = Workspace::new();
+    let db = app(&ws);
+    let home = ws.path("home");
+    std::fs::create_dir(&home).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("sqlmorph");
+    let tty = crate::support::tty::Tty::start(
+        ws.dir.path(),
+        &format!(
+            "env -u SQLMORPH_HISTORY -u XDG_STATE_HOME NO_COLOR=1 HOME={} {} repl {}",
+            quote(&home),
+            quote(&bin),
+            quote(&db)
+        ),
+    );
+    tty.wait_for("sqlmorph>");
+    tty.line("let kept_at_home = 1");
+    tty.keys(&["C-d"]);
+    let screen = tty.wait_for("EXIT=");
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    let history = home.join(".local/state/sqlmorph/history");
+    let text = std::fs::read_to_string(&history)
+        .unwrap_or_else(|e| panic!("{}: {e}\n{screen}", history.display()));
+    assert!(text.contains("let kept_at_home = 1"), "{text}");
+}
