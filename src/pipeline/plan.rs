@@ -41,7 +41,7 @@ fn eq(a: &str, b: &str) -> bool {
 impl Mappings {
     /// The production table that feeds source table `table`, by rename or
     /// by name.
-    fn origin_of<'a>(&self, prod: &'a Schema, table: &str) -> Option<&'a Table> {
+    pub fn origin_of<'a>(&self, prod: &'a Schema, table: &str) -> Option<&'a Table> {
         if let Some((old, _)) = self.table_renames.iter().find(|(_, new)| eq(new, table)) {
             return prod.table(old);
         }

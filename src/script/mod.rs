@@ -3,6 +3,8 @@
 //! Every primitive is a thin call into `crate::pipeline`.
 
 pub mod engine;
+pub mod mappings;
+pub mod names;
 pub mod primitives;
 pub mod recipe;
 pub mod reference;

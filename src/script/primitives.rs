@@ -178,61 +178,7 @@ pub fn register_primitives(engine: &mut Engine, run: &Shared<Run>) {
         },
     );
 
-    // Mappings, declared before `plan`.
-    prim!("rename_table", |r, old: &str, new: &str| {
-        r.borrow_mut()
-            .mappings_mut()
-            .table_renames
-            .push((old.into(), new.into()));
-        Ok(())
-    });
-    prim!("rename_column", |r, table: &str, old: &str, new: &str| {
-        r.borrow_mut()
-            .mappings_mut()
-            .column_renames
-            .push((table.into(), old.into(), new.into()));
-        Ok(())
-    });
-    prim!("map_column", |r, table: &str, column: &str, expr: &str| {
-        r.borrow_mut()
-            .mappings_mut()
-            .expressions
-            .push((table.into(), column.into(), expr.into()));
-        Ok(())
-    });
-    prim!("fill", |r, table: &str, column: &str, expr: &str| {
-        r.borrow_mut()
-            .mappings_mut()
-            .fills
-            .push((table.into(), column.into(), expr.into()));
-        Ok(())
-    });
-    prim!("fill", |r, table: &str, column: &str, value: i64| {
-        r.borrow_mut()
-            .mappings_mut()
-            .fills
-            .push((table.into(), column.into(), value.to_string()));
-        Ok(())
-    });
-    prim!("fill", |r, table: &str, column: &str, value: f64| {
-        r.borrow_mut().mappings_mut().fills.push((
-            table.into(),
-            column.into(),
-            format!("{value:?}"),
-        ));
-        Ok(())
-    });
-    prim!("drop_table", |r, table: &str| {
-        r.borrow_mut().mappings_mut().drop_tables.push(table.into());
-        Ok(())
-    });
-    prim!("drop_column", |r, table: &str, column: &str| {
-        r.borrow_mut()
-            .mappings_mut()
-            .drop_columns
-            .push((table.into(), column.into()));
-        Ok(())
-    });
+    super::mappings::register(engine, run);
     prim!("quote_ident", |_run, name: &str| Ok(
         crate::sqltext::quote_ident(name)
     ));
