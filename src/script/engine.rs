@@ -119,6 +119,7 @@ pub fn engine(run: &Shared<Run>, limits: &Limits, recipe_dir: Option<&Path>) -> 
 
     super::values::register_types(&mut engine);
     super::primitives::register_primitives(&mut engine, run);
+    super::sqlfile::register(&mut engine, run, recipe_dir);
     engine
 }
 

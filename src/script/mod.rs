@@ -8,5 +8,6 @@ pub mod names;
 pub mod primitives;
 pub mod recipe;
 pub mod reference;
+pub mod sqlfile;
 pub mod testing;
 pub mod values;
