@@ -116,6 +116,11 @@ pub const PRIMITIVES: &[Primitive] = &[
         "Runs SQL with bound parameters; on the migrated database the snapshot is attached as `snapshot`.",
     ),
     p(
+        "sql_file",
+        r#"sql_file(migrated, "sql_scripts/fix.sql");"#,
+        "Runs a `.sql` script (path relative to the recipe) on a writable handle, as `sql` does, one statement at a time as SQLite's parser splits it (a trigger body stays whole); an error names `file:line` of its statement; returns the number of statements run.",
+    ),
+    p(
         "query",
         r#"let rows = query(snap, "SELECT id, name FROM users");"#,
         "Runs a query; returns an array of maps (column name -> value).",
@@ -138,32 +143,32 @@ pub const PRIMITIVES: &[Primitive] = &[
     p(
         "rename_table",
         r#"rename_table("members", "users");"#,
-        "Declares that production table `old` is source table `new` (its rows move).",
+        "Declares that production table `old` is source table `new` (its rows move). Checked when called: `old` must be in production, `new` in the source.",
     ),
     p(
         "rename_column",
         r#"rename_column("practice", "played", "practiced");"#,
-        "Declares that a column was renamed (its values move).",
+        "Declares that a column was renamed (its values move). Checked when called: the table and the new column in the source, the old column in the production table that feeds it.",
     ),
     p(
         "map_column",
         r#"map_column("practice", "practiced", "CAST(strftime('%s', practiced) AS INTEGER)");"#,
-        "Fills a column with an SQL expression over the old row; every value is checked.",
+        "Fills a column with an SQL expression over the old row; every value is checked. The table and column must be in the source.",
     ),
     p(
         "fill",
         r#"fill("users", "timezone", "'UTC'");"#,
-        "The value (or SQL expression over the old row) of a new NOT NULL column.",
+        "The value (or SQL expression over the old row) of a new NOT NULL column. The table and column must be in the source.",
     ),
     p(
         "drop_table",
         r#"drop_table("legacy_log");"#,
-        "Approves dropping a production table and its rows.",
+        "Approves dropping a production table and its rows. The table must be in production.",
     ),
     p(
         "drop_column",
         r#"drop_column("users", "legacy");"#,
-        "Approves dropping a production column and its values.",
+        "Approves dropping a production column and its values. The table and column must be in production.",
     ),
 ];
 
