@@ -22,6 +22,7 @@ mod litestream;
 mod live_app;
 mod migrate;
 mod quickstart;
+mod recipe_checks;
 mod recipes;
 mod repl;
 mod retention;
