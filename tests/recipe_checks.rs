@@ -103,6 +103,47 @@ fn fill_and_map_column_name_source_columns() {
     );
 }
 
+#[test]
+fn a_migration_run_again_after_it_was_applied_is_not_an_error() {
+    // Production already has the new name and no longer the dropped column.
+    let (ws, _prod) = setup(
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT);",
+        SOURCE,
+    );
+    ws.file(
+        "recipe.rhai",
+        "rename_column(\"users\", \"mail\", \"email\");\ndrop_column(\"users\", \"legacy\");\nimport \"std/default\";\n",
+    );
+    let out = run(&ws, Some("recipe.rhai"), &["--yes"]);
+    assert_code(&out, 0);
+    assert!(
+        crate::support::stdout_of(&out).contains("No migration needed"),
+        "{}",
+        crate::support::stdout_of(&out)
+    );
+}
+
+#[test]
+fn a_rename_already_applied_is_accepted_while_other_changes_remain() {
+    // The rename is in production already; a new column still comes.
+    let (ws, prod) = setup(
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT);",
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT, tz TEXT);",
+    );
+    ws.file(
+        "recipe.rhai",
+        "rename_column(\"users\", \"mail\", \"email\");\nimport \"std/default\";\n",
+    );
+    assert_code(&run(&ws, Some("recipe.rhai"), &["--yes"]), 0);
+    assert_eq!(
+        column(
+            &prod,
+            "SELECT count(*) FROM pragma_table_info('users') WHERE name = 'tz'"
+        ),
+        vec!["1"]
+    );
+}
+
 const NOTES: &str = "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);
 INSERT INTO notes VALUES (1, 'a'), (2, 'b');";
 const NOTES_AUDITED: &str = "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);

@@ -16,17 +16,18 @@ use crate::pipeline::session::Run;
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// Checks a mapping's names (reading both schemas on the first mapping),
-/// then records it.
+/// then records it unless the check found it applied already.
 fn declare(
     run: &Shared<Run>,
     known: &Shared<Option<Known>>,
-    check: impl FnOnce(&Known, &Mappings) -> Result<()>,
+    check: impl FnOnce(&Known, &Mappings) -> Result<bool>,
     add: impl FnOnce(&mut Mappings),
 ) -> Result<()> {
     let mut cell = known.borrow_mut();
     let known = cell.get_or_insert_with(|| names::load(&mut run.borrow_mut()));
-    check(known, run.borrow().mappings())?;
-    add(run.borrow_mut().mappings_mut());
+    if check(known, run.borrow().mappings())? {
+        add(run.borrow_mut().mappings_mut());
+    }
     Ok(())
 }
 
@@ -55,35 +56,43 @@ pub fn register(engine: &mut Engine, run: &Shared<Run>) {
     );
     mapping!(
         "map_column",
-        |k, m, table: &str, column: &str, expr: &str| k.source_column("map_column", table, column),
+        |k, m, table: &str, column: &str, expr: &str| k
+            .source_column("map_column", table, column)
+            .map(|()| true),
         m.expressions
             .push((table.into(), column.into(), expr.into()))
     );
     mapping!(
         "fill",
-        |k, m, table: &str, column: &str, expr: &str| k.source_column("fill", table, column),
+        |k, m, table: &str, column: &str, expr: &str| k
+            .source_column("fill", table, column)
+            .map(|()| true),
         m.fills.push((table.into(), column.into(), expr.into()))
     );
     mapping!(
         "fill",
-        |k, m, table: &str, column: &str, value: i64| k.source_column("fill", table, column),
+        |k, m, table: &str, column: &str, value: i64| k
+            .source_column("fill", table, column)
+            .map(|()| true),
         m.fills
             .push((table.into(), column.into(), value.to_string()))
     );
     mapping!(
         "fill",
-        |k, m, table: &str, column: &str, value: f64| k.source_column("fill", table, column),
+        |k, m, table: &str, column: &str, value: f64| k
+            .source_column("fill", table, column)
+            .map(|()| true),
         m.fills
             .push((table.into(), column.into(), format!("{value:?}")))
     );
     mapping!(
         "drop_table",
-        |k, m, table: &str| k.drop_table(table),
+        |k, m, table: &str| k.drop_table(table).map(|()| true),
         m.drop_tables.push(table.into())
     );
     mapping!(
         "drop_column",
-        |k, m, table: &str, column: &str| k.drop_column(table, column),
+        |k, m, table: &str, column: &str| k.drop_column(table, column).map(|()| true),
         m.drop_columns.push((table.into(), column.into()))
     );
 }

@@ -18,12 +18,18 @@ pub struct Known {
 }
 
 /// Reads both schemas (production's through the run's target, so a
-/// remote one too); one that cannot be read is left unchecked.
+/// remote one too); one that cannot be read is left unchecked, and so are
+/// both when production already matches the source (a migration run again
+/// after it was applied: its mappings are moot).
 pub fn load(run: &mut crate::pipeline::session::Run) -> Known {
     let production = run.production();
-    Known {
+    let known = Known {
         production: run.schema_of(&production).ok(),
         source: run.source_schema().ok(),
+    };
+    match (&known.production, &known.source) {
+        (Some(p), Some(s)) if crate::diff::diff(p, s).is_empty() => Known::default(),
+        _ => known,
     }
 }
 
@@ -49,21 +55,34 @@ impl Known {
     }
 
     /// `rename_table(old, new)`: `old` in production, `new` in the source.
-    pub fn rename_table(&self, old: &str, new: &str) -> Result<()> {
-        check_table(self.production(), "rename_table", old)?;
-        check_table(self.source(), "rename_table", new).map(|_| ())
+    /// False when the rename is applied already (production has `new` and
+    /// not `old`): the mapping is then ignored.
+    pub fn rename_table(&self, old: &str, new: &str) -> Result<bool> {
+        check_table(self.source(), "rename_table", new)?;
+        let Some(prod) = &self.production else {
+            return Ok(true);
+        };
+        if prod.table(new).is_some() && prod.table(old).is_none() {
+            return Ok(false);
+        }
+        check_table(self.production(), "rename_table", old).map(|_| true)
     }
 
     /// `rename_column(table, old, new)`: `table` and `new` in the source,
-    /// `old` in the production table that feeds it.
-    pub fn rename_column(&self, m: &Mappings, table: &str, old: &str, new: &str) -> Result<()> {
+    /// `old` in the production table that feeds it. False when the rename
+    /// is applied already (that table has `new` and not `old`).
+    pub fn rename_column(&self, m: &Mappings, table: &str, old: &str, new: &str) -> Result<bool> {
         if let Some(t) = check_table(self.source(), "rename_column", table)? {
             check_column(t, "the source schema", "rename_column", new)?;
         }
-        if let Some(origin) = self.production.as_ref().and_then(|p| m.origin_of(p, table)) {
-            check_column(origin, "production", "rename_column", old)?;
+        let origin = self.production.as_ref().and_then(|p| m.origin_of(p, table));
+        let Some(origin) = origin else {
+            return Ok(true);
+        };
+        if has_column(origin, new) && !has_column(origin, old) {
+            return Ok(false);
         }
-        Ok(())
+        check_column(origin, "production", "rename_column", old).map(|()| true)
     }
 
     /// `map_column` and `fill`: a column of the source schema.
@@ -106,13 +125,16 @@ fn check_table<'a>(
     )))
 }
 
-/// Checks that `table` (of the schema `label` names) has column `name`.
-fn check_column(table: &Table, label: &str, primitive: &str, name: &str) -> Result<()> {
-    if table
+fn has_column(table: &Table, name: &str) -> bool {
+    table
         .columns
         .iter()
         .any(|c| c.name.eq_ignore_ascii_case(name))
-    {
+}
+
+/// Checks that `table` (of the schema `label` names) has column `name`.
+fn check_column(table: &Table, label: &str, primitive: &str, name: &str) -> Result<()> {
+    if has_column(table, name) {
         return Ok(());
     }
     let names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
