@@ -208,3 +208,31 @@ fn an_error_in_the_third_statement_names_the_file_and_its_line() {
     );
     drop(ws);
 }
+
+#[test]
+fn sql_file_keeps_the_handle_rules_and_names_a_missing_file() {
+    let (ws, prod) = setup(NOTES, NOTES_AUDITED);
+    let before = crate::support::sha256_file(&prod);
+    ws.file("fix.sql", "DELETE FROM notes;\n");
+    ws.file("prod.rhai", "sql_file(production(), \"fix.sql\");\n");
+    let out = run(&ws, Some("prod.rhai"), &["--yes"]);
+    assert_code(&out, 2);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("sql_file: production") && err.contains("is not opened by recipes"),
+        "{err}"
+    );
+    assert_eq!(crate::support::sha256_file(&prod), before);
+
+    ws.file(
+        "gone.rhai",
+        "let db = open(\"prod.sqlite3\");\nsql_file(db, \"nosuch.sql\");\n",
+    );
+    let out = run(&ws, Some("gone.rhai"), &["--yes"]);
+    assert_code(&out, 2);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("sql_file: reading nosuch.sql:") && err.contains("gone.rhai:2:"),
+        "{err}"
+    );
+}

@@ -20,7 +20,9 @@ pub fn register(engine: &mut Engine, run: &Shared<Run>, recipe_dir: Option<&Path
     engine.register_fn(
         "sql_file",
         move |db: Db, path: &str| -> Result<i64, Box<EvalAltResult>> {
-            let file = dir.as_deref().unwrap_or(Path::new(".")).join(path);
+            let file = dir
+                .as_ref()
+                .map_or_else(|| PathBuf::from(path), |d| d.join(path));
             let result = run_file(&run.borrow(), &db, &file);
             result.map_err(|e| fail(&run, &e))
         },
