@@ -197,7 +197,7 @@ fn an_error_in_the_third_statement_names_the_file_and_its_line() {
     assert_code(&out, 2);
     let err = stderr_of(&out);
     assert!(
-        err.contains("sql_file: migrations/sql_scripts/fix.sql:5: UNIQUE constraint failed"),
+        err.contains("sql_file: migrations/sql_scripts/fix.sql:5: statement 3 failed: UNIQUE constraint failed"),
         "{err}"
     );
     assert!(err.contains("audit.rhai:4:"), "the recipe line too: {err}");
@@ -223,6 +223,22 @@ fn sql_file_keeps_the_handle_rules_and_names_a_missing_file() {
         "{err}"
     );
     assert_eq!(crate::support::sha256_file(&prod), before);
+
+    // A handle that is read-only here (any file, in a dry run) is refused.
+    let other = ws.db("other.sqlite3", NOTES);
+    let other_before = crate::support::sha256_file(&other);
+    ws.file(
+        "dry.rhai",
+        "sql_file(open(\"other.sqlite3\"), \"fix.sql\");\n",
+    );
+    let out = run(&ws, Some("dry.rhai"), &["--yes", "--dry-run"]);
+    assert_code(&out, 2);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("attempt to write a readonly database: a dry run writes nothing"),
+        "{err}"
+    );
+    assert_eq!(crate::support::sha256_file(&other), other_before);
 
     ws.file(
         "gone.rhai",

@@ -118,7 +118,7 @@ pub const PRIMITIVES: &[Primitive] = &[
     p(
         "sql_file",
         r#"sql_file(migrated, "sql_scripts/fix.sql");"#,
-        "Runs a `.sql` script (path relative to the recipe) on a writable handle, as `sql` does, one statement at a time as SQLite's parser splits it (a trigger body stays whole); an error names `file:line` of its statement; returns the number of statements run.",
+        "Runs a `.sql` script (path relative to the recipe) on a writable handle, as `sql` does, one statement at a time as SQLite's parser splits it (a trigger body stays whole); an error names `file:line` of its statement.",
     ),
     p(
         "query",
