@@ -3,7 +3,7 @@
 //! unpredictably named `.partial` file, fsynced, renamed), and the names and
 //! hashes of a database's files.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -56,15 +56,32 @@ pub fn backup_api_copy(conn: &Connection, src: &Path, dest: &Path) -> Result<()>
 /// SHARED lock keeps every writer out of the file.
 pub fn raw_copy(src: &Path, len: u64, dest: &Path) -> Result<()> {
     write_durably(src, dest, |tmp| {
-        let mut from = File::open(src)?.take(len);
-        let mut to = std::fs::OpenOptions::new().write(true).open(tmp)?;
-        let copied = std::io::copy(&mut from, &mut to)?;
-        if copied != len {
-            anyhow::bail!("{} ended after {copied} of {len} bytes", src.display());
+        let (mut from, mut to) = (File::open(src)?, OpenOptions::new().write(true).open(tmp)?);
+        let label = dest
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        let bar = crate::progress::bytes_bar(crate::progress::enabled(), &label, len);
+        let mut copied = 0;
+        while copied < len {
+            let n = std::io::copy(&mut (&mut from).take(RAW_CHUNK.min(len - copied)), &mut to)?;
+            if n == 0 {
+                anyhow::bail!("{} ended after {copied} of {len} bytes", src.display());
+            }
+            copied += n;
+            if let Some(bar) = &bar {
+                bar.set_position(copied);
+            }
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
         }
         Ok(())
     })
 }
+
+/// What [`raw_copy`] hands the kernel at a time (its progress bar moves
+/// between pieces).
+const RAW_CHUNK: u64 = 64 << 20;
 
 /// Writes a copy of `src` to `dest` with `write` (given the temporary
 /// path) through a temporary file beside `dest`
@@ -120,4 +137,50 @@ pub fn file_sha256(path: &Path) -> Result<String> {
 /// file beside it is applied (a database and WAL downloaded together).
 pub fn copy_consistent_rw(src: &Path, dest: &Path) -> Result<()> {
     backup_api_copy(&db::open_rw(src)?, src, dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileExt;
+
+    #[test]
+    fn a_raw_copy_over_several_pieces_is_the_first_len_bytes_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dest) = (dir.path().join("src"), dir.path().join("dest"));
+        let f = File::create(&src).unwrap();
+        let size = 2 * RAW_CHUNK + 12345;
+        f.set_len(size).unwrap();
+        // Marks at the start, on both piece boundaries, and near the end.
+        let marks = [0, RAW_CHUNK - 1, RAW_CHUNK, 2 * RAW_CHUNK, size - 6];
+        for (i, &at) in marks.iter().enumerate() {
+            f.write_all_at(&[i as u8 + 1], at).unwrap();
+        }
+        drop(f);
+        raw_copy(&src, size - 5, &dest).unwrap();
+        let copy = File::open(&dest).unwrap();
+        assert_eq!(copy.metadata().unwrap().len(), size - 5);
+        for (i, &at) in marks.iter().enumerate() {
+            let mut b = [0u8];
+            copy.read_exact_at(&mut b, at).unwrap();
+            assert_eq!(b[0], i as u8 + 1, "byte at {at}");
+        }
+    }
+
+    #[test]
+    fn a_raw_copy_of_a_file_shorter_than_asked_fails_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dest) = (dir.path().join("src"), dir.path().join("dest"));
+        std::fs::write(&src, b"short").unwrap();
+        let err = raw_copy(&src, 100, &dest).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("ended after 5 of 100 bytes"),
+            "{err:#}"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "only src"
+        );
+    }
 }
