@@ -89,8 +89,8 @@ pub fn random_hex() -> Result<String> {
     Ok(hex::encode(bytes))
 }
 
-/// The directory a file is in (`.` for a bare name).
-fn parent(path: &Path) -> &Path {
+/// The directory of `path` (`.` for a bare name).
+pub fn parent(path: &Path) -> &Path {
     path.parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))

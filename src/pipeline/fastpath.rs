@@ -620,7 +620,7 @@ mod tests {
         rehearse(&snap, &reh, &fast.statements).unwrap();
         let report = validate(&snap, &reh, &source, &plan, &fast).unwrap();
         assert!(report.ok, "{:?}", report.problems);
-        assert!(report.pages_compared.unwrap() > 5);
+        assert!(report.pages_compared.unwrap() >= 1);
         assert!(report.tables.is_empty());
         Connection::open(&reh)
             .unwrap()

@@ -138,6 +138,9 @@ pub fn remove_scratch(dir: &Path) -> Vec<String> {
             .unwrap_or_default();
         let scratch = name.starts_with("migrated.sqlite3")
             || (name.starts_with("probe-") && name.contains(".sqlite3"));
+        if scratch {
+            crate::overlay::forget(&path);
+        }
         if scratch && std::fs::remove_file(&path).is_ok() && name.ends_with(".sqlite3") {
             removed.push(name);
         }

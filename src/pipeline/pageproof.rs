@@ -13,8 +13,11 @@
 //! unchanged. The rehearsal's own changed trees and freelist must then use
 //! only pages the snapshot did not keep (nothing is shared), and account
 //! for every page it did not keep (nothing leaks). Only changed trees are
-//! walked (`dbstat` restricted by name) and only freelists read; the one
-//! pass over everything is a byte comparison of the two files.
+//! walked (`dbstat` restricted by name) and only freelists read. The pages
+//! that differ are found by comparing, with the snapshot's, only the pages
+//! the rehearsal wrote: it is an overlay of the snapshot
+//! ([`crate::overlay`]), whose other pages are read from the snapshot
+//! itself. (Two plain files are compared byte for byte.)
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
@@ -38,6 +41,8 @@ pub struct Proof {
     /// Trees of the rehearsal that are not the snapshot's (new, re-created,
     /// rewritten), by table: what integrity and index checks must cover.
     pub changed_tables: BTreeSet<String>,
+    /// The names (lower case) of those trees: tables and indexes.
+    pub changed_trees: BTreeSet<String>,
     pub problems: Vec<String>,
 }
 
@@ -80,8 +85,39 @@ fn pages_of(conn: &Connection, name: &str) -> Result<Vec<i64>> {
     Ok(pages.collect::<rusqlite::Result<_>>()?)
 }
 
+/// A database's pages as SQLite reads them: a plain file, or an overlay.
+enum Source {
+    File(File),
+    Overlay(crate::overlay::View),
+}
+
+impl Source {
+    fn open(path: &Path) -> Result<Source> {
+        Ok(match crate::overlay::view(path) {
+            Some(view) => Source::Overlay(view),
+            None => Source::File(
+                File::open(path).with_context(|| format!("opening {}", path.display()))?,
+            ),
+        })
+    }
+
+    fn len(&self) -> Result<u64> {
+        Ok(match self {
+            Source::File(f) => f.metadata()?.len(),
+            Source::Overlay(v) => v.bytes(),
+        })
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> Result<()> {
+        match self {
+            Source::File(f) => Ok(f.read_exact_at(buf, at)?),
+            Source::Overlay(v) => v.read_exact_at(buf, at),
+        }
+    }
+}
+
 /// The freelist of a file (trunk and leaf pages), read from its header.
-fn freelist(file: &File, page_size: u64) -> Result<BTreeSet<i64>> {
+fn freelist(file: &Source, page_size: u64) -> Result<BTreeSet<i64>> {
     let mut head = [0u8; 8];
     file.read_exact_at(&mut head, 32)?;
     let mut trunk = u32::from_be_bytes(head[0..4].try_into()?) as u64;
@@ -112,10 +148,46 @@ fn freelist(file: &File, page_size: u64) -> Result<BTreeSet<i64>> {
     Ok(pages)
 }
 
-/// The pages whose bytes differ between two files (pages past the shorter
-/// file's end count as differing), read sequentially in 4 MiB pieces.
-fn differing_pages(a: &Path, b: &Path, page_size: u64) -> Result<(u64, BTreeSet<i64>)> {
-    let (mut fa, mut fb) = (File::open(a)?, File::open(b)?);
+/// The pages whose bytes differ between the snapshot and the rehearsal
+/// (pages past the shorter one's end count as differing), and how many
+/// were compared: only the pages an overlay wrote (its others are the
+/// snapshot's own pages), or every page of two plain files.
+fn differing_pages(
+    snapshot: &Path,
+    rehearsal: &Source,
+    page_size: u64,
+) -> Result<(u64, BTreeSet<i64>)> {
+    let Source::Overlay(view) = rehearsal else {
+        return differing_files(snapshot, rehearsal, page_size);
+    };
+    let snap = File::open(snapshot)?;
+    let old_pages = snap.metadata()?.len() / page_size;
+    let (mut a, mut b) = (vec![0u8; page_size as usize], vec![0u8; page_size as usize]);
+    let mut differ = BTreeSet::new();
+    let written = view.written();
+    for &p in &written {
+        let at = (p - 1) * page_size;
+        if p > old_pages || at + page_size > view.bytes() {
+            differ.insert(p as i64);
+            continue;
+        }
+        snap.read_exact_at(&mut a, at)?;
+        view.read_exact_at(&mut b, at)?;
+        if a != b {
+            differ.insert(p as i64);
+        }
+    }
+    // Pages the rehearsal cut off its end.
+    differ.extend((view.bytes() / page_size + 1..=old_pages).map(|p| p as i64));
+    Ok((written.len() as u64, differ))
+}
+
+/// [`differing_pages`] of two plain files, read sequentially in 4 MiB pieces.
+fn differing_files(a: &Path, b: &Source, page_size: u64) -> Result<(u64, BTreeSet<i64>)> {
+    let Source::File(b) = b else {
+        bail!("not a plain file");
+    };
+    let (mut fa, mut fb) = (File::open(a)?, b.try_clone()?);
     let chunk = (4 << 20) / page_size as usize * page_size as usize;
     let (mut ba, mut bb) = (vec![0u8; chunk], vec![0u8; chunk]);
     let (mut page, mut differ) = (1i64, BTreeSet::new());
@@ -234,6 +306,11 @@ pub fn prove(
         .filter(|t| t.root != 1 && !t.name.starts_with("sqlite_stat"))
         .map(|t| t.table.clone())
         .collect();
+    proof.changed_trees = changed_after
+        .iter()
+        .filter(|t| t.root != 1)
+        .map(|t| t.name.to_lowercase())
+        .collect();
 
     let (mut old_owner, mut new_owner) = (HashMap::new(), HashMap::new());
     walk(
@@ -248,12 +325,12 @@ pub fn prove(
         &mut new_owner,
         &mut proof.problems,
     )?;
+    let rehearsed = Source::open(rehearsal)?;
     let old_free =
-        freelist(&File::open(snapshot)?, page_size).context("the snapshot's freelist")?;
-    let new_free =
-        freelist(&File::open(rehearsal)?, page_size).context("the rehearsal's freelist")?;
+        freelist(&Source::open(snapshot)?, page_size).context("the snapshot's freelist")?;
+    let new_free = freelist(&rehearsed, page_size).context("the rehearsal's freelist")?;
     let old_pages = std::fs::metadata(snapshot)?.len() / page_size;
-    let (compared, differ) = differing_pages(snapshot, rehearsal, page_size)?;
+    let (compared, differ) = differing_pages(snapshot, &rehearsed, page_size)?;
     proof.pages_compared = compared;
     proof.pages_changed = differ.len() as u64;
 
@@ -282,7 +359,7 @@ pub fn prove(
             ));
         }
     }
-    let new_pages = std::fs::metadata(rehearsal)?.len() / page_size;
+    let new_pages = rehearsed.len()? / page_size;
     let accounted = |p: i64| new_owner.contains_key(&p) || new_free.contains(&p);
     let unaccounted = (1..=new_pages as i64)
         .filter(|&p| p as u64 != lock_byte)

@@ -1,7 +1,7 @@
 //! The in-place path's rehearsal and its validation (see
 //! [`crate::pipeline::fastpath`] for which changes take it): the statements
-//! applied to a copy of the snapshot, and the proof that the copy is right,
-//! in time that follows the change.
+//! applied over the snapshot (a copy-on-write overlay of it), and the proof
+//! that the result is right, in time that follows the change.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -19,33 +19,25 @@ use crate::pipeline::validate::{Report, schema_differences};
 use crate::schema::{Schema, Table};
 use crate::sqltext::{display_ident, quote_ident};
 
-/// A copy of the snapshot at `dest` with `statements` applied in one
-/// transaction, every page in the file itself (no WAL left). The snapshot
-/// is a complete file that nothing writes (a backup-API copy, opened
-/// read-only ever since), so a plain file copy is a consistent one — and
-/// several times faster than SQLite's page-by-page backup.
+/// The snapshot with `statements` applied in one transaction, at `dest`:
+/// an overlay of the snapshot ([`crate::overlay`]), so only the pages the
+/// statements write are written (to `dest`), and every other page this
+/// process reads there is the snapshot's own. The snapshot itself is
+/// opened read-only and never written.
 pub fn rehearse(snapshot: &Path, dest: &Path, statements: &[String]) -> Result<()> {
-    let _ = std::fs::remove_file(dest);
-    if let Err(e) = std::fs::copy(snapshot, dest) {
-        let _ = std::fs::remove_file(dest);
-        if e.kind() == std::io::ErrorKind::StorageFull {
-            return Err(crate::error::no_space(dest, e));
-        }
-        return Err(anyhow::Error::new(e).context(format!(
-            "copying the snapshot to {} for the rehearsal",
-            dest.display()
-        )));
-    }
+    crate::overlay::remove(dest);
+    crate::overlay::create(snapshot, dest)
+        .with_context(|| format!("making {} for the rehearsal", dest.display()))?;
     let conn = Connection::open(dest)?;
+    // A scratch file, validated and never deployed (production gets the
+    // statements): its journal stays in memory and nothing is synced.
+    conn.query_row("PRAGMA journal_mode = MEMORY", [], |_| Ok(()))?;
     let tx = conn.unchecked_transaction()?;
     for s in statements {
         tx.execute_batch(s)
             .with_context(|| format!("rehearsing {s}"))?;
     }
     tx.commit()?;
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-    // A scratch file: validated, never deployed (production gets the
-    // statements), so it needs no fsync.
     conn.close().map_err(|(_, e)| e)?;
     Ok(())
 }
@@ -84,7 +76,7 @@ pub fn validate(
     let mut problems = proof.problems.clone();
     let (tables, rows_problems) = rewritten_rows(snapshot, rehearsal, plan, fast)?;
     problems.extend(rows_problems);
-    let (integrity, indexes_checked) = changed_structure(&reh, &schema, &proof.changed_tables)?;
+    let (integrity, indexes_checked) = changed_structure(&reh, &schema, &proof)?;
     // The same exact matching as the rebuild's validation (an old orphan
     // without a rowid never hides a new one), under the new table names.
     let touched = touched_tables(&before, &schema, fast, &proof.changed_tables);
@@ -124,41 +116,49 @@ pub fn validate(
     })
 }
 
-/// `quick_check` and the index verification of the tables whose trees
-/// changed (the others are the snapshot's, which passed `quick_check` as
-/// the backup): (problems, indexes verified).
+/// The structure of what the statements built: a table whose own tree
+/// changed gets `quick_check` and the verification of all its indexes; a
+/// kept table (its tree the snapshot's, which passed `quick_check` as the
+/// backup) only the verification of its new indexes against it. Returns
+/// (problems, indexes verified).
 fn changed_structure(
     conn: &Connection,
     schema: &Schema,
-    tables: &std::collections::BTreeSet<String>,
+    proof: &pageproof::Proof,
 ) -> Result<(Vec<String>, usize)> {
     let mut problems = Vec::new();
-    for t in tables {
+    let rebuilt = |table: &str| proof.changed_trees.contains(&table.to_lowercase());
+    for t in proof.changed_tables.iter().filter(|t| rebuilt(t)) {
         problems.extend(check::quick_check_of(conn, t)?);
     }
+    let changed = |t: &str| {
+        proof
+            .changed_tables
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(t))
+    };
     let only = Schema {
         tables: schema
             .tables
             .iter()
-            .filter(|t| tables.iter().any(|n| n.eq_ignore_ascii_case(&t.name)))
+            .filter(|t| changed(&t.name))
+            .cloned()
+            .collect(),
+        indexes: schema
+            .indexes
+            .iter()
+            .filter(|i| {
+                changed(&i.table)
+                    && (rebuilt(&i.table) || proof.changed_trees.contains(&i.name.to_lowercase()))
+            })
             .cloned()
             .collect(),
         ..schema.clone()
     };
-    let checked = only
-        .indexes
-        .iter()
-        .filter(|i| only.table(&i.table).is_some())
-        .count();
     problems.extend(indexcheck::verify(conn, &only)?);
-    Ok((problems, checked))
+    Ok((problems, only.indexes.len()))
 }
 
-/// The tables (rehearsal names) where a foreign-key violation could be new:
-/// new tables, tables whose trees changed (rows rewritten, indexes made),
-/// tables whose foreign keys differ from the snapshot's (renames mapped),
-/// and every table referencing a changed, renamed or dropped one. A table
-/// that only gained a column without a reference, or a view, is not one.
 fn touched_tables(
     before: &Schema,
     after: &Schema,
@@ -323,7 +323,16 @@ mod tests {
         )
         .unwrap();
         assert!(report.ok, "{:?}", report.problems);
-        assert!(report.pages_compared.unwrap() > 5, "{report:?}");
+        // Only the pages the statements wrote were compared, the snapshot
+        // itself was not written, and the rehearsal is the snapshot's size.
+        let pages = std::fs::metadata(&snap).unwrap().len() / 4096;
+        let compared = report.pages_compared.unwrap();
+        assert!(
+            compared >= 1 && compared < pages / 2,
+            "{compared} of {pages}"
+        );
+        assert!(crate::overlay::is_overlay(&reh));
+        assert_eq!(std::fs::metadata(&reh).unwrap().len(), pages * 4096);
         // Only the schema changed: nothing but sqlite_schema was walked.
         assert_eq!(report.indexes_checked, 0);
     }
@@ -436,46 +445,58 @@ mod tests {
         assert!(!report.ok);
     }
 
-    #[test]
-    fn a_flipped_byte_in_a_table_page_fails_the_page_proof() {
-        let (_dir, snap, reh) = rehearsed();
-        let conn = open_ro(&reh).unwrap();
+    /// Flips one bit near the end of the last page of table `t`, in the
+    /// rehearsal as an overlay or, `materialized`, as a plain file.
+    fn flip_a_byte_of_t(reh: &Path, materialized: bool) {
+        let conn = open_ro(reh).unwrap();
         let page: i64 = conn
             .query_row("SELECT max(pageno) FROM dbstat WHERE name = 't'", [], |r| {
                 r.get(0)
             })
             .unwrap();
-        let size: i64 = conn
-            .query_row("PRAGMA page_size", [], |r| r.get(0))
-            .unwrap();
         drop(conn);
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .read(true)
-            .open(&reh)
-            .unwrap();
-        let at = ((page - 1) * size + size - 10) as u64;
+        let at = page as u64 * 4096 - 10;
         let mut byte = [0u8; 1];
-        file.read_exact_at(&mut byte, at).unwrap();
-        byte[0] ^= 0x20;
-        file.write_all_at(&byte, at).unwrap();
-        drop(file);
-        let report = validate(
-            &snap,
-            &reh,
-            &Schema::load(&reh).unwrap(),
-            &Plan::default(),
-            &InPlace::default(),
-        )
-        .unwrap();
-        assert!(
-            report
-                .problems
-                .iter()
-                .any(|p| p.contains("differs from the snapshot") && p.contains("table t")),
-            "{:?}",
-            report.problems
-        );
-        assert!(!report.ok, "{:?}", report.problems);
+        if materialized {
+            assert!(crate::overlay::materialize(reh).unwrap());
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .read(true)
+                .open(reh)
+                .unwrap();
+            file.read_exact_at(&mut byte, at).unwrap();
+            byte[0] ^= 0x20;
+            file.write_all_at(&byte, at).unwrap();
+        } else {
+            let view = crate::overlay::view(reh).unwrap();
+            view.read_exact_at(&mut byte, at).unwrap();
+            byte[0] ^= 0x20;
+            view.write_at(&byte, at).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_in_a_table_page_fails_the_page_proof() {
+        for materialized in [false, true] {
+            let (_dir, snap, reh) = rehearsed();
+            flip_a_byte_of_t(&reh, materialized);
+            let report = validate(
+                &snap,
+                &reh,
+                &Schema::load(&reh).unwrap(),
+                &Plan::default(),
+                &InPlace::default(),
+            )
+            .unwrap();
+            assert!(
+                report
+                    .problems
+                    .iter()
+                    .any(|p| p.contains("differs from the snapshot") && p.contains("table t")),
+                "materialized {materialized}: {:?}",
+                report.problems
+            );
+            assert!(!report.ok, "{:?}", report.problems);
+        }
     }
 }

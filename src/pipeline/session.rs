@@ -463,6 +463,14 @@ impl Run {
         if self.opts.dry_run && !self.opts.keep_files {
             self.drop_copies();
         }
+        // A rehearsal left in the run directory (kept, or not deployed)
+        // becomes the complete database it stands for.
+        if let Some(m) = &self.migrated
+            && let Err(e) = crate::overlay::materialize(m)
+        {
+            self.log
+                .line(&format!("  could not complete {}: {e:#}", m.display()));
+        }
         let Some(report) = &self.summary.report else {
             return;
         };
@@ -823,7 +831,7 @@ impl Run {
         Ok(())
     }
 
-    /// Steps 6–7: the migration applied to a copy of the snapshot when it
+    /// Steps 6–7: the migration applied over the snapshot when it
     /// can be made in place (see [`fastpath`]); otherwise a fresh database
     /// from the source schema with the production data copied in.
     pub fn copy(&mut self, plan: &Plan, snapshot: &Db, source: &Schema) -> Result<Db> {
@@ -868,7 +876,7 @@ impl Run {
         }
     }
 
-    /// Applies `statements` to a copy of the snapshot; `None` (the run
+    /// Applies `statements` over the snapshot; `None` (the run
     /// rebuilds) when SQLite refuses them or the result is not the source;
     /// an error, as for the rebuild, when a view of the source does not
     /// work.
@@ -889,7 +897,7 @@ impl Run {
                 // rebuild (rebuilding would not make it work).
                 copy::check_views(&crate::db::open_readonly(&out)?, source)?;
                 self.log.line(&format!(
-                    "  rehearsed {} statement(s) on a copy of the snapshot in {:.2}s",
+                    "  rehearsed {} statement(s) over the snapshot in {:.2}s",
                     statements.len(),
                     started.elapsed().as_secs_f64()
                 ));
@@ -914,6 +922,7 @@ impl Run {
         self.log.line(&format!(
             "  path: rebuild (the in-place rehearsal failed: {why})"
         ));
+        crate::overlay::forget(&out);
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let mut p = out.as_os_str().to_owned();
             p.push(suffix);
@@ -1137,6 +1146,7 @@ impl Run {
             started.elapsed().as_secs_f64()
         ));
         // Its content is production's now; the backup is the lasting copy.
+        crate::overlay::forget(validated.path());
         for suffix in ["", "-wal", "-shm"] {
             let mut p = validated.path().as_os_str().to_owned();
             p.push(suffix);
@@ -1222,6 +1232,8 @@ impl Run {
             ))),
             Role::Migrated if !self.validated => {
                 self.fast_spoiled.store(true, Ordering::SeqCst);
+                // What the recipe does to it is deployed whole: a plain file.
+                crate::overlay::materialize(&db.path)?;
                 let (snap, _) = self.snapshot.as_ref().context("no snapshot")?;
                 copy::open_scratch(&db.path, snap)
             }

@@ -72,7 +72,7 @@ impl Report {
             // only the tables DROP COLUMN rewrote are.
             Some(pages) => {
                 let pages = format!(
-                    "{pages} page(s) compared with the snapshot (every kept table and index unchanged)"
+                    "{pages} page(s) written, compared with the snapshot's (every kept table and index unchanged)"
                 );
                 if self.tables.is_empty() {
                     pages
@@ -84,7 +84,7 @@ impl Report {
         };
         let checked = match self.pages_compared {
             Some(_) => format!(
-                "the backup's quick_check; the changed tables' quick_check + {} index(es) verified",
+                "the backup's quick_check; rebuilt tables' quick_check + {} new or rebuilt index(es) verified",
                 self.indexes_checked
             ),
             None => format!("quick_check + {} index(es) verified", self.indexes_checked),
