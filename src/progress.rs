@@ -1,12 +1,15 @@
 //! Progress bars on standard error, only when it is a terminal and the run
-//! is not `--quiet`; with the rate and the time left.
+//! is not `--quiet`; with the rate and the time left. A bar is cleared when
+//! done, or dropped (an error), so the log lines stay readable.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{
+    HumanCount, ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressState, ProgressStyle,
+};
 use rusqlite::Connection;
 
 /// True when progress bars should be drawn.
@@ -25,7 +28,7 @@ pub struct RowsBar {
 /// A bar for copying `rows` rows of `table`; hidden when `show` is false.
 pub fn rows_bar(show: bool, table: &str, rows: i64) -> RowsBar {
     let bar = show.then(|| {
-        let bar = ProgressBar::hidden();
+        let bar = ProgressBar::hidden().with_finish(ProgressFinish::AndClear);
         bar.set_length(u64::try_from(rows).unwrap_or(0));
         show_rows(&bar, table);
         bar
@@ -38,9 +41,13 @@ pub fn rows_bar(show: bool, table: &str, rows: i64) -> RowsBar {
 pub fn show_rows(bar: &ProgressBar, label: &str) {
     bar.set_style(
         ProgressStyle::with_template(
-            "  {prefix:24} [{bar:30}] {pos:>10}/{len} rows {per_sec} {elapsed} eta {eta}",
+            "  {prefix:24} [{bar:30}] {pos:>10}/{len} rows {rate} {elapsed} eta {eta}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
+        // Whole rows a second (`per_sec` shows four decimals).
+        .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{}/s", HumanCount(s.per_sec() as u64));
+        })
         .progress_chars("=> "),
     );
     bar.set_prefix(label.to_string());
@@ -132,7 +139,8 @@ impl RowsBar {
 /// A bar for a transfer of `bytes` bytes (backups, snapshots, uploads).
 pub fn bytes_bar(show: bool, label: &str, bytes: u64) -> Option<ProgressBar> {
     show.then(|| {
-        let bar = ProgressBar::with_draw_target(Some(bytes), ProgressDrawTarget::stderr());
+        let bar = ProgressBar::with_draw_target(Some(bytes), ProgressDrawTarget::stderr())
+            .with_finish(ProgressFinish::AndClear);
         bar.set_style(
             ProgressStyle::with_template(
                 "  {prefix:24} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
