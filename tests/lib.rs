@@ -21,6 +21,7 @@ mod json_doc;
 mod litestream;
 mod live_app;
 mod migrate;
+mod progress_bars;
 mod quickstart;
 mod recipe_checks;
 mod recipes;

@@ -85,6 +85,18 @@ pub fn register(conn: &Connection) -> Result<()> {
 /// so a wide table is summed by several calls in the same scan.
 pub const GROUP: usize = 100;
 
+/// The one `SELECT` of [`table_sums`].
+pub fn sums_sql(from: &str, keys: &[String], values: &[String]) -> String {
+    let mut select = vec!["count(*)".to_string()];
+    for group in values.chunks(GROUP) {
+        let mut args = vec![keys.len().to_string()];
+        args.extend(keys.iter().cloned());
+        args.extend(group.iter().cloned());
+        select.push(format!("{FUNCTION}({})", args.join(", ")));
+    }
+    format!("SELECT {} FROM {from}", select.join(", "))
+}
+
 /// Row count and one checksum per value expression for `FROM {from}`:
 /// `keys` identify a row (e.g. `rowid`), `values` are SQL expressions. One
 /// scan of the table, however many columns it has.
@@ -94,16 +106,7 @@ pub fn table_sums(
     keys: &[String],
     values: &[String],
 ) -> Result<(i64, Vec<u64>)> {
-    let mut calls = Vec::new();
-    for group in values.chunks(GROUP) {
-        let mut args = vec![keys.len().to_string()];
-        args.extend(keys.iter().cloned());
-        args.extend(group.iter().cloned());
-        calls.push(format!("{FUNCTION}({})", args.join(", ")));
-    }
-    let mut select = vec!["count(*)".to_string()];
-    select.extend(calls);
-    let sql = format!("SELECT {} FROM {from}", select.join(", "));
+    let sql = sums_sql(from, keys, values);
     let groups: Vec<&[String]> = values.chunks(GROUP).collect();
     let (count, sums) = conn
         .query_row(&sql, [], |r| {

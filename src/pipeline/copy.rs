@@ -470,12 +470,24 @@ pub fn check_views(conn: &Connection, source: &Schema) -> Result<()> {
 
 /// Creates indexes, views and triggers (after the data), then sets the
 /// header values from the source. A UNIQUE index that the data violates is
-/// refused with the duplicate keys.
-pub fn finish_schema(conn: &Connection, source: &Schema, settings: FileSettings) -> Result<()> {
+/// refused with the duplicate keys. With `progress`, each index build of a
+/// table `copied` put rows in shows a bar.
+pub fn finish_schema(
+    conn: &mut Connection,
+    source: &Schema,
+    settings: FileSettings,
+    copied: &CopyStats,
+    progress: bool,
+) -> Result<()> {
     conn.execute_batch("BEGIN")?;
     for i in source.indexes.iter().filter(|i| i.is_explicit()) {
         let Some(sql) = &i.raw_sql else { continue };
-        if let Err(e) = conn.execute_batch(sql) {
+        let rows = copied
+            .tables
+            .iter()
+            .find(|(t, _, _)| t.eq_ignore_ascii_case(&i.table))
+            .map_or(0, |(_, rows, _)| *rows);
+        if let Err(e) = create_index(conn, &i.name, sql, rows, progress) {
             let _ = conn.execute_batch("ROLLBACK");
             let dups = duplicate_keys(conn, sql, &i.table).unwrap_or_default();
             return Err(aborted(format!(
@@ -518,6 +530,39 @@ pub fn finish_schema(conn: &Connection, source: &Schema, settings: FileSettings)
         })?;
     }
     Ok(())
+}
+
+/// One `CREATE INDEX` on a table of `rows` rows, with a bar whose progress
+/// is estimated from SQLite's progress handler: the steps of the program's
+/// loops (the table scan, then the sorted insert) per row. The bar stands
+/// still while SQLite sorts, between the two.
+fn create_index(
+    conn: &mut Connection,
+    name: &str,
+    sql: &str,
+    rows: i64,
+    progress: bool,
+) -> rusqlite::Result<()> {
+    let per_row = match progress && rows > 0 {
+        true => crate::progress::ops_per_row(conn, sql).ok(),
+        false => None,
+    };
+    let Some(per_row) = per_row else {
+        return conn.execute_batch(sql);
+    };
+    let bar = crate::progress::rows_bar(true, &format!("index {name}"), rows);
+    let mut counter = bar.clone();
+    conn.progress_handler(
+        1000,
+        Some(move || {
+            counter.tick_ops(1000, per_row);
+            crate::interrupt::pending().is_some()
+        }),
+    )?;
+    let result = conn.execute_batch(sql);
+    conn.progress_handler(10_000, Some(|| crate::interrupt::pending().is_some()))?;
+    bar.finish();
+    result
 }
 
 /// Closes the migrated database and makes it durable.

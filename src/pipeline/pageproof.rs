@@ -191,10 +191,15 @@ fn differing_files(a: &Path, b: &Source, page_size: u64) -> Result<(u64, BTreeSe
     let chunk = (4 << 20) / page_size as usize * page_size as usize;
     let (mut ba, mut bb) = (vec![0u8; chunk], vec![0u8; chunk]);
     let (mut page, mut differ) = (1i64, BTreeSet::new());
+    let size = fa.metadata()?.len().max(fb.metadata()?.len());
+    let bar = crate::progress::bytes_bar(crate::progress::enabled(), "page comparison", size);
     loop {
         let na = read_full(&mut fa, &mut ba)?;
         let nb = read_full(&mut fb, &mut bb)?;
         if na == 0 && nb == 0 {
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
             return Ok(((page - 1) as u64, differ));
         }
         let n = na.max(nb);
@@ -205,6 +210,9 @@ fn differing_files(a: &Path, b: &Source, page_size: u64) -> Result<(u64, BTreeSe
             }
         }
         page += (n / page_size as usize) as i64;
+        if let Some(bar) = &bar {
+            bar.inc(n as u64);
+        }
     }
 }
 

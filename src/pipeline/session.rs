@@ -946,6 +946,7 @@ impl Run {
             validate::spawn_snapshot_sums(plan, &snapshot.path),
         ));
         let mut conn = copy::create_tables(source, settings, &out, &snapshot.path)?;
+        let progress = crate::progress::enabled();
         let stats = copy::copy_data(
             &mut conn,
             plan,
@@ -953,9 +954,9 @@ impl Run {
             source,
             &snapshot.path,
             &self.dir,
-            crate::progress::enabled(),
+            progress,
         )?;
-        copy::finish_schema(&conn, source, settings)?;
+        copy::finish_schema(&mut conn, source, settings, &stats, progress)?;
         copy::close_durably(conn, &out)?;
         let rows: i64 = stats.tables.iter().map(|(_, r, _)| r).sum();
         self.log.line(&format!(

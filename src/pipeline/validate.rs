@@ -13,6 +13,7 @@ use std::thread;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
+use indicatif::{ProgressBar, ProgressFinish};
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
@@ -21,6 +22,7 @@ use crate::pipeline::check::{self, FkViolation};
 use crate::pipeline::checksum;
 use crate::pipeline::indexcheck;
 use crate::pipeline::plan::{ColumnSource, Fill, Plan, TablePlan};
+use crate::progress::{StatementRows, ops_per_row};
 use crate::schema::Schema;
 use crate::sqltext::{display_ident, quote_ident};
 
@@ -160,9 +162,11 @@ fn jobs(plan: &Plan) -> Vec<TableJob<'_>> {
 
 /// The snapshot's side of validation, from the plan alone: row counts and
 /// the checksum of every copied column. It reads only the snapshot, so it can
-/// run on another core while the copy builds the new file.
+/// run on another core while the copy builds the new file. At a terminal it
+/// counts the rows it scans on a bar that stays hidden until validation
+/// shows it ([`show_bar`]).
 pub fn spawn_snapshot_sums(plan: &Plan, snapshot: &Path) -> SnapshotSums {
-    let work: Vec<(String, Vec<String>, Vec<String>)> = jobs(plan)
+    let work: Vec<ScanWork> = jobs(plan)
         .iter()
         .map(|j| {
             let from = j.tp.from.clone().unwrap_or_default();
@@ -171,27 +175,68 @@ pub fn spawn_snapshot_sums(plan: &Plan, snapshot: &Path) -> SnapshotSums {
             } else {
                 j.tp.source_key.clone()
             };
-            (from, key, j.snap_vals.clone())
+            (from, key, j.snap_vals.clone(), rows_of(j))
         })
         .collect();
-    SnapshotSums(scan(snapshot.to_path_buf(), work))
+    let bar = crate::progress::enabled()
+        .then(|| ProgressBar::hidden().with_finish(ProgressFinish::AndClear));
+    SnapshotSums(scan(snapshot.to_path_buf(), work, bar.clone()), bar)
 }
 
-/// Snapshot checksums being computed on another thread.
-pub struct SnapshotSums(thread::JoinHandle<Result<Vec<TableSums>>>);
+/// Snapshot checksums being computed on another thread, and their bar.
+pub struct SnapshotSums(
+    thread::JoinHandle<Result<Vec<TableSums>>>,
+    Option<ProgressBar>,
+);
+
+/// What a scan hashes of one table: its name, key, values and row count.
+type ScanWork = (String, Vec<String>, Vec<String>, u64);
+
+fn rows_of(job: &TableJob<'_>) -> u64 {
+    u64::try_from(job.tp.rows).unwrap_or(0)
+}
 
 fn scan(
     path: PathBuf,
-    work: Vec<(String, Vec<String>, Vec<String>)>,
+    work: Vec<ScanWork>,
+    bar: Option<ProgressBar>,
 ) -> thread::JoinHandle<Result<Vec<TableSums>>> {
     thread::spawn(move || -> Result<Vec<TableSums>> {
-        let conn = open_ro(&path)?;
+        let mut conn = open_ro(&path)?;
         work.into_iter()
-            .map(|(table, key, vals)| {
-                checksum::table_sums(&conn, &format!("main.{}", quote_ident(&table)), &key, &vals)
+            .map(|(table, key, vals, rows)| {
+                let from = format!("main.{}", quote_ident(&table));
+                let Some(bar) = &bar else {
+                    return checksum::table_sums(&conn, &from, &key, &vals);
+                };
+                // Every 1,000 steps of SQLite's virtual machine, the rows
+                // they stand for go on the bar: the hashing loop itself is
+                // not touched.
+                let sql = checksum::sums_sql(&from, &key, &vals);
+                let counter = StatementRows::new(bar, rows, ops_per_row(&conn, &sql)?);
+                let ticks = counter.clone();
+                conn.progress_handler(
+                    1000,
+                    Some(move || {
+                        ticks.tick_ops(1000);
+                        false
+                    }),
+                )?;
+                let sums = checksum::table_sums(&conn, &from, &key, &vals);
+                conn.progress_handler(1000, None::<fn() -> bool>)?;
+                counter.finish();
+                sums
             })
             .collect()
     })
+}
+
+/// Shows the bar of a validation's scans (both sides of `checked`).
+fn show_bar(bar: &Option<ProgressBar>, checked: &[TableJob<'_>]) {
+    if let Some(bar) = bar {
+        bar.set_length(2 * checked.iter().map(rows_of).sum::<u64>());
+        crate::progress::show_rows(bar, "checksums (both sides)");
+    }
 }
 
 fn join(h: thread::JoinHandle<Result<Vec<TableSums>>>) -> Result<Vec<TableSums>> {
@@ -213,13 +258,13 @@ pub fn validate(
     snapshot_sums: Option<SnapshotSums>,
 ) -> Result<Report> {
     let start = Instant::now();
-    let snap_thread = snapshot_sums
-        .unwrap_or_else(|| spawn_snapshot_sums(plan, snapshot))
-        .0;
+    let SnapshotSums(snap_thread, bar) =
+        snapshot_sums.unwrap_or_else(|| spawn_snapshot_sums(plan, snapshot));
     let checked = jobs(plan);
+    show_bar(&bar, &checked);
     // The result and its structure (quick_check plus every index against its
     // table) are scanned at the same time.
-    let new_thread = scan(migrated.to_path_buf(), result_work(&checked));
+    let new_thread = scan(migrated.to_path_buf(), result_work(&checked), bar.clone());
     let structure_thread = spawn_structure_check(migrated.to_path_buf());
 
     let result_conn = open_ro(migrated)?;
@@ -229,6 +274,9 @@ pub fn validate(
 
     let snap = join(snap_thread).context("scanning the snapshot")?;
     let new = join(new_thread).context("scanning the migrated database")?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
     let (integrity, indexes_checked) = structure_thread
         .join()
         .map_err(|_| anyhow!("the integrity thread panicked"))?
@@ -265,16 +313,17 @@ pub fn compare_rows(
     snapshot: &Path,
     migrated: &Path,
 ) -> Result<(Vec<TableCheck>, Vec<String>)> {
-    let snap_thread = spawn_snapshot_sums(plan, snapshot).0;
+    let SnapshotSums(snap_thread, bar) = spawn_snapshot_sums(plan, snapshot);
     let checked = jobs(plan);
-    let new = join(scan(migrated.to_path_buf(), result_work(&checked)))
+    show_bar(&bar, &checked);
+    let new = join(scan(migrated.to_path_buf(), result_work(&checked), bar))
         .context("scanning the migrated database")?;
     let snap = join(snap_thread).context("scanning the snapshot")?;
     Ok(compare_tables(&checked, &snap, &new, &[]))
 }
 
 /// What the result's scan hashes: per table, its key and its values.
-fn result_work(checked: &[TableJob<'_>]) -> Vec<(String, Vec<String>, Vec<String>)> {
+fn result_work(checked: &[TableJob<'_>]) -> Vec<ScanWork> {
     checked
         .iter()
         .map(|j| {
@@ -284,7 +333,7 @@ fn result_work(checked: &[TableJob<'_>]) -> Vec<(String, Vec<String>, Vec<String
                 .chain(j.conv.iter().map(|(n, _)| n))
                 .map(|n| quote_ident(n))
                 .collect();
-            (j.tp.table.clone(), j.tp.key.clone(), vals)
+            (j.tp.table.clone(), j.tp.key.clone(), vals, rows_of(j))
         })
         .collect()
 }

@@ -9,6 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use indicatif::ProgressBar;
+use rusqlite::backup::Progress;
 use rusqlite::{Connection, MAIN_DB};
 use sha2::{Digest, Sha256};
 
@@ -42,11 +44,44 @@ pub fn copy_consistent(src: &Path, dest: &Path) -> Result<()> {
 
 /// The online backup of `conn`'s main database (which is `src`) into `dest`
 /// (see [`write_durably`]).
+/// With a progress bar (bytes: pages × page size) at a terminal.
 pub fn backup_api_copy(conn: &Connection, src: &Path, dest: &Path) -> Result<()> {
     write_durably(src, dest, |tmp| {
-        conn.backup(MAIN_DB, tmp, None::<fn(rusqlite::backup::Progress)>)
-            .map_err(anyhow::Error::new)
+        let bar = crate::progress::bytes_bar(crate::progress::enabled(), &label(dest), 0);
+        backup_into(conn, tmp, bar.as_ref(), &|| ())?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        Ok(())
     })
+}
+
+/// The backup itself: rusqlite's `Connection::backup` (100 pages a step;
+/// inside the caller's read transaction, if any, every step reads the same
+/// snapshot), moving `bar` and calling `after_step` after each step.
+fn backup_into(
+    conn: &Connection,
+    to: &Path,
+    bar: Option<&ProgressBar>,
+    after_step: &dyn Fn(),
+) -> Result<()> {
+    let page_size: i64 = conn.query_row("PRAGMA main.page_size", [], |r| r.get(0))?;
+    let page_size = page_size.max(0) as u64;
+    let step = |p: Progress| {
+        if let Some(bar) = bar {
+            let (total, left) = (p.pagecount.max(0) as u64, p.remaining.max(0) as u64);
+            bar.set_length(total * page_size);
+            bar.set_position((total - left.min(total)) * page_size);
+        }
+        after_step();
+    };
+    Ok(conn.backup(MAIN_DB, to, Some(step))?)
+}
+
+/// The name a copy's progress bar shows: the file's.
+fn label(dest: &Path) -> String {
+    dest.file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned())
 }
 
 /// The first `len` bytes of `src` copied into `dest` by the kernel
@@ -57,10 +92,7 @@ pub fn backup_api_copy(conn: &Connection, src: &Path, dest: &Path) -> Result<()>
 pub fn raw_copy(src: &Path, len: u64, dest: &Path) -> Result<()> {
     write_durably(src, dest, |tmp| {
         let (mut from, mut to) = (File::open(src)?, OpenOptions::new().write(true).open(tmp)?);
-        let label = dest
-            .file_name()
-            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
-        let bar = crate::progress::bytes_bar(crate::progress::enabled(), &label, len);
+        let bar = crate::progress::bytes_bar(crate::progress::enabled(), &label(dest), len);
         let mut copied = 0;
         while copied < len {
             let n = std::io::copy(&mut (&mut from).take(RAW_CHUNK.min(len - copied)), &mut to)?;
@@ -182,5 +214,108 @@ mod tests {
             1,
             "only src"
         );
+    }
+
+    /// A WAL-mode database of 3,000 rows of 1 KB (about 800 pages, several
+    /// backup steps), half of them still in the WAL of `app`, which stays
+    /// open (so nothing checkpoints them into the file).
+    fn wal_db(dir: &Path) -> (PathBuf, Connection) {
+        let src = dir.join("src.db");
+        let app = Connection::open(&src).unwrap();
+        app.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; CREATE TABLE t(a);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500)
+             INSERT INTO t SELECT randomblob(1000) FROM n;
+             PRAGMA wal_checkpoint(TRUNCATE);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500)
+             INSERT INTO t SELECT randomblob(1000) FROM n;",
+        )
+        .unwrap();
+        (src, app)
+    }
+
+    /// The rows of `t` in rowid order, hashed.
+    fn content(path: &Path) -> String {
+        let conn = Connection::open(path).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT rowid, a FROM t ORDER BY rowid")
+            .unwrap();
+        let mut rows = stmt.query([]).unwrap();
+        let mut h = Sha256::new();
+        while let Some(r) = rows.next().unwrap() {
+            h.update(r.get::<_, i64>(0).unwrap().to_le_bytes());
+            h.update(r.get::<_, Vec<u8>>(1).unwrap());
+        }
+        hex::encode(h.finalize())
+    }
+
+    fn integrity(path: &Path) -> String {
+        Connection::open(path)
+            .unwrap()
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Backs `src` up into `dest` through `reader` with a (hidden) bar,
+    /// while `app` commits a change after the first step: (steps, bar).
+    fn backup_with_a_commit_between_steps(
+        reader: &Connection,
+        app: &Connection,
+        dest: &Path,
+    ) -> (usize, ProgressBar) {
+        let bar = ProgressBar::hidden();
+        let steps = std::cell::Cell::new(0);
+        backup_into(reader, dest, Some(&bar), &|| {
+            steps.set(steps.get() + 1);
+            if steps.get() == 1 {
+                app.execute_batch(
+                    "DELETE FROM t WHERE rowid % 7 = 0; INSERT INTO t VALUES (x'00');",
+                )
+                .unwrap();
+            }
+        })
+        .unwrap();
+        (steps.get(), bar)
+    }
+
+    #[test]
+    fn a_wal_backup_in_steps_inside_a_read_transaction_is_the_snapshot_despite_a_commit_between_steps()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, app) = wal_db(dir.path());
+        let before = content(&src);
+        let dest = dir.path().join("copy.db");
+        // As `LiveDb::copy_to` does: one read transaction around the copy.
+        let reader = db::open_readonly(&src).unwrap();
+        reader
+            .execute_batch("BEGIN; SELECT count(*) FROM sqlite_schema;")
+            .unwrap();
+        let (steps, bar) = backup_with_a_commit_between_steps(&reader, &app, &dest);
+        reader.execute_batch("COMMIT").unwrap();
+        assert!(steps > 3, "{steps} step(s)");
+        assert_ne!(content(&src), before, "the commit reached the source");
+        assert_eq!(content(&dest), before, "the copy is the snapshot read");
+        assert_eq!(integrity(&dest), "ok");
+        let size = std::fs::metadata(&dest).unwrap().len();
+        assert_eq!(
+            (bar.position(), bar.length()),
+            (size, Some(size)),
+            "the bar counts the copy's bytes"
+        );
+    }
+
+    #[test]
+    fn a_wal_backup_without_a_read_transaction_restarts_after_a_commit_and_copies_the_new_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, app) = wal_db(dir.path());
+        let before = content(&src);
+        let dest = dir.path().join("copy.db");
+        let reader = db::open_readonly(&src).unwrap();
+        let (steps, _) = backup_with_a_commit_between_steps(&reader, &app, &dest);
+        assert!(steps > 3, "{steps} step(s)");
+        let after = content(&src);
+        assert_ne!(after, before);
+        assert_eq!(content(&dest), after, "never a mix of the two");
+        assert_eq!(integrity(&dest), "ok");
     }
 }
