@@ -985,3 +985,82 @@ fn an_application_writing_all_along_stops_an_approved_drop_with_exit_3() {
     let kept = column(&prod, "SELECT count(*) FROM notes WHERE body = 'live'");
     assert_eq!(kept, vec![acked.len().to_string()]);
 }
+
+/// The run directory of the workspace's only run.
+fn only_run_dir(ws: &Workspace) -> std::path::PathBuf {
+    let runs: Vec<_> = std::fs::read_dir(ws.path(".sqlmorph/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs[0].clone()
+}
+
+#[test]
+fn a_kept_in_place_dry_run_leaves_the_complete_migrated_database() {
+    // The rehearsal is an overlay of the snapshot inside the sqlmorph
+    // process; the file it leaves must be a database anyone can open, with
+    // production's journal mode, rows and the new schema.
+    let (ws, prod) = setup(
+        PROD,
+        &source(&[
+            USERS,
+            NOTES,
+            INDEX,
+            VIEW,
+            TRIGGER,
+            "CREATE VIEW names AS SELECT name FROM users;",
+        ]),
+    );
+    rusqlite::Connection::open(&prod)
+        .unwrap()
+        .query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+        .unwrap();
+    let out = run_migration(&ws, None, &["--dry-run", "--yes", "--keep-files"]);
+    assert_code(&out, 0);
+    assert_eq!(path_of(&out), "in place", "{}", stdout_of(&out));
+    let migrated = only_run_dir(&ws).join("migrated.sqlite3");
+    let conn = rusqlite::Connection::open(&migrated).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    drop(conn);
+    assert_eq!(column(&migrated, "SELECT count(*) FROM names"), vec!["3"]);
+    assert_eq!(data(&migrated), data(&prod));
+}
+
+#[test]
+fn an_in_place_run_leaves_the_backup_exactly_production_before_it() {
+    // The rehearsal reads the snapshot, which is the backup's file: the
+    // statements must never reach it.
+    let (ws, prod) = setup(
+        PROD,
+        &source(&[
+            USERS,
+            NOTES,
+            INDEX,
+            VIEW,
+            TRIGGER,
+            "CREATE INDEX users_age ON users(age);",
+            "CREATE TABLE tags(label TEXT);",
+        ]),
+    );
+    let before = sha256_file(&prod);
+    let out = run_migration(&ws, None, &["--yes"]);
+    assert_code(&out, 0);
+    assert_eq!(path_of(&out), "in place", "{}", stdout_of(&out));
+    let backups: Vec<_> = std::fs::read_dir(ws.path("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sqlite3"))
+        .collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert_eq!(sha256_file(&backups[0]), before);
+    assert_eq!(column(&prod, "SELECT count(*) FROM tags"), vec!["0"]);
+    assert_sound(&ws);
+}
