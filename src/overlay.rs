@@ -281,11 +281,90 @@ impl View {
         self.0.read(buf, at)
     }
 
+    /// True when the database is shorter than its base (a page-level
+    /// deploy would have to cut production's file).
+    pub fn shrinks(&self) -> bool {
+        self.0
+            .base
+            .metadata()
+            .map_or(true, |m| self.bytes() < m.len())
+    }
+
+    /// Calls `f` with each page that differs from the base, in page order
+    /// but page 1 last, page 1 with the base's journal-mode bytes: written
+    /// over a database whose pages are the base's, they make it this one.
+    /// (Page 1 holds the schema cookie: written first, it would make SQLite
+    /// reload a schema whose new pages are not there yet.)
+    pub fn for_each_changed(&self, f: &mut dyn FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
+        let size = self.0.page_size;
+        let base_len = self.0.base.metadata()?.len();
+        let (mut old, mut new) = (vec![0u8; size as usize], vec![0u8; size as usize]);
+        let mut order = self.written();
+        order.sort_by_key(|&p| (p == 1, p));
+        for p in order {
+            let at = (p - 1) * size;
+            self.0.store.read_exact_at(&mut new, at)?;
+            if p == 1 {
+                new[18..20].copy_from_slice(&self.0.base_versions);
+            }
+            if at + size <= base_len {
+                self.0.base.read_exact_at(&mut old, at)?;
+                if old == new {
+                    continue;
+                }
+            }
+            f(p, &new)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the pages that differ from the base into the database `conn`
+    /// has open (through `sqlite_dbpage`, inside the caller's write
+    /// transaction: SQLite journals them, or appends them to the WAL, as any
+    /// write). When that database's pages are the base's, it becomes this
+    /// one. Returns how many pages were written. After the commit, call
+    /// [`reset_cache`]: the pages went in beside SQLite's b-tree layer.
+    pub fn write_into(&self, conn: &rusqlite::Connection) -> Result<u64> {
+        let mut insert =
+            conn.prepare("INSERT INTO main.sqlite_dbpage(pgno, data) VALUES (?1, ?2)")?;
+        let mut written = 0;
+        self.for_each_changed(&mut |pgno, data| {
+            insert
+                .execute(rusqlite::params![pgno as i64, data])
+                .with_context(|| format!("writing page {pgno}"))?;
+            written += 1;
+            Ok(())
+        })?;
+        Ok(written)
+    }
+
     /// Writes `bytes` at `at` as a connection would (for tests that plant
     /// a change in the rehearsal).
     pub fn write_at(&self, bytes: &[u8], at: u64) -> Result<()> {
         self.0.write(bytes, at)
     }
+}
+
+/// Makes `conn` forget every cached page and its schema, after pages were
+/// written beside its b-tree layer ([`View::write_into`]): its next
+/// statement reads them anew. `conn` must have no transaction open.
+pub fn reset_cache(conn: &rusqlite::Connection) -> Result<()> {
+    // SAFETY: the handle is valid while `conn` is borrowed, this file
+    // control takes no argument, and it is a no-op inside a transaction.
+    let rc = unsafe {
+        ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_RESET_CACHE,
+            std::ptr::null_mut(),
+        )
+    };
+    if rc != ffi::SQLITE_OK {
+        bail!("resetting the page cache failed ({rc})");
+    }
+    // SQLite's documented way to make a connection reload its schema.
+    conn.execute_batch("PRAGMA writable_schema = RESET")?;
+    Ok(())
 }
 
 impl Overlay {

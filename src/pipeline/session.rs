@@ -1174,6 +1174,19 @@ impl Run {
         let history = |conn: &Connection| {
             deploy::insert_history(conn, opts, before, after, plan, Some(backup))
         };
+        // The validated rehearsal with its history row, to be written page
+        // by page if production is still exactly the snapshot.
+        let rehearsal = self.migrated.as_deref();
+        let pages = match rehearsal.zip(rehearsal.and_then(crate::overlay::view)) {
+            Some((path, view)) if crate::target::live::page_writes_available() => {
+                let conn = Connection::open(path)?;
+                let tx = conn.unchecked_transaction()?;
+                history(&tx)?;
+                tx.commit()?;
+                Some(view)
+            }
+            _ => None,
+        };
         // Statements that keep every row may meet rows written since the
         // snapshot; a drop may not (its loss was counted on the snapshot).
         let keeps_rows = fast.in_place.dropped.is_empty() && fast.in_place.rewritten.is_empty();
@@ -1182,6 +1195,7 @@ impl Run {
             schema_hash: &fast.schema_hash,
             schema_before: keeps_rows.then_some(before),
             history: &history,
+            pages: pages.as_ref(),
         };
         self.production.apply_in_place(
             &change,

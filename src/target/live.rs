@@ -19,6 +19,11 @@
 //!   or WAL to make the write all or nothing; the application's connections
 //!   see the old database or the new one (the backup bumps the schema cookie
 //!   so their prepared statements are re-prepared).
+//! * [`Swappable::apply_in_place`] changes production in one write
+//!   transaction under the same checks: the rehearsal's changed pages
+//!   written through `sqlite_dbpage` when nothing committed since the
+//!   baseline (production's pages are then the snapshot's), the statements
+//!   run again otherwise.
 //!
 //! WAL mode: the destination connection takes the write lock (a backup step
 //! of zero pages) and the session connection, which readers may use beside a
@@ -58,6 +63,8 @@ pub struct LiveDb {
     wal_existed: bool,
     shm_existed: bool,
     swapped: bool,
+    /// How the last in-place change went in.
+    applied: Option<Applied>,
 }
 
 /// Production's state at a consistent copy (or right after a swap): the
@@ -82,6 +89,35 @@ pub struct InPlace<'a> {
     /// them). `None`: nothing at all may have been committed since.
     pub schema_before: Option<&'a str>,
     pub history: &'a dyn Fn(&Connection) -> Result<()>,
+    /// The validated rehearsal, its history row already in it: when nothing
+    /// at all committed since the snapshot and this SQLite has
+    /// `sqlite_dbpage`, its changed pages are written instead of running
+    /// the statements again (an index is not built twice, and the write
+    /// lock is held for the time it takes to write them).
+    pub pages: Option<&'a crate::overlay::View>,
+}
+
+/// How an in-place change reached production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The statements ran again in production.
+    Statements,
+    /// The rehearsal's changed pages were written (how many).
+    Pages(u64),
+}
+
+/// True when the bundled SQLite has the `sqlite_dbpage` virtual table
+/// (built with this repository's `.cargo/config.toml`).
+pub fn page_writes_available() -> bool {
+    Connection::open_in_memory()
+        .and_then(|c| {
+            c.query_row(
+                "SELECT count(*) FROM pragma_module_list WHERE name = 'sqlite_dbpage'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .is_ok_and(|n| n == 1)
 }
 
 /// A [`LiveDb`] that may write production: the only type with `swap_in`.
@@ -153,6 +189,7 @@ impl LiveDb {
             wal_existed,
             shm_existed,
             swapped: false,
+            applied: None,
         })
     }
 
@@ -268,9 +305,69 @@ impl LiveDb {
         Ok(())
     }
 
-    /// Inside the write transaction: the compare-and-swap check, the
-    /// statements, the schema check and the history row.
-    fn apply(&self, change: &InPlace<'_>, expected: Baseline) -> Result<()> {
+    /// True when nothing at all committed since `baseline` and the path
+    /// still names the same file: production's pages are the snapshot's.
+    fn untouched_since(&self, baseline: Baseline) -> Result<bool> {
+        Ok(baseline.generation == self.generation
+            && identity(&self.path)? == self.identity
+            && self.data_version()? == baseline.version)
+    }
+
+    /// Inside the write transaction: the rehearsal's pages when production
+    /// is still exactly the snapshot, otherwise the compare-and-swap check,
+    /// the statements, the schema check and the history row.
+    fn apply(&self, change: &InPlace<'_>, expected: Baseline) -> Result<Applied> {
+        if let Some(pages) = change.pages
+            && !pages.shrinks()
+            && page_writes_available()
+            && self.untouched_since(expected)?
+        {
+            return self.write_pages(pages).map(Applied::Pages);
+        }
+        self.run_statements(change, expected)?;
+        Ok(Applied::Statements)
+    }
+
+    /// Writes the rehearsal's changed pages (see
+    /// [`crate::overlay::View::write_into`]): production's pages are the
+    /// snapshot's (checked under this lock), so afterwards it is the
+    /// rehearsal, history row included.
+    fn write_pages(&self, pages: &crate::overlay::View) -> Result<u64> {
+        pages
+            .write_into(&self.conn)
+            .with_context(|| format!("writing the rehearsal's pages into {}", self.path.display()))
+    }
+
+    /// After a page write committed: the connection forgets the pages it
+    /// had parsed before they were replaced, production's schema must be
+    /// the rehearsal's, and the baseline for a later compare-and-swap (a
+    /// restore) is returned. Forgetting the cache counts as one change in
+    /// this connection's `data_version` (SQLite's `pager_reset`); a commit
+    /// by another connection since ours counts too and is kept visible: it
+    /// was seen before the reset (the baseline stays `expected`, which no
+    /// longer matches) or is seen after it (one more change).
+    fn after_page_write(&self, change: &InPlace<'_>, expected: Baseline) -> Result<Baseline> {
+        let seen = self.data_version()?;
+        crate::overlay::reset_cache(&self.conn)?;
+        if crate::schema::Schema::read(&self.conn, "main")?.hash() != change.schema_hash {
+            anyhow::bail!(
+                "after writing the rehearsal's pages, the schema of {} is not the rehearsal's; \
+                 `sqlmorph rollback` restores the backup taken before",
+                self.path.display()
+            );
+        }
+        Ok(if seen == expected.version {
+            Baseline {
+                version: seen + 1,
+                ..expected
+            }
+        } else {
+            expected
+        })
+    }
+
+    /// The statements path of [`LiveDb::apply`].
+    fn run_statements(&self, change: &InPlace<'_>, expected: Baseline) -> Result<()> {
         match change.schema_before {
             Some(hash) => self.check_schema_unchanged(hash)?,
             None => self.check_unchanged(expected)?,
@@ -375,11 +472,11 @@ impl Swappable {
             Ok(()) => {
                 let applied = live.apply(change, expected);
                 let ended = match applied {
-                    Ok(()) => live.conn.execute_batch("COMMIT"),
+                    Ok(_) => live.conn.execute_batch("COMMIT"),
                     Err(_) => live.conn.execute_batch("ROLLBACK"),
                 };
                 match (applied, ended) {
-                    (Ok(()), Err(e)) => {
+                    (Ok(_), Err(e)) => {
                         let _ = live.conn.execute_batch("ROLLBACK");
                         Err(if is_busy(&e) {
                             locked(&live.path, wait)
@@ -392,9 +489,18 @@ impl Swappable {
             }
         };
         let _ = live.conn.busy_timeout(LOCK_WAIT);
-        result?;
+        let applied = result?;
+        self.0.applied = Some(applied);
         self.0.swapped = true;
-        Ok(expected)
+        match applied {
+            Applied::Pages(_) => self.0.after_page_write(change, expected),
+            Applied::Statements => Ok(expected),
+        }
+    }
+
+    /// How the last in-place change reached production.
+    pub fn applied(&self) -> Option<Applied> {
+        self.0.applied
     }
 
     /// WAL: a second connection holds the write lock while the session
@@ -745,6 +851,131 @@ mod tests {
             schema_hash: hash,
             schema_before: None,
             history: &no_history,
+            pages: None,
+        }
+    }
+
+    /// Production in `mode` with `rows` rows, its snapshot, and a rehearsal
+    /// of `sql` over the snapshot (an overlay) with a history-like row.
+    fn rehearsed_pages(
+        mode: &str,
+        rows: i64,
+        sql: &str,
+    ) -> (
+        tempfile::TempDir,
+        PathBuf,
+        Swappable,
+        Baseline,
+        PathBuf,
+        String,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let prod = dir.path().join("prod.db");
+        Connection::open(&prod)
+            .unwrap()
+            .execute_batch(&format!(
+                "PRAGMA journal_mode={mode}; CREATE TABLE t(a, b);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+                 INSERT INTO t SELECT printf('row %d', i), i FROM n;"
+            ))
+            .unwrap();
+        let live = Swappable::open(&prod).unwrap();
+        let snap = dir.path().join("snap.db");
+        let base = live.live().copy_to(&snap).unwrap();
+        let reh = dir.path().join("reh.db");
+        crate::overlay::create(&snap, &reh).unwrap();
+        let conn = Connection::open(&reh).unwrap();
+        conn.execute_batch(sql).unwrap();
+        let hash = crate::schema::Schema::read(&conn, "main").unwrap().hash();
+        conn.execute_batch(
+            "CREATE TABLE _sqlmorph_history(x); INSERT INTO _sqlmorph_history VALUES (1);",
+        )
+        .unwrap();
+        (dir, prod, live, base, reh, hash)
+    }
+
+    #[test]
+    fn an_untouched_production_gets_the_rehearsals_pages_and_an_open_connection_sees_them() {
+        assert!(page_writes_available(), "built without sqlite_dbpage");
+        for mode in ["wal", "delete"] {
+            let sql = "CREATE INDEX tb ON t(b); CREATE VIEW v AS SELECT a FROM t WHERE b < 3;";
+            let (_dir, prod, mut live, base, reh, hash) = rehearsed_pages(mode, 20000, sql);
+            let app = Connection::open(&prod).unwrap();
+            let before: i64 = app
+                .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                .unwrap();
+            let statements = vec!["SELECT raise(ABORT, 'the statements ran')".to_string()];
+            let view = crate::overlay::view(&reh).unwrap();
+            let mut change = in_place(&statements, &hash);
+            change.pages = Some(&view);
+            let after = live
+                .apply_in_place(&change, base, Duration::from_secs(2))
+                .unwrap();
+            // The new baseline holds until another connection commits.
+            live.live().check_unchanged(after).unwrap();
+            assert!(
+                matches!(live.applied(), Some(Applied::Pages(n)) if n > 10),
+                "{mode}"
+            );
+            // The application's connection sees the new schema and every row;
+            // the file is sound and keeps its journal mode.
+            let seen: String = app
+                .query_row("SELECT group_concat(a) FROM v", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(seen, "row 1,row 2", "{mode}");
+            let n: i64 = app
+                .query_row(
+                    "SELECT count(*) FROM t INDEXED BY tb WHERE b > 0",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, before, "{mode}");
+            let check: String = app
+                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(check, "ok", "{mode}");
+            let journal: String = app
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(journal, mode, "{mode}");
+            let history: i64 = app
+                .query_row("SELECT count(*) FROM _sqlmorph_history", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(history, 1, "{mode}");
+            // The session connection reads the new schema too.
+            let schema = crate::schema::Schema::read(live.live().reader(), "main").unwrap();
+            assert_eq!(schema.hash(), hash, "{mode}");
+            live.live().check_unchanged(after).unwrap();
+            app.execute("INSERT INTO t VALUES ('late', 0)", []).unwrap();
+            let err = live.live().check_unchanged(after).unwrap_err();
+            assert_eq!(exit_code(&err), ExitKind::Aborted as u8, "{mode}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn a_production_written_since_the_snapshot_gets_the_statements_not_the_pages() {
+        for mode in ["wal", "delete"] {
+            let sql = "CREATE VIEW v AS SELECT a FROM t WHERE b < 3;";
+            let (_dir, prod, mut live, base, reh, hash) = rehearsed_pages(mode, 2000, sql);
+            let app = Connection::open(&prod).unwrap();
+            app.execute("INSERT INTO t VALUES ('late', 0)", []).unwrap();
+            let before = {
+                let snap = prod.with_file_name("snap.db");
+                crate::schema::Schema::load(&snap).unwrap().hash()
+            };
+            let statements = vec![sql.to_string()];
+            let view = crate::overlay::view(&reh).unwrap();
+            let mut change = in_place(&statements, &hash);
+            change.schema_before = Some(&before);
+            change.pages = Some(&view);
+            live.apply_in_place(&change, base, Duration::from_secs(2))
+                .unwrap();
+            assert_eq!(live.applied(), Some(Applied::Statements), "{mode}");
+            let seen: String = app
+                .query_row("SELECT group_concat(a) FROM v", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(seen, "row 1,row 2,late", "{mode}: the late row is kept");
         }
     }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::live::{Baseline, InPlace, LOCK_WAIT, Swappable};
+use super::live::{Applied, Baseline, InPlace, LOCK_WAIT, Swappable};
 use crate::config::Commands;
 use crate::error::{ExitKind, deploy_failed, exit_code};
 use crate::log::Log;
@@ -41,7 +41,15 @@ pub fn deploy_in_place(
     log: &mut Log,
 ) -> Result<String> {
     let apply = |p: &mut Swappable| p.apply_in_place(change, expected, LOCK_WAIT);
-    deploy_with(prod, apply, restore, commands, log)
+    let note = deploy_with(prod, apply, restore, commands, log)?;
+    let how = match prod.applied() {
+        Some(Applied::Pages(n)) => format!(": the rehearsal's {n} changed page(s) written"),
+        Some(Applied::Statements) if change.pages.is_some() => {
+            ": the statements run again (production changed since the snapshot)".to_string()
+        }
+        _ => ": the statements run again".to_string(),
+    };
+    Ok(format!("{how}{note}"))
 }
 
 /// `stop`, `apply`, then `restart` and `health_check` (restoring on failure).
