@@ -12,8 +12,10 @@
 //! condition). UNIQUE holds because the index was built by SQLite,
 //! which enforces it.
 
+use std::path::Path;
+
 use anyhow::{Context, Result};
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 
 use crate::pipeline::checksum::FUNCTION;
 use crate::schema::Schema;
@@ -62,10 +64,24 @@ fn parse_index_sql(sql: &str) -> Option<(Vec<String>, Option<String>)> {
     Some((keys, filter))
 }
 
-/// Checks every index of every ordinary table of `main`. Returns the
-/// problems found (empty: every index matches its table).
-pub fn verify(conn: &Connection, schema: &Schema) -> Result<Vec<String>> {
-    let mut problems = Vec::new();
+/// One table's checks: the scan of the table for every index's expected
+/// entries, and each index's own scan.
+#[derive(Clone)]
+struct TableCheck {
+    table: String,
+    indexes: Vec<String>,
+    /// `SELECT count, checksum, count, checksum, … FROM table NOT INDEXED`.
+    expected: String,
+    /// `SELECT count(*), checksum FROM table INDEXED BY index`, per index.
+    found: Vec<String>,
+}
+
+/// A count and an order-independent checksum.
+type Sum = (i64, Option<Vec<u8>>);
+
+/// The checks of every index of every ordinary table of `schema`.
+fn checks(schema: &Schema) -> Result<Vec<TableCheck>> {
+    let mut out = Vec::new();
     for table in schema.tables.iter().filter(|t| t.virtual_module.is_none()) {
         let ident = table.row_identity();
         let mut specs = Vec::new();
@@ -102,8 +118,8 @@ pub fn verify(conn: &Connection, schema: &Schema) -> Result<Vec<String>> {
             a.extend(s.keys.iter().cloned());
             a.join(", ")
         };
-        // One scan of the table for every index's expected entries.
         let mut select = Vec::new();
+        let mut found = Vec::new();
         for s in &specs {
             let filter = s
                 .filter
@@ -111,46 +127,99 @@ pub fn verify(conn: &Connection, schema: &Schema) -> Result<Vec<String>> {
                 .map_or(String::new(), |w| format!(" FILTER (WHERE {w})"));
             select.push(format!("count(*){filter}"));
             select.push(format!("{FUNCTION}({}){filter}", args(s)));
-        }
-        let expected: Vec<(i64, Option<Vec<u8>>)> = conn
-            .query_row(
-                &format!("SELECT {} FROM main.{t} NOT INDEXED", select.join(", ")),
-                [],
-                |r| {
-                    (0..specs.len())
-                        .map(|i| Ok((r.get(2 * i)?, r.get(2 * i + 1)?)))
-                        .collect()
-                },
-            )
-            .with_context(|| format!("scanning table {}", table.name))?;
-        for (s, (rows, sum)) in specs.iter().zip(expected) {
             let filter = s
                 .filter
                 .as_ref()
                 .map_or(String::new(), |w| format!(" WHERE {w}"));
-            let (found_rows, found_sum): (i64, Option<Vec<u8>>) = conn
-                .query_row(
-                    &format!(
-                        "SELECT count(*), {FUNCTION}({}) FROM main.{t} INDEXED BY {}{filter}",
-                        args(s),
-                        quote_ident(&s.name)
-                    ),
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .with_context(|| format!("scanning index {}", s.name))?;
-            if found_rows != rows {
-                problems.push(format!(
-                    "index {} has {found_rows} entries, its table {} has {rows} matching rows",
-                    s.name, table.name
-                ));
-            } else if found_sum.unwrap_or_default() != sum.unwrap_or_default() {
-                problems.push(format!(
-                    "index {} does not match the content of table {}",
-                    s.name, table.name
-                ));
-            }
+            found.push(format!(
+                "SELECT count(*), {FUNCTION}({}) FROM main.{t} INDEXED BY {}{filter}",
+                args(s),
+                quote_ident(&s.name)
+            ));
         }
+        out.push(TableCheck {
+            table: table.name.clone(),
+            indexes: specs.into_iter().map(|s| s.name).collect(),
+            expected: format!("SELECT {} FROM main.{t} NOT INDEXED", select.join(", ")),
+            found,
+        });
+    }
+    Ok(out)
+}
+
+/// The table's side: one scan for all its indexes.
+fn expected(conn: &Connection, c: &TableCheck) -> Result<Vec<Sum>> {
+    conn.query_row(&c.expected, [], |r| {
+        (0..c.indexes.len())
+            .map(|i| Ok((r.get(2 * i)?, r.get(2 * i + 1)?)))
+            .collect()
+    })
+    .with_context(|| format!("scanning table {}", c.table))
+}
+
+/// The indexes' side: each index read alone, as a covering scan.
+fn found(conn: &Connection, c: &TableCheck) -> Result<Vec<Sum>> {
+    c.found
+        .iter()
+        .zip(&c.indexes)
+        .map(|(sql, name)| {
+            conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .with_context(|| format!("scanning index {name}"))
+        })
+        .collect()
+}
+
+fn compare(c: &TableCheck, expected: &[Sum], found: &[Sum], problems: &mut Vec<String>) {
+    for ((name, (rows, sum)), (found_rows, found_sum)) in c.indexes.iter().zip(expected).zip(found)
+    {
+        if found_rows != rows {
+            problems.push(format!(
+                "index {name} has {found_rows} entries, its table {} has {rows} matching rows",
+                c.table
+            ));
+        } else if found_sum.as_deref().unwrap_or_default() != sum.as_deref().unwrap_or_default() {
+            problems.push(format!(
+                "index {name} does not match the content of table {}",
+                c.table
+            ));
+        }
+    }
+}
+
+/// Checks every index of every ordinary table of `main`. Returns the
+/// problems found (empty: every index matches its table).
+pub fn verify(conn: &Connection, schema: &Schema) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for c in checks(schema)? {
+        compare(&c, &expected(conn, &c)?, &found(conn, &c)?, &mut problems);
+    }
+    Ok(problems)
+}
+
+/// [`verify`] on two cores: the indexes are read by a second read-only
+/// connection to `path` (the file `conn` has open) on another thread while
+/// `conn` scans the tables.
+pub fn verify_beside(conn: &Connection, path: &Path, schema: &Schema) -> Result<Vec<String>> {
+    let checks = checks(schema)?;
+    let (path, theirs) = (path.to_path_buf(), checks.clone());
+    let indexes = std::thread::spawn(move || -> Result<Vec<Vec<Sum>>> {
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        crate::pipeline::checksum::register(&conn)?;
+        theirs.iter().map(|c| found(&conn, c)).collect()
+    });
+    let expected: Vec<Vec<Sum>> = checks
+        .iter()
+        .map(|c| expected(conn, c))
+        .collect::<Result<_>>()?;
+    let found = indexes
+        .join()
+        .map_err(|_| anyhow::anyhow!("the index scan thread panicked"))??;
+    let mut problems = Vec::new();
+    for ((c, e), f) in checks.iter().zip(&expected).zip(&found) {
+        compare(c, e, f, &mut problems);
     }
     Ok(problems)
 }

@@ -32,6 +32,7 @@ pub fn rehearse(snapshot: &Path, dest: &Path, statements: &[String]) -> Result<(
     // A scratch file, validated and never deployed (production gets the
     // statements): its journal stays in memory and nothing is synced.
     conn.query_row("PRAGMA journal_mode = MEMORY", [], |_| Ok(()))?;
+    conn.execute_batch("PRAGMA threads = 2")?;
     let tx = conn.unchecked_transaction()?;
     for s in statements {
         tx.execute_batch(s)
@@ -76,10 +77,17 @@ pub fn validate(
     let mut problems = proof.problems.clone();
     let (tables, rows_problems) = rewritten_rows(snapshot, rehearsal, plan, fast)?;
     problems.extend(rows_problems);
-    let (integrity, indexes_checked) = changed_structure(&reh, &schema, &proof)?;
+    let (integrity, indexes_checked) = changed_structure(&reh, rehearsal, &schema, &proof)?;
     // The same exact matching as the rebuild's validation (an old orphan
     // without a rowid never hides a new one), under the new table names.
-    let touched = touched_tables(&before, &schema, fast, &proof.changed_tables);
+    // A table that only gained an index keeps its rows and its keys.
+    let rebuilt: std::collections::BTreeSet<String> = proof
+        .changed_tables
+        .iter()
+        .filter(|t| proof.changed_trees.contains(&t.to_lowercase()))
+        .cloned()
+        .collect();
+    let touched = touched_tables(&before, &schema, fast, &rebuilt);
     let new_violations = crate::pipeline::validate::not_in_snapshot(
         snapshot,
         check::foreign_key_violations_in(&reh, &touched)?,
@@ -123,6 +131,7 @@ pub fn validate(
 /// (problems, indexes verified).
 fn changed_structure(
     conn: &Connection,
+    path: &Path,
     schema: &Schema,
     proof: &pageproof::Proof,
 ) -> Result<(Vec<String>, usize)> {
@@ -155,7 +164,7 @@ fn changed_structure(
             .collect(),
         ..schema.clone()
     };
-    problems.extend(indexcheck::verify(conn, &only)?);
+    problems.extend(indexcheck::verify_beside(conn, path, &only)?);
     Ok((problems, only.indexes.len()))
 }
 
@@ -379,7 +388,7 @@ mod tests {
             .unwrap()
             .execute_batch(
                 "PRAGMA foreign_keys = OFF; INSERT INTO c VALUES ('new orphan', 8);
-                 CREATE INDEX cp ON c(p);",
+                 ALTER TABLE c ADD COLUMN q INT REFERENCES p(id);",
             )
             .unwrap();
         let report = validate(
