@@ -432,6 +432,18 @@ fn history_defaults_to_the_home_directory() {
     );
     tty.wait_for("sqlmorph>");
     tty.line("let kept_at_home = 1");
+    // Ctrl-D only once the next prompt is up (the line editor in raw mode
+    // again): sent earlier, the terminal may drop it.
+    let start = std::time::Instant::now();
+    while tty.screen().matches("sqlmorph>").count() < 2 {
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "no second prompt:
+{}",
+            tty.screen()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     tty.keys(&["C-d"]);
     let screen = tty.wait_for("EXIT=");
     assert!(screen.contains("EXIT=0"), "{screen}");
