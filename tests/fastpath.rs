@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Output;
 
 use crate::support::{
-    Workspace, assert_code, assert_sound, column, run_migration, setup, sha256_file, stderr_of,
-    stdout_of,
+    Workspace, assert_code, assert_sound, column, run_dirs, run_migration, setup, sha256_file,
+    stderr_of, stdout_of,
 };
 
 const PROD: &str = "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT);
@@ -988,10 +988,7 @@ fn an_application_writing_all_along_stops_an_approved_drop_with_exit_3() {
 
 /// The run directory of the workspace's only run.
 fn only_run_dir(ws: &Workspace) -> std::path::PathBuf {
-    let runs: Vec<_> = std::fs::read_dir(ws.path(".sqlmorph/runs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let runs = run_dirs(ws);
     assert_eq!(runs.len(), 1, "{runs:?}");
     runs[0].clone()
 }

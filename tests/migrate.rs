@@ -8,20 +8,12 @@ use std::path::PathBuf;
 use std::process::Output;
 
 use crate::support::{
-    Workspace, assert_code, assert_sound, both_ways, column, content, run_both_ways, run_migration,
-    setup, sha256_file, stderr_of, stdout_of,
+    Workspace, assert_code, assert_sound, both_ways, column, content, run_both_ways, run_dirs,
+    run_migration, setup, sha256_file, stderr_of, stdout_of,
 };
 
 fn run(ws: &Workspace, extra: &[&str]) -> Output {
     run_migration(ws, None, extra)
-}
-
-fn run_dirs(ws: &Workspace) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(ws.path(".sqlmorph/runs"))
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 fn backups(ws: &Workspace) -> Vec<PathBuf> {

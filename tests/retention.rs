@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{Workspace, assert_code, run_migration, setup, stderr_of, stdout_of};
+use crate::support::{
+    Workspace, assert_code, run_dirs, run_migration, setup, stderr_of, stdout_of,
+};
 
 const PROD: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT); INSERT INTO t VALUES (1, 'x');";
 const SOURCE: &str = "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT, b TEXT);";
@@ -16,15 +18,6 @@ fn files_in(dir: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default();
-    v.sort();
-    v
-}
-
-fn run_dirs(ws: &Workspace) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(ws.path(".sqlmorph/runs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
     v.sort();
     v
 }

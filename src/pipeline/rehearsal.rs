@@ -97,31 +97,23 @@ pub fn validate(
                 .to_lowercase()
         },
     )?;
-    let schema_differences = schema_differences(&schema, source);
     problems.extend(new_tables_empty(&before, &schema, &reh, fast)?);
-    problems.extend(integrity.iter().map(|m| format!("integrity: {m}")));
-    if !new_violations.is_empty() {
-        problems.push(format!(
-            "foreign key: {} new violation(s)",
-            new_violations.len()
-        ));
-    }
-    problems.extend(
-        schema_differences
-            .iter()
-            .map(|d| format!("schema differs from the source: {d}")),
-    );
+    let foreign_key = match new_violations.len() {
+        0 => Vec::new(),
+        n => vec![format!("foreign key: {n} new violation(s)")],
+    };
     Ok(Report {
-        ok: problems.is_empty(),
+        ok: false,
         tables,
         integrity,
         indexes_checked,
         new_foreign_key_violations: new_violations,
-        schema_differences,
+        schema_differences: schema_differences(&schema, source),
         problems,
-        seconds: start.elapsed().as_secs_f64(),
+        seconds: 0.0,
         pages_compared: Some(proof.pages_compared),
-    })
+    }
+    .assemble(foreign_key, start))
 }
 
 /// The structure of what the statements built: a table whose own tree
@@ -298,6 +290,19 @@ mod tests {
     use super::*;
     use std::os::unix::fs::FileExt;
 
+    /// The validation of a rehearsal of plain statements (no plan, nothing
+    /// renamed or dropped) against the snapshot.
+    fn validated(snap: &Path, reh: &Path) -> Report {
+        validate(
+            snap,
+            reh,
+            &Schema::load(reh).unwrap(),
+            &Plan::default(),
+            &InPlace::default(),
+        )
+        .unwrap()
+    }
+
     /// A snapshot with enough rows for several table pages, and its
     /// rehearsal with a view and a column added.
     fn rehearsed() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
@@ -323,14 +328,7 @@ mod tests {
     #[test]
     fn an_untouched_rehearsal_has_the_snapshots_pages() {
         let (_dir, snap, reh) = rehearsed();
-        let report = validate(
-            &snap,
-            &reh,
-            &Schema::load(&reh).unwrap(),
-            &Plan::default(),
-            &InPlace::default(),
-        )
-        .unwrap();
+        let report = validated(&snap, &reh);
         assert!(report.ok, "{:?}", report.problems);
         // Only the pages the statements wrote were compared, the snapshot
         // itself was not written, and the rehearsal is the snapshot's size.
@@ -353,14 +351,7 @@ mod tests {
             .unwrap()
             .execute("UPDATE t SET v = 'planted' WHERE id = 1000", [])
             .unwrap();
-        let report = validate(
-            &snap,
-            &reh,
-            &Schema::load(&reh).unwrap(),
-            &Plan::default(),
-            &InPlace::default(),
-        )
-        .unwrap();
+        let report = validated(&snap, &reh);
         assert!(
             report.problems.iter().any(|p| p.contains("table t")),
             "{:?}",
@@ -391,14 +382,7 @@ mod tests {
                  ALTER TABLE c ADD COLUMN q INT REFERENCES p(id);",
             )
             .unwrap();
-        let report = validate(
-            &snap,
-            &reh,
-            &Schema::load(&reh).unwrap(),
-            &Plan::default(),
-            &InPlace::default(),
-        )
-        .unwrap();
+        let report = validated(&snap, &reh);
         assert_eq!(
             report.new_foreign_key_violations.len(),
             1,
@@ -431,14 +415,7 @@ mod tests {
                 .unwrap()
                 .execute_batch(&format!("PRAGMA foreign_keys = OFF; {sql}"))
                 .unwrap();
-            let report = validate(
-                &snap,
-                &reh,
-                &Schema::load(&reh).unwrap(),
-                &Plan::default(),
-                &InPlace::default(),
-            )
-            .unwrap();
+            let report = validated(&snap, &reh);
             let (before, after) = (Schema::load(&snap).unwrap(), Schema::load(&reh).unwrap());
             let touched = touched_tables(&before, &after, &InPlace::default(), &Default::default());
             (report, touched)
@@ -451,6 +428,35 @@ mod tests {
             rehearse_with("ALTER TABLE c ADD COLUMN p_id INT REFERENCES p(id) DEFAULT 9;");
         assert_eq!(touched, vec!["c".to_string()]);
         assert_eq!(report.new_foreign_key_violations.len(), 2, "{report:?}");
+        assert!(!report.ok);
+    }
+
+    #[test]
+    fn a_new_index_that_disagrees_with_its_table_fails_validation() {
+        // Only the new index of a kept table is verified: it must be.
+        let (_dir, snap, reh) = rehearsed();
+        Connection::open(&reh)
+            .unwrap()
+            .execute_batch("CREATE INDEX tv ON t(v)")
+            .unwrap();
+        let report = validated(&snap, &reh);
+        assert!(report.ok, "{:?}", report.problems);
+        assert_eq!(report.indexes_checked, 1);
+        // Its entries hold v; make its definition say upper(v).
+        Connection::open(&reh)
+            .unwrap()
+            .execute_batch(
+                "PRAGMA writable_schema = ON;
+                 UPDATE sqlite_schema SET sql = 'CREATE INDEX tv ON t(upper(v))' WHERE name = 'tv';
+                 PRAGMA writable_schema = RESET;",
+            )
+            .unwrap();
+        let report = validated(&snap, &reh);
+        assert!(
+            report.problems.iter().any(|p| p.contains("index tv")),
+            "{:?}",
+            report.problems
+        );
         assert!(!report.ok);
     }
 
@@ -489,14 +495,7 @@ mod tests {
         for materialized in [false, true] {
             let (_dir, snap, reh) = rehearsed();
             flip_a_byte_of_t(&reh, materialized);
-            let report = validate(
-                &snap,
-                &reh,
-                &Schema::load(&reh).unwrap(),
-                &Plan::default(),
-                &InPlace::default(),
-            )
-            .unwrap();
+            let report = validated(&snap, &reh);
             assert!(
                 report
                     .problems

@@ -60,6 +60,27 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of what validation found, `problems` holding the
+    /// comparison's: after them come the integrity messages,
+    /// `foreign_key` (the new violations told as problems) and the schema
+    /// differences; `ok` when there are none, `seconds` since `start`.
+    pub fn assemble(mut self, foreign_key: Vec<String>, start: Instant) -> Report {
+        let mut problems = std::mem::take(&mut self.problems);
+        problems.extend(self.integrity.iter().map(|m| format!("integrity: {m}")));
+        problems.extend(foreign_key);
+        problems.extend(
+            self.schema_differences
+                .iter()
+                .map(|d| format!("schema differs from the source: {d}")),
+        );
+        Report {
+            ok: problems.is_empty(),
+            problems,
+            seconds: start.elapsed().as_secs_f64(),
+            ..self
+        }
+    }
+
     /// A readable summary.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -282,27 +303,21 @@ pub fn validate(
         .map_err(|_| anyhow!("the integrity thread panicked"))?
         .context("checking integrity")?;
 
-    let (tables, mut problems) = compare_tables(&checked, &snap, &new, transformed);
-    problems.extend(integrity.iter().map(|m| format!("integrity: {m}")));
+    let (tables, problems) = compare_tables(&checked, &snap, &new, transformed);
     let new_violations = new_violations(plan, snapshot, result_violations.clone())?;
-    problems.extend(violation_problems(&new_violations, &result_violations));
-    let schema_differences = schema_differences(&result_schema, source);
-    problems.extend(
-        schema_differences
-            .iter()
-            .map(|d| format!("schema differs from the source: {d}")),
-    );
+    let foreign_key = violation_problems(&new_violations, &result_violations);
     Ok(Report {
-        ok: problems.is_empty(),
+        ok: false,
         tables,
         integrity,
         indexes_checked,
         new_foreign_key_violations: new_violations,
-        schema_differences,
+        schema_differences: schema_differences(&result_schema, source),
         problems,
-        seconds: start.elapsed().as_secs_f64(),
+        seconds: 0.0,
         pages_compared: None,
-    })
+    }
+    .assemble(foreign_key, start))
 }
 
 /// Row counts and column checksums of every table of `plan`, compared as

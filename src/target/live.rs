@@ -107,17 +107,20 @@ pub enum Applied {
 }
 
 /// True when the bundled SQLite has the `sqlite_dbpage` virtual table
-/// (built with this repository's `.cargo/config.toml`).
+/// (built with this repository's `.cargo/config.toml`); asked once.
 pub fn page_writes_available() -> bool {
-    Connection::open_in_memory()
-        .and_then(|c| {
-            c.query_row(
-                "SELECT count(*) FROM pragma_module_list WHERE name = 'sqlite_dbpage'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-        })
-        .is_ok_and(|n| n == 1)
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        Connection::open_in_memory()
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM pragma_module_list WHERE name = 'sqlite_dbpage'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .is_ok_and(|n| n == 1)
+    })
 }
 
 /// A [`LiveDb`] that may write production: the only type with `swap_in`.

@@ -151,6 +151,15 @@ pub fn setup(prod_sql: &str, source_sql: &str) -> (Workspace, PathBuf) {
     (ws, prod)
 }
 
+/// The workspace's run directories (`.sqlmorph/runs/*`), oldest first.
+pub fn run_dirs(ws: &Workspace) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(ws.path(".sqlmorph/runs"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 /// `sqlmorph run [recipe] --source schema.sql --production prod.sqlite3 …`.
 pub fn run_migration(ws: &Workspace, recipe: Option<&str>, extra: &[&str]) -> std::process::Output {
     let mut c = ws.cmd();
