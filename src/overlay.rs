@@ -23,7 +23,8 @@
 //! file is not a database: its unwritten pages are zeros, which SQLite
 //! reports as corrupt rather than reading as data.
 //!
-//! The one module with `unsafe` code: a VFS is C's interface. Each block
+//! One of the two modules with `unsafe` code (with
+//! [`crate::target`]'s `dbfile`): a VFS is C's interface. Each block
 //! says what makes it sound.
 #![allow(unsafe_code)]
 

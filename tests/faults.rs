@@ -195,7 +195,11 @@ fn rerun_finishes(ws: &Workspace) {
 /// Kills a run with SIGKILL once its log shows `marker` (after `delay`),
 /// then checks every invariant. Returns production's state after the kill.
 fn kill_at(marker: &str, delay: Duration) -> &'static str {
-    let ws = workspace();
+    kill_in(workspace(), marker, delay)
+}
+
+/// As [`kill_at`], in the workspace given.
+fn kill_in(ws: Workspace, marker: &str, delay: Duration) -> &'static str {
     let mut child = run_args(&ws)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -250,6 +254,29 @@ fn sigkill_at_random_moments_leaves_production_old_or_new() {
     }
     println!(
         "faults: sigkill at random moments (seed {seed}): {} runs, old {}, new {}, corrupt 0",
+        states.len(),
+        states.iter().filter(|s| **s == "old").count(),
+        states.iter().filter(|s| **s == "new").count()
+    );
+}
+
+/// A rollback-journal production is swapped by writing SQLite's journal
+/// and then the pages (src/target/journal.rs): killed at moments spread
+/// over that swap, it is the old or the new database, never a mix.
+#[test]
+fn sigkill_during_a_rollback_journal_swap_leaves_production_old_or_new() {
+    let mut states = Vec::new();
+    for i in 0..rounds() * 4 {
+        let ws = workspace();
+        rusqlite::Connection::open(ws.path("prod.sqlite3"))
+            .unwrap()
+            .execute_batch("PRAGMA journal_mode = DELETE")
+            .unwrap();
+        let delay = Duration::from_millis((i as u64 * 5) % 60);
+        states.push(kill_in(ws, "] 10/10", delay));
+    }
+    println!(
+        "faults: sigkill during a rollback-journal swap: {} runs, old {}, new {}, corrupt 0",
         states.len(),
         states.iter().filter(|s| **s == "old").count(),
         states.iter().filter(|s| **s == "new").count()

@@ -41,6 +41,7 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
+use super::journal;
 use crate::error::{aborted, input};
 
 /// How long the swap waits for the application to release its locks.
@@ -167,13 +168,7 @@ impl LiveDb {
         crate::db::check_database(path)?;
         let wal_existed = sibling(path, "-wal").exists();
         let shm_existed = sibling(path, "-shm").exists();
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .with_context(|| format!("opening {}", path.display()))?;
-        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
-        conn.busy_timeout(LOCK_WAIT)?;
+        let conn = connect(path)?;
         conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
             r.get::<_, i64>(0)
         })
@@ -445,11 +440,10 @@ impl Swappable {
     /// Afterwards the baseline is production right after this write, so a
     /// later swap (a restore) is refused once the application has written.
     pub fn swap_in(&mut self, new: &Path, expected: Baseline, wait: Duration) -> Result<Baseline> {
-        let src = crate::db::open_readonly(new)?;
         let after = if self.0.journal_mode()? == "wal" {
-            self.swap_wal(&src, expected, wait)?
+            self.swap_wal(&crate::db::open_readonly(new)?, expected, wait)?
         } else {
-            self.swap_exclusive(&src, expected, wait)?
+            self.swap_exclusive(new, expected, wait)?
         };
         self.0.swapped = true;
         Ok(after)
@@ -571,11 +565,14 @@ impl Swappable {
     }
 
     /// Rollback journal: the session connection keeps the exclusive lock
-    /// from the check to the end of the copy (its own commit leaves its
-    /// `data_version`, the baseline, as it was).
+    /// from the check to the end of the write. The write is SQLite's
+    /// transaction as [`journal::swap`] makes it, when it applies; the
+    /// session connection, whose pager saw none of it, is then replaced
+    /// (as in WAL mode). Otherwise the online backup API writes through the
+    /// session connection, whose own commit leaves the baseline as it was.
     fn swap_exclusive(
         &mut self,
-        src: &Connection,
+        new: &Path,
         expected: Baseline,
         wait: Duration,
     ) -> Result<Baseline> {
@@ -584,24 +581,90 @@ impl Swappable {
         live.conn.execute_batch(&format!(
             "PRAGMA cache_size = -{SWAP_CACHE_KIB}; PRAGMA locking_mode=EXCLUSIVE"
         ))?;
-        let result = (|| {
-            match live.conn.execute_batch("BEGIN EXCLUSIVE; COMMIT") {
-                Err(e) if is_busy(&e) => return Err(locked(&live.path, wait)),
-                other => other?,
+        let locked = live.lock_exclusive(expected, wait);
+        let written = locked.map(|()| journal::swap(&live.conn, new, &mut |_| Ok(())));
+        match written {
+            Ok(Ok(Some(written))) => live.reconnect(Some(written)),
+            Ok(Err(e)) => {
+                // A write stopped half way left its journal hot: the new
+                // connection's first read plays it back (SQLite's recovery).
+                let _ = live.reconnect(None);
+                Err(e)
             }
-            live.check_unchanged(expected)?;
-            let path = live.path.clone();
-            let backup = Backup::new(src, &mut live.conn)?;
-            finish(&backup, &path)
-        })();
-        // Back to normal locking; the next read releases the lock.
-        let _ = live.conn.execute_batch("PRAGMA locking_mode=NORMAL");
-        let _ = live
+            Ok(Ok(None)) => {
+                let result = crate::db::open_readonly(new).and_then(|src| {
+                    let path = live.path.clone();
+                    finish(&Backup::new(&src, &mut live.conn)?, &path)
+                });
+                live.release_exclusive();
+                result.map(|()| expected)
+            }
+            Err(e) => {
+                live.release_exclusive();
+                Err(e)
+            }
+        }
+    }
+}
+
+impl LiveDb {
+    /// Takes the exclusive lock (the connection is in exclusive locking
+    /// mode) and checks that nothing committed since `expected`.
+    fn lock_exclusive(&self, expected: Baseline, wait: Duration) -> Result<()> {
+        match self.conn.execute_batch("BEGIN EXCLUSIVE; COMMIT") {
+            Err(e) if is_busy(&e) => return Err(locked(&self.path, wait)),
+            other => other?,
+        }
+        self.check_unchanged(expected)
+    }
+
+    /// Back to normal locking; the next read releases the lock.
+    fn release_exclusive(&self) {
+        let _ = self.conn.execute_batch("PRAGMA locking_mode=NORMAL");
+        let _ = self
             .conn
             .query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()));
-        let _ = live.conn.busy_timeout(LOCK_WAIT);
-        result.map(|()| expected)
+        let _ = self.conn.busy_timeout(LOCK_WAIT);
     }
+
+    /// After [`journal::swap`] wrote the file behind the session
+    /// connection: a new connection replaces it (closing the old one
+    /// releases the lock). The baseline is the new connection's
+    /// `data_version`, read in the same read transaction that finds the
+    /// change counter `written` left; when another counter is there, a
+    /// writer got in between, and the baseline matches nothing (a later
+    /// restore is refused rather than lose that write).
+    fn reconnect(&mut self, written: Option<journal::Written>) -> Result<Baseline> {
+        self.conn = connect(&self.path)?;
+        self.generation += 1;
+        let tx = self.conn.unchecked_transaction()?;
+        tx.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+        let mut counter = [0u8; 4];
+        super::dbfile::DbFile::of(&tx)?.read_at(&mut counter, 24)?;
+        let version = self.data_version()?;
+        tx.commit()?;
+        let ours = written.is_some_and(|w| w.counter == u32::from_be_bytes(counter));
+        Ok(Baseline {
+            generation: self.generation,
+            version: if ours { version } else { UNMATCHED },
+        })
+    }
+}
+
+/// A `data_version` no connection has (SQLite's counts start at 1).
+const UNMATCHED: i64 = -1;
+
+/// A read-write connection to production as the session keeps it: no
+/// checkpoint on close, waiting up to [`LOCK_WAIT`] for locks.
+fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening {}", path.display()))?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    conn.busy_timeout(LOCK_WAIT)?;
+    Ok(conn)
 }
 
 /// Copies every remaining page and commits.
@@ -771,6 +834,28 @@ mod tests {
                 "{mode}"
             );
         }
+    }
+
+    #[test]
+    fn after_a_rollback_journal_swap_a_restore_goes_in_until_the_application_writes() {
+        let (dir, prod, new) = files("delete");
+        let copy = dir.path().join("copy.db");
+        let mut live = Swappable::open(&prod).unwrap();
+        let base = live.live().copy_to(&copy).unwrap();
+        let wait = Duration::from_secs(2);
+        let after = live.swap_in(&new, base, wait).unwrap();
+        assert_eq!(value(&Connection::open(&prod).unwrap()), "new");
+        let restored = live.swap_in(&copy, after, wait).unwrap();
+        assert_eq!(value(&Connection::open(&prod).unwrap()), "old");
+        Connection::open(&prod)
+            .unwrap()
+            .execute("INSERT INTO t VALUES ('app')", [])
+            .unwrap();
+        let err = live.swap_in(&new, restored, wait).unwrap_err();
+        assert_eq!(exit_code(&err), ExitKind::Aborted as u8, "{err:#}");
+        drop(live);
+        assert_eq!(value(&Connection::open(&prod).unwrap()), "old,app");
+        assert!(!sibling(&prod, "-journal").exists());
     }
 
     #[test]

@@ -12,7 +12,9 @@
 
 pub mod agent;
 pub mod commands;
+mod dbfile;
 pub mod files;
+pub mod journal;
 pub mod live;
 pub mod local;
 pub mod remote;
