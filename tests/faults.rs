@@ -66,6 +66,10 @@ fn run_args(ws: &Workspace) -> Command {
         "prod.sqlite3",
         "--yes",
     ]);
+    // A workspace holding a file `rebuild` migrates by rebuilding.
+    if ws.path("rebuild").exists() {
+        cmd.arg("--rebuild");
+    }
     cmd
 }
 
@@ -190,6 +194,10 @@ fn rerun_finishes(ws: &Workspace) {
         let name = e.unwrap().file_name().to_string_lossy().into_owned();
         assert!(!name.ends_with(".partial"), "left behind: {name}");
     }
+    for e in std::fs::read_dir(ws.dir.path()).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.contains("-journal"), "left beside production: {name}");
+    }
 }
 
 /// Kills a run with SIGKILL once its log shows `marker` (after `delay`),
@@ -261,8 +269,9 @@ fn sigkill_at_random_moments_leaves_production_old_or_new() {
 }
 
 /// A rollback-journal production is swapped by writing SQLite's journal
-/// and then the pages (src/target/journal.rs): killed at moments spread
-/// over that swap, it is the old or the new database, never a mix.
+/// (ahead, during validation) and then the pages (src/target/journal.rs):
+/// killed at moments spread over validation and the swap, it is the old or
+/// the new database, never a mix, and the rerun leaves nothing beside it.
 #[test]
 fn sigkill_during_a_rollback_journal_swap_leaves_production_old_or_new() {
     let mut states = Vec::new();
@@ -272,8 +281,13 @@ fn sigkill_during_a_rollback_journal_swap_leaves_production_old_or_new() {
             .unwrap()
             .execute_batch("PRAGMA journal_mode = DELETE")
             .unwrap();
-        let delay = Duration::from_millis((i as u64 * 5) % 60);
-        states.push(kill_in(ws, "] 10/10", delay));
+        ws.file("rebuild", "");
+        // During validation the swap's journal is being written ahead.
+        let (marker, delay) = match i % 3 {
+            0 => ("] 8/10", Duration::from_millis(i as u64 * 7 % 100)),
+            _ => ("] 10/10", Duration::from_millis(i as u64 * 5 % 60)),
+        };
+        states.push(kill_in(ws, marker, delay));
     }
     println!(
         "faults: sigkill during a rollback-journal swap: {} runs, old {}, new {}, corrupt 0",
@@ -470,44 +484,16 @@ fn a_full_disk_stops_the_run_with_no_space_and_leaves_nothing() {
 #[test]
 fn a_full_disk_under_production_or_tmpdir_stops_with_no_space() {
     // Production on a filesystem with room for the file but not for the
-    // swap's journal: the swap's transaction rolls back.
-    let ws = workspace();
-    let small = ws.path("small");
-    let size = std::fs::metadata(ws.path("prod.sqlite3")).unwrap().len() / 1024;
-    let Some(_mount) = small_disk(&small, size + size / 4) else {
-        return;
-    };
-    std::fs::copy(ws.path("prod.sqlite3"), small.join("prod.sqlite3")).unwrap();
-    let before = content(&small.join("prod.sqlite3"));
-    let out = Command::new(assert_cmd::cargo::cargo_bin("sqlmorph"))
-        .current_dir(ws.dir.path())
-        .args([
-            "run",
-            "--source",
-            "schema.sql",
-            "--production",
-            "small/prod.sqlite3",
-            "--yes",
-            // The whole-file swap's journal is what does not fit.
-            "--rebuild",
-        ])
-        .output()
-        .unwrap();
-    assert_code(&out, 2);
-    let err = stderr_of(&out);
-    assert!(err.contains("no space left on the device of"), "{err}");
-    assert_eq!(
-        content(&small.join("prod.sqlite3")),
-        before,
-        "production changed"
-    );
-    assert_eq!(
-        column(&small.join("prod.sqlite3"), "PRAGMA integrity_check"),
-        ["ok"]
-    );
-    println!("faults: full production filesystem: exit 2, no space named, production untouched");
+    // swap's journal (the WAL, or the rollback journal, written ahead or
+    // under the lock): the swap's transaction rolls back.
+    for mode in ["wal", "delete"] {
+        if !full_production_filesystem(mode) {
+            return;
+        }
+    }
 
     // `plan` copies production into $TMPDIR.
+    let ws = workspace();
     let tmp = ws.path("tmp");
     let Some(_tmp_mount) = small_disk(&tmp, 512) else {
         return;
@@ -532,6 +518,61 @@ fn a_full_disk_under_production_or_tmpdir_stops_with_no_space() {
     );
     assert!(walk(&tmp).is_empty(), "left in $TMPDIR: {:?}", walk(&tmp));
     println!("faults: full $TMPDIR: exit 2, no space named, nothing left");
+}
+
+/// The first case of the test above, for a production in `mode`; false
+/// when no small filesystem can be mounted here.
+fn full_production_filesystem(mode: &str) -> bool {
+    let ws = workspace();
+    let small = ws.path("small");
+    let size = std::fs::metadata(ws.path("prod.sqlite3")).unwrap().len() / 1024;
+    let Some(_mount) = small_disk(&small, size + size / 4) else {
+        return false;
+    };
+    std::fs::copy(ws.path("prod.sqlite3"), small.join("prod.sqlite3")).unwrap();
+    rusqlite::Connection::open(small.join("prod.sqlite3"))
+        .unwrap()
+        .execute_batch(&format!("PRAGMA journal_mode = {mode}"))
+        .unwrap();
+    let before = content(&small.join("prod.sqlite3"));
+    let out = Command::new(assert_cmd::cargo::cargo_bin("sqlmorph"))
+        .current_dir(ws.dir.path())
+        .args([
+            "run",
+            "--source",
+            "schema.sql",
+            "--production",
+            "small/prod.sqlite3",
+            "--yes",
+            // The whole-file swap's journal is what does not fit.
+            "--rebuild",
+        ])
+        .output()
+        .unwrap();
+    assert_code(&out, 2);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("no space left on the device of"),
+        "{mode}: {err}"
+    );
+    assert_eq!(
+        content(&small.join("prod.sqlite3")),
+        before,
+        "{mode}: production changed"
+    );
+    assert_eq!(
+        column(&small.join("prod.sqlite3"), "PRAGMA integrity_check"),
+        ["ok"]
+    );
+    let left: Vec<_> = walk(&small)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("-journal"))
+        .collect();
+    assert!(left.is_empty(), "{mode}: left {left:?}");
+    println!(
+        "faults: full production filesystem ({mode}): exit 2, no space named, production untouched"
+    );
+    true
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -59,6 +59,29 @@ pub fn clean_beside(production: &Path, log: &mut Log) {
     }
 }
 
+/// A swap journal that a killed run was writing ahead beside production
+/// (`.<db>-journal.sqlmorph-<pid>`, see `target::journal::prepare`, next to
+/// the file a symlink names): inert (its magic is zero, and SQLite only
+/// reads `<db>-journal`), removed once its process is gone.
+pub fn clean_prepared_journals(production: &Path, log: &mut Log) {
+    let real = std::fs::canonicalize(production).unwrap_or_else(|_| production.to_path_buf());
+    let (Some(dir), Some(name)) = (real.parent(), real.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}-journal.sqlmorph-", name.to_string_lossy());
+    for path in entries(dir) {
+        let pid = path
+            .file_name()
+            .and_then(|n| n.to_str()?.strip_prefix(&prefix)?.parse::<u32>().ok());
+        if matches!(pid, Some(pid) if !alive(pid)) && std::fs::remove_file(&path).is_ok() {
+            log.line(&format!(
+                "  removed {}: a swap journal a killed run was writing ahead (never used)",
+                path.display()
+            ));
+        }
+    }
+}
+
 fn clean_backups(backup_dir: &Path, log: &mut Log) {
     for path in entries(backup_dir) {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());

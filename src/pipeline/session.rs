@@ -260,6 +260,7 @@ impl Run {
         );
         if opts.remotes.is_empty() {
             super::leftovers::clean_beside(&opts.production, &mut log);
+            super::leftovers::clean_prepared_journals(&opts.production, &mut log);
         }
         let summary = Summary {
             run_dir: dir.clone(),
@@ -1001,6 +1002,12 @@ impl Run {
                 rehearsal::validate(&snapshot.path, &migrated.path, source, plan, &fast.in_place)?;
             self.backup_checked()?;
             return self.record_report(report, migrated);
+        }
+        // A whole-file deploy's journal is written while this validates.
+        if !self.opts.dry_run {
+            if let Some((snapshot, _)) = &self.snapshot {
+                self.production.prepare_swap(snapshot);
+            }
         }
         // The snapshot's side was started with the copy when the plan is the
         // same; otherwise it is computed now.

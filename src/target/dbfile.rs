@@ -62,9 +62,12 @@ impl<'c> DbFile<'c> {
         })
     }
 
+    /// SQLite's result code as an error (so that a full disk is known as
+    /// one, see [`crate::error::is_disk_full`]).
     fn check(&self, rc: c_int, what: &str) -> Result<()> {
         if rc != ffi::SQLITE_OK {
-            bail!("{what} failed: {}", ffi::code_to_str(rc));
+            let e = rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None);
+            return Err(anyhow::Error::new(e).context(format!("{what} failed")));
         }
         Ok(())
     }

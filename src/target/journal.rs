@@ -68,6 +68,8 @@ pub struct Written {
     pub pages: u64,
     /// Production's change counter now (page 1, bytes 24–27).
     pub counter: u32,
+    /// The journal was written ahead ([`Prepared`]), not under the lock.
+    pub ahead: bool,
 }
 
 /// Sizes of the two files, in pages of one size.
@@ -85,6 +87,7 @@ struct Shape {
 pub fn swap(
     conn: &Connection,
     new: &Path,
+    prepared: Option<Prepared>,
     at: &mut dyn FnMut(Stage) -> Result<()>,
 ) -> Result<Option<Written>> {
     let Some(db_path) = conn.path().filter(|p| !p.is_empty()).map(PathBuf::from) else {
@@ -95,14 +98,30 @@ pub fn swap(
         return Ok(None);
     };
     let journal_path = PathBuf::from(format!("{}-journal", db_path.display()));
-    let Some(journal) = Journal::create(&journal_path, &db_path)? else {
+    if is_hot(&journal_path) {
         return Ok(None);
+    }
+    let ready = match prepared {
+        Some(p) if p.is_of(&prod, &shape)? => Some(p),
+        _ => None,
     };
-    let nonce: u32 = conn.query_row("SELECT random() & 4294967295", [], |r| r.get(0))?;
-    let sealed = journal
-        .write(&prod, &shape, nonce)
-        .and_then(|records| at(Stage::Journaled).map(|()| records))
-        .and_then(|records| journal.seal(records));
+    let ahead = ready.is_some();
+    let (journal, records) = match ready {
+        Some(p) => p.adopt(&journal_path)?,
+        None => {
+            let journal = Journal::create(&journal_path, &db_path)?;
+            let nonce = random_u32();
+            let read = |buf: &mut [u8], at: u64| prod.read_at(buf, at);
+            match journal.write(&read, &shape, nonce) {
+                Ok(records) => (journal, records),
+                Err(e) => {
+                    journal.discard();
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let sealed = at(Stage::Journaled).and_then(|()| journal.seal(records));
     if let Err(e) = sealed.and_then(|()| at(Stage::Sealed)) {
         journal.discard();
         return Err(e);
@@ -124,6 +143,7 @@ pub fn swap(
     Ok(Some(Written {
         pages: shape.new_pages,
         counter,
+        ahead,
     }))
 }
 
@@ -186,6 +206,126 @@ fn checksum(nonce: u32, data: &[u8]) -> u32 {
     sum
 }
 
+/// Reads bytes of the database being journaled at an offset.
+type Reader<'a> = dyn Fn(&mut [u8], u64) -> Result<()> + 'a;
+
+/// True when `path` is a journal SQLite would play back (its first byte is
+/// not zero), or not a plain file: SQLite must deal with it.
+fn is_hot(path: &Path) -> bool {
+    let Ok(m) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    let mut first = [0u8; 1];
+    let hot = m.len() > 0
+        && File::open(path)
+            .and_then(|f| f.read_exact_at(&mut first, 0))
+            .is_ok()
+        && first[0] != 0;
+    hot || !m.is_file()
+}
+
+/// A journal written ahead of the swap, beside production, from a copy
+/// that is production page for page (the snapshot of a rollback-journal
+/// production, a byte copy made inside a read transaction). Its magic is
+/// zero, so it is inert until [`swap`] finds under the lock that
+/// production still is that copy (the compare-and-swap check, then the
+/// same length and the same page 1, change counter included), renames it
+/// into place and seals it. Dropped unused, it is deleted.
+pub struct Prepared {
+    path: PathBuf,
+    records: u32,
+    shape: Shape,
+    first: Vec<u8>,
+    adopted: bool,
+}
+
+/// Writes [`Prepared`] for production `db` from `copy`: `.<name>-journal.sqlmorph-<pid>`
+/// in production's directory (a rename away from its journal's name).
+pub fn prepare(copy: &Path, db: &Path) -> Result<Prepared> {
+    let src = File::open(copy).with_context(|| format!("reading {}", copy.display()))?;
+    let mut head = [0u8; 100];
+    src.read_exact_at(&mut head, 0)?;
+    let page = page_size(&head);
+    let len = src.metadata()?.len();
+    if len == 0 || len % page as u64 != 0 {
+        bail!("{} is not whole pages", copy.display());
+    }
+    let shape = Shape {
+        page,
+        old_pages: len / page as u64,
+        new_pages: 0,
+    };
+    let name = db.file_name().map(|n| n.to_string_lossy().into_owned());
+    let path = db.with_file_name(format!(
+        ".{}-journal.sqlmorph-{}",
+        name.unwrap_or_default(),
+        std::process::id()
+    ));
+    let journal = Journal::create(&path, db)?;
+    let nonce = random_u32();
+    let read = |buf: &mut [u8], at: u64| -> Result<()> { Ok(src.read_exact_at(buf, at)?) };
+    let records = journal
+        .write(&read, &shape, nonce)
+        .inspect_err(|_| journal.discard())?;
+    let mut first = vec![0u8; page];
+    src.read_exact_at(&mut first, 0)?;
+    Ok(Prepared {
+        path,
+        records,
+        shape,
+        first,
+        adopted: false,
+    })
+}
+
+/// A random checksum nonce, as SQLite draws one per journal (stale records
+/// of an older journal then fail their checksums).
+fn random_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish() as u32
+}
+
+impl Prepared {
+    /// True when production (under the lock) is still the copy it was
+    /// written from: the same page size, length and page 1.
+    fn is_of(&self, prod: &DbFile<'_>, shape: &Shape) -> Result<bool> {
+        if (self.shape.page, self.shape.old_pages) != (shape.page, shape.old_pages) {
+            return Ok(false);
+        }
+        let mut first = vec![0u8; shape.page];
+        prod.read_at(&mut first, 0)?;
+        Ok(first == self.first)
+    }
+
+    /// Renames it to production's journal name (replacing a journal file
+    /// SQLite would not play back) and syncs the directory.
+    fn adopt(mut self, journal: &Path) -> Result<(Journal, u32)> {
+        std::fs::rename(&self.path, journal).with_context(|| {
+            format!("renaming {} to {}", self.path.display(), journal.display())
+        })?;
+        self.adopted = true;
+        let file = OpenOptions::new().write(true).open(journal)?;
+        sync_dir(journal)?;
+        Ok((
+            Journal {
+                path: journal.to_path_buf(),
+                file,
+            },
+            self.records,
+        ))
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if !self.adopted {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// The rollback journal being written.
 struct Journal {
     path: PathBuf,
@@ -193,22 +333,10 @@ struct Journal {
 }
 
 impl Journal {
-    /// Creates the journal beside production with production's mode (and
-    /// owner, when run as root), as SQLite does; `None` when a journal with
-    /// content is already there (SQLite must deal with it).
-    fn create(path: &Path, db: &Path) -> Result<Option<Journal>> {
+    /// Creates (or truncates) a journal file at `path` with the mode of
+    /// production `db` (and its owner, when run as root), as SQLite does.
+    fn create(path: &Path, db: &Path) -> Result<Journal> {
         let meta = std::fs::metadata(db).with_context(|| format!("reading {}", db.display()))?;
-        if let Ok(m) = std::fs::symlink_metadata(path) {
-            let mut first = [0u8; 1];
-            let hot = m.len() > 0
-                && File::open(path)
-                    .and_then(|f| f.read_exact_at(&mut first, 0))
-                    .is_ok()
-                && first[0] != 0;
-            if hot || !m.is_file() {
-                return Ok(None);
-            }
-        }
         let mode = meta.mode() & 0o777;
         let file = OpenOptions::new()
             .write(true)
@@ -230,13 +358,14 @@ impl Journal {
         }
         // Only root can give it production's owner; SQLite tries only then.
         let _ = std::os::unix::fs::fchown(&journal.file, Some(meta.uid()), Some(meta.gid()));
-        Ok(Some(journal))
+        Ok(journal)
     }
 
     /// Writes the header (magic and record count still zero) and a record
-    /// of every page of production, then syncs the journal and its
-    /// directory. Returns the number of records.
-    fn write(&self, prod: &DbFile<'_>, shape: &Shape, nonce: u32) -> Result<u32> {
+    /// of every page `read` gives (production's, or its page-for-page
+    /// copy's), then syncs the journal and its directory. Returns the
+    /// number of records.
+    fn write(&self, read: &Reader<'_>, shape: &Shape, nonce: u32) -> Result<u32> {
         let page = shape.page;
         let mut header = vec![0u8; HEADER];
         header[12..16].copy_from_slice(&nonce.to_be_bytes());
@@ -252,7 +381,7 @@ impl Journal {
         while first <= shape.old_pages {
             let n = per_chunk.min(shape.old_pages - first + 1);
             let bytes = &mut buf[..n as usize * page];
-            prod.read_at(bytes, (first - 1) * page as u64)?;
+            read(bytes, (first - 1) * page as u64)?;
             for (i, data) in bytes.chunks_exact(page).enumerate() {
                 let pgno = first + i as u64;
                 if pgno == lock_page(page) {
@@ -433,7 +562,7 @@ mod tests {
         assert_eq!(count(&app).unwrap(), 3000);
         let mut stages = Vec::new();
         let conn = locked(&prod);
-        let written = swap(&conn, &new, &mut |s| {
+        let written = swap(&conn, &new, None, &mut |s| {
             if s == Stage::Sealed {
                 // The journal is hot while the lock is held; nobody reads.
                 assert!(std::fs::metadata(journal_of(&prod)).unwrap().len() > 0);
@@ -481,7 +610,7 @@ mod tests {
         db(&prod, 4096, NEW);
         db(&new, 4096, OLD);
         let conn = locked(&prod);
-        swap(&conn, &new, &mut |_| Ok(())).unwrap().unwrap();
+        swap(&conn, &new, None, &mut |_| Ok(())).unwrap().unwrap();
         drop(conn);
         assert_eq!(content(&prod), content(&new));
         assert_eq!(
@@ -494,7 +623,11 @@ mod tests {
         db(&other, 8192, NEW);
         let before = std::fs::read(&prod).unwrap();
         let conn = locked(&prod);
-        assert!(swap(&conn, &other, &mut |_| Ok(())).unwrap().is_none());
+        assert!(
+            swap(&conn, &other, None, &mut |_| Ok(()))
+                .unwrap()
+                .is_none()
+        );
         drop(conn);
         assert!(std::fs::read(&prod).unwrap() == before, "nothing written");
         assert!(!journal_of(&prod).exists());
@@ -508,7 +641,7 @@ mod tests {
         db(&new, 4096, NEW);
         let before = std::fs::read(&prod).unwrap();
         let conn = locked(&prod);
-        let err = swap(&conn, &new, &mut |s| match s {
+        let err = swap(&conn, &new, None, &mut |s| match s {
             Stage::Journaled => anyhow::bail!("stopped"),
             _ => Ok(()),
         })
@@ -529,8 +662,13 @@ mod tests {
         };
         let prod = PathBuf::from(std::env::var("SQLMORPH_TEST_CRASH_PROD").unwrap());
         let new = PathBuf::from(std::env::var("SQLMORPH_TEST_CRASH_NEW").unwrap());
+        let prepared = std::env::var_os("SQLMORPH_TEST_CRASH_AHEAD").map(|_| {
+            let copy = prod.with_extension("copy");
+            std::fs::copy(&prod, &copy).unwrap();
+            prepare(&copy, &prod).unwrap()
+        });
         let conn = locked(&prod);
-        swap(&conn, &new, &mut |s| {
+        swap(&conn, &new, prepared, &mut |s| {
             if format!("{s:?}") == stage {
                 let me = std::process::id().to_string();
                 Command::new("kill").args(["-KILL", &me]).status().unwrap();
@@ -544,7 +682,16 @@ mod tests {
 
     /// Runs [`crash_child`] against `prod` and `new`, killed at `stage`.
     fn crash_at(prod: &Path, new: &Path, stage: Stage) {
-        let status = Command::new(std::env::current_exe().unwrap())
+        crash_with(prod, new, stage, false);
+    }
+
+    /// As [`crash_at`]; `ahead`: with the journal written ahead from a copy.
+    fn crash_with(prod: &Path, new: &Path, stage: Stage, ahead: bool) {
+        let mut child = Command::new(std::env::current_exe().unwrap());
+        if ahead {
+            child.env("SQLMORPH_TEST_CRASH_AHEAD", "1");
+        }
+        let status = child
             .args([
                 "--ignored",
                 "--exact",
@@ -568,15 +715,17 @@ mod tests {
         db(&template, 4096, OLD);
         db(&new, 4096, NEW);
         let (old_content, new_content) = (content(&template), content(&new));
-        for (stage, expect_new) in [
+        let stages = [
             (Stage::Journaled, false),
             (Stage::Sealed, false),
             (Stage::Written, false),
             (Stage::Committed, true),
-        ] {
-            let prod = dir.path().join(format!("prod-{stage:?}.db"));
+        ];
+        for ((stage, expect_new), ahead) in stages.into_iter().flat_map(|s| [(s, false), (s, true)])
+        {
+            let prod = dir.path().join(format!("prod-{stage:?}-{ahead}.db"));
             std::fs::copy(&template, &prod).unwrap();
-            crash_at(&prod, &new, stage);
+            crash_with(&prod, &new, stage, ahead);
             if stage == Stage::Written {
                 assert!(journal_of(&prod).exists(), "a hot journal is left");
             }
@@ -598,6 +747,65 @@ mod tests {
                 "{stage:?}"
             );
         }
+    }
+
+    /// The hidden files [`prepare`] leaves beside `prod`.
+    fn ahead_files(prod: &Path) -> Vec<String> {
+        std::fs::read_dir(prod.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("-journal.sqlmorph-"))
+            .collect()
+    }
+
+    #[test]
+    fn a_journal_written_ahead_is_used_only_while_production_is_still_its_copy() {
+        for changed in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let (prod, new, copy) = (
+                dir.path().join("prod.db"),
+                dir.path().join("new.db"),
+                dir.path().join("snapshot.db"),
+            );
+            db(&prod, 4096, OLD);
+            db(&new, 4096, NEW);
+            std::fs::set_permissions(&prod, std::fs::Permissions::from_mode(0o640)).unwrap();
+            std::fs::copy(&prod, &copy).unwrap();
+            let prepared = prepare(&copy, &prod).unwrap();
+            let files = ahead_files(&prod);
+            assert_eq!(files.len(), 1, "{files:?}");
+            let hidden = dir.path().join(&files[0]);
+            assert_eq!(std::fs::metadata(&hidden).unwrap().mode() & 0o777, 0o640);
+            assert!(!is_hot(&hidden), "inert until sealed");
+            if changed {
+                Connection::open(&prod)
+                    .unwrap()
+                    .execute("UPDATE t SET v = 'app' WHERE id = 1", [])
+                    .unwrap();
+            }
+            let conn = locked(&prod);
+            let written = swap(&conn, &new, Some(prepared), &mut |_| Ok(()))
+                .unwrap()
+                .unwrap();
+            drop(conn);
+            assert_eq!(written.ahead, !changed, "changed: {changed}");
+            assert_eq!(content(&prod), content(&new));
+            assert_eq!(integrity(&prod), "ok");
+            assert!(ahead_files(&prod).is_empty(), "changed: {changed}");
+            assert!(!journal_of(&prod).exists());
+        }
+    }
+
+    #[test]
+    fn a_journal_written_ahead_and_never_used_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (prod, copy) = (dir.path().join("prod.db"), dir.path().join("snapshot.db"));
+        db(&prod, 4096, OLD);
+        std::fs::copy(&prod, &copy).unwrap();
+        let prepared = prepare(&copy, &prod).unwrap();
+        assert_eq!(ahead_files(&prod).len(), 1);
+        drop(prepared);
+        assert!(ahead_files(&prod).is_empty());
     }
 
     /// SQLite keeps the page holding its lock bytes (at 1 GiB) out of every

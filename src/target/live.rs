@@ -66,6 +66,12 @@ pub struct LiveDb {
     swapped: bool,
     /// How the last in-place change went in.
     applied: Option<Applied>,
+    /// A rollback journal being written ahead of the swap (see
+    /// [`Swappable::prepare_journal`]).
+    prepared: Option<std::thread::JoinHandle<Result<journal::Prepared>>>,
+    /// How the last whole-file swap of a rollback-journal production went
+    /// in (`None`: through the backup API).
+    written: Option<journal::Written>,
 }
 
 /// Production's state at a consistent copy (or right after a swap): the
@@ -188,6 +194,8 @@ impl LiveDb {
             shm_existed,
             swapped: false,
             applied: None,
+            prepared: None,
+            written: None,
         })
     }
 
@@ -495,6 +503,29 @@ impl Swappable {
         }
     }
 
+    /// Starts writing the swap's rollback journal from `snapshot` on
+    /// another thread, while the run validates: production's journal is
+    /// then a rename away when the swap takes the lock (which it holds for
+    /// the new pages only). For a rollback-journal production whose
+    /// snapshot is its byte copy; the swap uses it only if production is
+    /// still that copy, and writes the journal itself otherwise.
+    pub fn prepare_journal(&mut self, snapshot: &Path) -> Result<()> {
+        if self.0.journal_mode()? == "wal" || self.0.prepared.is_some() {
+            return Ok(());
+        }
+        let Some(db) = self.0.conn.path().filter(|p| !p.is_empty()) else {
+            return Ok(());
+        };
+        let (copy, db) = (snapshot.to_path_buf(), PathBuf::from(db));
+        self.0.prepared = Some(std::thread::spawn(move || journal::prepare(&copy, &db)));
+        Ok(())
+    }
+
+    /// How the last whole-file swap went in, when it was the journal swap.
+    pub fn written(&self) -> Option<journal::Written> {
+        self.0.written
+    }
+
     /// How the last in-place change reached production.
     pub fn applied(&self) -> Option<Applied> {
         self.0.applied
@@ -582,16 +613,24 @@ impl Swappable {
             "PRAGMA cache_size = -{SWAP_CACHE_KIB}; PRAGMA locking_mode=EXCLUSIVE"
         ))?;
         let locked = live.lock_exclusive(expected, wait);
-        let written = locked.map(|()| journal::swap(&live.conn, new, &mut |_| Ok(())));
+        let prepared = live.prepared.take().and_then(|h| h.join().ok()?.ok());
+        let written = locked.map(|()| journal::swap(&live.conn, new, prepared, &mut |_| Ok(())));
         match written {
-            Ok(Ok(Some(written))) => live.reconnect(Some(written)),
+            Ok(Ok(Some(written))) => {
+                live.written = Some(written);
+                live.reconnect(Some(written))
+            }
             Ok(Err(e)) => {
                 // A write stopped half way left its journal hot: the new
                 // connection's first read plays it back (SQLite's recovery).
                 let _ = live.reconnect(None);
-                Err(e)
+                match crate::error::is_disk_full(&e) {
+                    true => Err(crate::error::no_space(&live.path, format!("{e:#}"))),
+                    false => Err(e),
+                }
             }
             Ok(Ok(None)) => {
+                live.written = None;
                 let result = crate::db::open_readonly(new).and_then(|src| {
                     let path = live.path.clone();
                     finish(&Backup::new(&src, &mut live.conn)?, &path)
@@ -689,6 +728,9 @@ impl Drop for LiveDb {
     /// close-time checkpoint has nothing to copy), or after a swap (whose
     /// content the checkpoint moves into the file).
     fn drop(&mut self) {
+        if let Some(prep) = self.prepared.take() {
+            let _ = prep.join();
+        }
         let wal = sibling(&self.path, "-wal");
         let empty = std::fs::metadata(&wal).map_or(true, |m| m.len() == 0);
         let ours = !self.wal_existed || !self.shm_existed;
@@ -843,9 +885,13 @@ mod tests {
         let mut live = Swappable::open(&prod).unwrap();
         let base = live.live().copy_to(&copy).unwrap();
         let wait = Duration::from_secs(2);
+        // The snapshot is production's byte copy: its journal is written ahead.
+        live.prepare_journal(&copy).unwrap();
         let after = live.swap_in(&new, base, wait).unwrap();
+        assert!(live.written().is_some_and(|w| w.ahead));
         assert_eq!(value(&Connection::open(&prod).unwrap()), "new");
         let restored = live.swap_in(&copy, after, wait).unwrap();
+        assert!(live.written().is_some_and(|w| !w.ahead));
         assert_eq!(value(&Connection::open(&prod).unwrap()), "old");
         Connection::open(&prod)
             .unwrap()

@@ -26,7 +26,13 @@ pub fn deploy(
     log: &mut Log,
 ) -> Result<String> {
     let apply = |p: &mut Swappable| p.swap_in(new, expected, LOCK_WAIT);
-    deploy_with(prod, apply, restore, commands, log)
+    let note = deploy_with(prod, apply, restore, commands, log)?;
+    let how = match prod.written() {
+        Some(w) if w.ahead => ": the journal written ahead, then the new pages",
+        Some(_) => ": the journal, then the new pages",
+        None => "",
+    };
+    Ok(format!("{how}{note}"))
 }
 
 /// As [`deploy`], with the migration's statements run in production in one

@@ -288,6 +288,18 @@ impl Production {
     }
 
     /// made on the host, goes back). Runs the commands around the swap.
+    /// Lets a local rollback-journal production's swap journal be written
+    /// ahead from `snapshot` (see [`Swappable::prepare_journal`]); nothing
+    /// for a read-only or remote production, or when it cannot start.
+    pub fn prepare_swap(&mut self, snapshot: &Path) {
+        if self.access == Access::ReadOnly || self.is_remote() || self.local().is_err() {
+            return;
+        }
+        if let Some(Local::Swap(prod)) = &mut self.local {
+            let _ = prod.prepare_journal(snapshot);
+        }
+    }
+
     pub fn swap(
         &mut self,
         new: &Path,
