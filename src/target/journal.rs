@@ -261,14 +261,14 @@ pub fn prepare(copy: &Path, db: &Path) -> Result<Prepared> {
         name.unwrap_or_default(),
         std::process::id()
     ));
+    let mut first = vec![0u8; page];
+    src.read_exact_at(&mut first, 0)?;
     let journal = Journal::create(&path, db)?;
     let nonce = random_u32();
     let read = |buf: &mut [u8], at: u64| -> Result<()> { Ok(src.read_exact_at(buf, at)?) };
     let records = journal
         .write(&read, &shape, nonce)
         .inspect_err(|_| journal.discard())?;
-    let mut first = vec![0u8; page];
-    src.read_exact_at(&mut first, 0)?;
     Ok(Prepared {
         path,
         records,
@@ -306,8 +306,19 @@ impl Prepared {
             format!("renaming {} to {}", self.path.display(), journal.display())
         })?;
         self.adopted = true;
-        let file = OpenOptions::new().write(true).open(journal)?;
-        sync_dir(journal)?;
+        let opened = OpenOptions::new()
+            .write(true)
+            .open(journal)
+            .map_err(anyhow::Error::from)
+            .and_then(|file| sync_dir(journal).map(|()| file));
+        let file = match opened {
+            Ok(file) => file,
+            Err(e) => {
+                // Not sealed: no journal to SQLite yet, and production untouched.
+                let _ = std::fs::remove_file(journal);
+                return Err(e);
+            }
+        };
         Ok((
             Journal {
                 path: journal.to_path_buf(),

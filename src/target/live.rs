@@ -612,18 +612,25 @@ impl Swappable {
         live.conn.execute_batch(&format!(
             "PRAGMA cache_size = -{SWAP_CACHE_KIB}; PRAGMA locking_mode=EXCLUSIVE"
         ))?;
-        let locked = live.lock_exclusive(expected, wait);
+        // A journal still being written ahead is waited for before the
+        // lock, not under it.
         let prepared = live.prepared.take().and_then(|h| h.join().ok()?.ok());
+        let locked = live.lock_exclusive(expected, wait);
         let written = locked.map(|()| journal::swap(&live.conn, new, prepared, &mut |_| Ok(())));
         match written {
             Ok(Ok(Some(written))) => {
                 live.written = Some(written);
-                live.reconnect(Some(written))
+                // Production is the new file now, whatever happens next.
+                Ok(live
+                    .reconnect(Some(written))
+                    .unwrap_or_else(|_| live.unmatched()))
             }
             Ok(Err(e)) => {
                 // A write stopped half way left its journal hot: the new
                 // connection's first read plays it back (SQLite's recovery).
-                let _ = live.reconnect(None);
+                if live.reconnect(None).is_err() {
+                    let _ = live.unmatched();
+                }
                 match crate::error::is_disk_full(&e) {
                     true => Err(crate::error::no_space(&live.path, format!("{e:#}"))),
                     false => Err(e),
@@ -687,6 +694,20 @@ impl LiveDb {
             generation: self.generation,
             version: if ours { version } else { UNMATCHED },
         })
+    }
+}
+
+impl LiveDb {
+    /// When no new connection could replace the one the journal swap wrote
+    /// behind: that one lets go of the lock and of its cache, and the
+    /// baseline matches nothing (a later restore is refused).
+    fn unmatched(&mut self) -> Baseline {
+        let _ = crate::overlay::reset_cache(&self.conn);
+        self.release_exclusive();
+        Baseline {
+            generation: self.generation,
+            version: UNMATCHED,
+        }
     }
 }
 
