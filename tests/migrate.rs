@@ -497,6 +497,44 @@ fn validation_catches_a_new_violation_on_a_row_that_already_had_one() {
     assert_eq!(sha256_file(&prod), before);
 }
 
+/// The rebuild leaves out the `foreign_key_check` of a table whose keys
+/// and rows its checksums prove (src/pipeline/fkproof.rs), and checks the
+/// others: a new key, and a key whose column was converted.
+#[test]
+fn a_rebuild_checks_only_the_foreign_keys_its_checksums_do_not_prove() {
+    let (ws, prod) = setup(
+        "PRAGMA foreign_keys = OFF;
+         CREATE TABLE p(id INTEGER PRIMARY KEY, name TEXT);
+         CREATE TABLE kept(id INTEGER PRIMARY KEY, p INT REFERENCES p(id));
+         CREATE TABLE keyed(id INTEGER PRIMARY KEY, p INT);
+         CREATE TABLE typed(id INTEGER PRIMARY KEY, p TEXT REFERENCES p(id));
+         INSERT INTO p VALUES (1, 'one');
+         INSERT INTO kept VALUES (1, 1), (2, 99);
+         INSERT INTO keyed VALUES (1, 1);
+         INSERT INTO typed VALUES (1, '1');",
+        "CREATE TABLE p(id INTEGER PRIMARY KEY, name TEXT, note TEXT);
+         CREATE TABLE kept(id INTEGER PRIMARY KEY, p INT REFERENCES p(id));
+         CREATE TABLE keyed(id INTEGER PRIMARY KEY, p INT REFERENCES p(id));
+         CREATE TABLE typed(id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id));",
+    );
+    let out = run_migration(&ws, None, &["--yes", "--rebuild"]);
+    assert_code(&out, 0);
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dirs(&ws).last().unwrap().join("report.json")).unwrap(),
+    )
+    .unwrap();
+    let mut checked: Vec<String> = report["foreign_key_tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    checked.sort();
+    assert_eq!(checked, ["keyed", "typed"]);
+    // The old orphan of `kept` is kept and was never a new violation.
+    assert_eq!(column(&prod, "SELECT p FROM kept WHERE id = 2"), vec!["99"]);
+}
+
 #[test]
 fn an_old_orphan_without_rowid_alone_is_not_a_new_violation() {
     let (ws, prod) = setup(ORPHANS, ORPHANS_SOURCE);

@@ -12,6 +12,7 @@ pub mod declared;
 pub mod deploy;
 pub mod fastpath;
 pub mod fixtures;
+pub mod fkproof;
 pub mod gate;
 pub mod indexcheck;
 pub mod leftovers;

@@ -108,6 +108,7 @@ pub fn validate(
         integrity,
         indexes_checked,
         new_foreign_key_violations: new_violations,
+        foreign_key_tables: touched,
         schema_differences: schema_differences(&schema, source),
         problems,
         seconds: 0.0,

@@ -3,7 +3,9 @@
 //! (what `PRAGMA integrity_check` proves, in linear time: `quick_check` for
 //! the structure, NOT NULL and CHECK, plus every index verified against its
 //! table by [`crate::pipeline::indexcheck`]); no new `foreign_key_check`
-//! violations (rows of WITHOUT ROWID tables, which have no rowid, counted);
+//! violations (rows of WITHOUT ROWID tables, which have no rowid, counted;
+//! a table whose keys and rows the checksums prove is left out, see
+//! [`crate::pipeline::fkproof`]);
 //! and the resulting schema equal to the source. The snapshot, the result
 //! and the result's structure are scanned on three threads, so the work
 //! spreads over the cores.
@@ -20,6 +22,7 @@ use serde::Serialize;
 use crate::diff;
 use crate::pipeline::check::{self, FkViolation};
 use crate::pipeline::checksum;
+use crate::pipeline::fkproof;
 use crate::pipeline::indexcheck;
 use crate::pipeline::plan::{ColumnSource, Fill, Plan, TablePlan};
 use crate::progress::{StatementRows, ops_per_row};
@@ -49,6 +52,11 @@ pub struct Report {
     /// Indexes verified entry by entry against their tables.
     pub indexes_checked: usize,
     pub new_foreign_key_violations: Vec<FkViolation>,
+    /// The tables whose `foreign_key_check` ran. Any other table with a
+    /// foreign key kept production's rows and keys, proven by its checksums
+    /// (rebuild, see [`crate::pipeline::fkproof`]) or by its pages (in
+    /// place).
+    pub foreign_key_tables: Vec<String>,
     /// Differences between the result's schema and the source (should be none).
     pub schema_differences: Vec<String>,
     pub problems: Vec<String>,
@@ -290,7 +298,11 @@ pub fn validate(
 
     let result_conn = open_ro(migrated)?;
     let result_schema = Schema::read(&result_conn, "main")?;
-    let result_violations = check::foreign_key_violations(&result_conn)?;
+    let foreign_key_tables =
+        fkproof::to_check(plan, &Schema::load(snapshot)?, &result_schema, transformed);
+    let mut result_violations =
+        check::foreign_key_violations_in(&result_conn, &foreign_key_tables)?;
+    result_violations.sort();
     drop(result_conn);
 
     let snap = join(snap_thread).context("scanning the snapshot")?;
@@ -312,6 +324,7 @@ pub fn validate(
         integrity,
         indexes_checked,
         new_foreign_key_violations: new_violations,
+        foreign_key_tables,
         schema_differences: schema_differences(&result_schema, source),
         problems,
         seconds: 0.0,
