@@ -3,14 +3,16 @@
 //!
 //! Through the online backup API, a 1.2 GB swap journals and writes page by
 //! page and syncs the journal each time its page cache fills (every 8 MiB),
-//! about three times the cost of the writes themselves. This module writes
-//! the same two things once each, under the exclusive lock the session
-//! connection holds:
+//! all of it under the write lock. This module writes the same two things
+//! once each, in large writes, the second under the exclusive lock the
+//! session connection holds:
 //!
 //! 1. `<production>-journal`, in SQLite's rollback-journal format: a header
 //!    whose magic is still zero (no reader takes it for a hot journal yet),
 //!    then every page of production as it is (page number, page, checksum),
-//!    synced with its directory;
+//!    synced with its directory. Written under the lock from production, or
+//!    ahead of it from the snapshot ([`prepare`], [`Prepared`]) and renamed
+//!    into place once production is found to be still that copy;
 //! 2. the header sealed (magic and record count) and synced: from here a
 //!    crash leaves a hot journal, which the next connection to production
 //!    plays back before it reads anything, so production is the old file;
@@ -25,8 +27,9 @@
 //! stops at a record for it.
 //!
 //! [`swap`] returns `None`, having written nothing, when the swap is not
-//! this simple case (different page sizes, a file that is not whole); the
-//! caller then writes through SQLite's backup API.
+//! this simple case (different page sizes, a file that is not whole, a hot
+//! journal already there); the caller then writes through SQLite's backup
+//! API.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;

@@ -12,7 +12,8 @@
 //!   inside one read transaction and records production's `data_version` in
 //!   that same transaction: the compare-and-swap baseline.
 //! * [`Swappable::swap_in`] writes the new content *into* the live file
-//!   with the online backup API, while SQLite's write lock is held, after
+//!   (WAL: the online backup API; rollback journal: SQLite's journal and
+//!   then the pages, see [`journal`]), while SQLite's write lock is held, after
 //!   checking under that lock that no other connection committed since the
 //!   baseline and that the path still names the same file. The inode, owner,
 //!   mode and any symlink stay as they were; a crash leaves SQLite's journal
@@ -28,9 +29,11 @@
 //! WAL mode: the destination connection takes the write lock (a backup step
 //! of zero pages) and the session connection, which readers may use beside a
 //! writer, reads `data_version`. Rollback-journal mode: readers are shut out
-//! by the exclusive lock the copy needs, so the session connection takes it
-//! itself (`locking_mode=EXCLUSIVE`, `BEGIN EXCLUSIVE`), checks, and is then
-//! the backup's destination, releasing the lock when done.
+//! by the exclusive lock the write needs, so the session connection takes it
+//! itself (`locking_mode=EXCLUSIVE`, `BEGIN EXCLUSIVE`), checks, and the
+//! journal swap writes through that connection's own file (or, where it
+//! does not apply, the connection is the backup's destination); the lock
+//! goes with the connection, which the journal swap replaces.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
