@@ -287,7 +287,6 @@ impl Production {
         local::deploy_in_place(prod, change, *baseline, restore, commands, log)
     }
 
-    /// made on the host, goes back). Runs the commands around the swap.
     /// Lets a local rollback-journal production's swap journal be written
     /// ahead from `snapshot` (see [`Swappable::prepare_journal`]); nothing
     /// for a read-only or remote production, or when it cannot start.
@@ -300,6 +299,10 @@ impl Production {
         }
     }
 
+    /// Writes the validated file `new` into production under its write lock
+    /// if nothing committed since `token` (each host's own copy over SSH);
+    /// when the service does not come back, `restore` (the snapshot, or the
+    /// copy made on the host, goes back). Runs the commands around the swap.
     pub fn swap(
         &mut self,
         new: &Path,
