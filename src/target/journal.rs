@@ -75,11 +75,13 @@ pub struct Written {
     pub ahead: bool,
 }
 
-/// Sizes of the two files, in pages of one size.
+/// Sizes of the two files, in pages of one size, and the old file's page 1
+/// (read once: compared, journaled, patched into the new page 1).
 struct Shape {
     page: usize,
     old_pages: u64,
     new_pages: u64,
+    first: Vec<u8>,
 }
 
 /// Writes `new` into the production file of `conn`, which must hold the
@@ -105,7 +107,7 @@ pub fn swap(
         return Ok(None);
     }
     let ready = match prepared {
-        Some(p) if p.is_of(&prod, &shape)? => Some(p),
+        Some(p) if p.is_of(&shape) => Some(p),
         _ => None,
     };
     let ahead = ready.is_some();
@@ -178,10 +180,13 @@ fn shape(prod: &DbFile<'_>, new: &Path) -> Result<Option<Shape>> {
     {
         return Ok(None);
     }
+    let mut first = vec![0u8; page];
+    prod.read_at(&mut first, 0)?;
     Ok(Some(Shape {
         page,
         old_pages: old_len / page as u64,
         new_pages: new_len / page as u64,
+        first,
     }))
 }
 
@@ -238,7 +243,6 @@ pub struct Prepared {
     path: PathBuf,
     records: u32,
     shape: Shape,
-    first: Vec<u8>,
     adopted: bool,
 }
 
@@ -253,10 +257,13 @@ pub fn prepare(copy: &Path, db: &Path) -> Result<Prepared> {
     if len == 0 || len % page as u64 != 0 {
         bail!("{} is not whole pages", copy.display());
     }
+    let mut first = vec![0u8; page];
+    src.read_exact_at(&mut first, 0)?;
     let shape = Shape {
         page,
         old_pages: len / page as u64,
         new_pages: 0,
+        first,
     };
     let name = db.file_name().map(|n| n.to_string_lossy().into_owned());
     let path = db.with_file_name(format!(
@@ -264,8 +271,6 @@ pub fn prepare(copy: &Path, db: &Path) -> Result<Prepared> {
         name.unwrap_or_default(),
         std::process::id()
     ));
-    let mut first = vec![0u8; page];
-    src.read_exact_at(&mut first, 0)?;
     let journal = Journal::create(&path, db)?;
     let nonce = random_u32();
     let read = |buf: &mut [u8], at: u64| -> Result<()> { Ok(src.read_exact_at(buf, at)?) };
@@ -276,7 +281,6 @@ pub fn prepare(copy: &Path, db: &Path) -> Result<Prepared> {
         path,
         records,
         shape,
-        first,
         adopted: false,
     })
 }
@@ -293,13 +297,9 @@ fn random_u32() -> u32 {
 impl Prepared {
     /// True when production (under the lock) is still the copy it was
     /// written from: the same page size, length and page 1.
-    fn is_of(&self, prod: &DbFile<'_>, shape: &Shape) -> Result<bool> {
-        if (self.shape.page, self.shape.old_pages) != (shape.page, shape.old_pages) {
-            return Ok(false);
-        }
-        let mut first = vec![0u8; shape.page];
-        prod.read_at(&mut first, 0)?;
-        Ok(first == self.first)
+    fn is_of(&self, shape: &Shape) -> bool {
+        (self.shape.page, self.shape.old_pages, &self.shape.first)
+            == (shape.page, shape.old_pages, &shape.first)
     }
 
     /// Renames it to production's journal name (replacing a journal file
@@ -454,8 +454,6 @@ fn sync_dir(path: &Path) -> Result<()> {
 fn write_new(prod: &DbFile<'_>, new: &Path, shape: &Shape) -> Result<u32> {
     let page = shape.page;
     let src = File::open(new).with_context(|| format!("reading {}", new.display()))?;
-    let mut old_first = vec![0u8; page];
-    prod.read_at(&mut old_first, 0)?;
     let lock = lock_page(page);
     let per_chunk = (CHUNK / page) as u64;
     let mut buf = vec![0u8; CHUNK];
@@ -466,7 +464,7 @@ fn write_new(prod: &DbFile<'_>, new: &Path, shape: &Shape) -> Result<u32> {
         let bytes = &mut buf[..n as usize * page];
         src.read_exact_at(bytes, (first - 1) * page as u64)?;
         if first == 1 {
-            counter = first_page(&mut bytes[..page], &old_first, shape.new_pages)?;
+            counter = first_page(&mut bytes[..page], &shape.first, shape.new_pages)?;
         }
         // The chunk, less the lock page when it falls inside.
         let end = first + n;
