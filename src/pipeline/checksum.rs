@@ -9,7 +9,7 @@
 use anyhow::{Context, Result};
 use rusqlite::Connection;
 use rusqlite::functions::{Aggregate, Context as FnContext, FunctionFlags};
-use rusqlite::types::ValueRef;
+use rusqlite::types::{Value, ValueRef};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// The name of the SQL aggregate.
@@ -85,8 +85,8 @@ pub fn register(conn: &Connection) -> Result<()> {
 /// so a wide table is summed by several calls in the same scan.
 pub const GROUP: usize = 100;
 
-/// The one `SELECT` of [`table_sums`].
-pub fn sums_sql(from: &str, keys: &[String], values: &[String]) -> String {
+/// The one `SELECT` of [`table_sums`]: the count, the sums, then `extra`.
+pub fn sums_sql(from: &str, keys: &[String], values: &[String], extra: &[String]) -> String {
     let mut select = vec!["count(*)".to_string()];
     for group in values.chunks(GROUP) {
         let mut args = vec![keys.len().to_string()];
@@ -94,38 +94,52 @@ pub fn sums_sql(from: &str, keys: &[String], values: &[String]) -> String {
         args.extend(group.iter().cloned());
         select.push(format!("{FUNCTION}({})", args.join(", ")));
     }
+    select.extend(extra.iter().cloned());
     format!("SELECT {} FROM {from}", select.join(", "))
 }
 
+/// What one scan of a table found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableSums {
+    pub rows: i64,
+    /// One checksum per value expression.
+    pub sums: Vec<u64>,
+    /// The values of the extra aggregates computed in the same scan.
+    pub extra: Vec<Value>,
+}
+
 /// Row count and one checksum per value expression for `FROM {from}`:
-/// `keys` identify a row (e.g. `rowid`), `values` are SQL expressions. One
-/// scan of the table, however many columns it has.
+/// `keys` identify a row (e.g. `rowid`), `values` are SQL expressions;
+/// `extra` are more aggregates for the same scan (index verification's).
+/// One scan of the table, however many columns it has.
 pub fn table_sums(
     conn: &Connection,
     from: &str,
     keys: &[String],
     values: &[String],
-) -> Result<(i64, Vec<u64>)> {
-    let sql = sums_sql(from, keys, values);
+    extra: &[String],
+) -> Result<TableSums> {
+    let sql = sums_sql(from, keys, values, extra);
     let groups: Vec<&[String]> = values.chunks(GROUP).collect();
-    let (count, sums) = conn
-        .query_row(&sql, [], |r| {
-            let count: i64 = r.get(0)?;
-            let mut sums: Vec<u64> = Vec::with_capacity(values.len());
-            for (g, group) in groups.iter().enumerate() {
-                let blob: Option<Vec<u8>> = r.get(g + 1)?;
-                let mut part: Vec<u64> = blob
-                    .unwrap_or_default()
-                    .chunks_exact(8)
-                    .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                    .collect();
-                part.resize(group.len(), 0);
-                sums.extend(part);
-            }
-            Ok((count, sums))
-        })
-        .with_context(|| format!("checksumming {from}"))?;
-    Ok((count, sums))
+    conn.query_row(&sql, [], |r| {
+        let rows: i64 = r.get(0)?;
+        let mut sums: Vec<u64> = Vec::with_capacity(values.len());
+        for (g, group) in groups.iter().enumerate() {
+            let blob: Option<Vec<u8>> = r.get(g + 1)?;
+            let mut part: Vec<u64> = blob
+                .unwrap_or_default()
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect();
+            part.resize(group.len(), 0);
+            sums.extend(part);
+        }
+        let extra = (0..extra.len())
+            .map(|i| r.get(1 + groups.len() + i))
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(TableSums { rows, sums, extra })
+    })
+    .with_context(|| format!("checksumming {from}"))
 }
 
 #[cfg(test)]
@@ -144,16 +158,16 @@ mod tests {
         .unwrap();
         let keys = vec!["k".to_string()];
         let vals = vec!["v".to_string()];
-        let a = table_sums(&conn, "a", &keys, &vals).unwrap();
-        let b = table_sums(&conn, "b", &keys, &vals).unwrap();
-        let c = table_sums(&conn, "c", &keys, &vals).unwrap();
+        let a = table_sums(&conn, "a", &keys, &vals, &[]).unwrap();
+        let b = table_sums(&conn, "b", &keys, &vals, &[]).unwrap();
+        let c = table_sums(&conn, "c", &keys, &vals, &[]).unwrap();
         assert_eq!(a, b);
-        assert_eq!(a.0, 3);
-        assert_ne!(a.1, c.1, "2 and '2' differ");
+        assert_eq!(a.rows, 3);
+        assert_ne!(a.sums, c.sums, "2 and '2' differ");
     }
 
     #[test]
-    fn wide_tables_are_summed_in_groups_in_one_scan() {
+    fn wide_tables_are_summed_in_groups_in_one_scan_with_extra_aggregates() {
         let conn = Connection::open_in_memory().unwrap();
         register(&conn).unwrap();
         let cols: Vec<String> = (0..250).map(|i| format!("c{i}")).collect();
@@ -163,13 +177,15 @@ mod tests {
         ))
         .unwrap();
         let keys = vec!["k".to_string()];
-        let (n, sums) = table_sums(&conn, "w", &keys, &cols).unwrap();
-        assert_eq!(n, 1);
-        assert_eq!(sums.len(), 250);
+        let extra = ["max(c120)".to_string(), "count(c0)".to_string()];
+        let wide = table_sums(&conn, "w", &keys, &cols, &extra).unwrap();
+        assert_eq!(wide.rows, 1);
+        assert_eq!(wide.sums.len(), 250);
+        assert_eq!(wide.extra, vec![Value::Integer(2), Value::Integer(1)]);
         for (i, c) in [(0, "c0"), (120, "c120"), (249, "c249"), (7, "c7")] {
-            let one = table_sums(&conn, "w", &keys, &[c.to_string()]).unwrap();
-            assert_eq!(sums[i], one.1[0], "{c}");
+            let one = table_sums(&conn, "w", &keys, &[c.to_string()], &[]).unwrap();
+            assert_eq!(wide.sums[i], one.sums[0], "{c}");
         }
-        assert_ne!(sums[0], sums[7]);
+        assert_ne!(wide.sums[0], wide.sums[7]);
     }
 }

@@ -14,7 +14,8 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
+use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::pipeline::checksum::FUNCTION;
@@ -64,20 +65,24 @@ fn parse_index_sql(sql: &str) -> Option<(Vec<String>, Option<String>)> {
     Some((keys, filter))
 }
 
-/// One table's checks: the scan of the table for every index's expected
-/// entries, and each index's own scan.
+/// One table's checks: the aggregates a scan of the table computes for
+/// every index's expected entries, and each index's own scan.
 #[derive(Clone)]
 struct TableCheck {
     table: String,
     indexes: Vec<String>,
-    /// `SELECT count, checksum, count, checksum, … FROM table NOT INDEXED`.
-    expected: String,
+    /// `count(*) FILTER (…), checksum(…) FILTER (…)` per index, over the
+    /// table read NOT INDEXED.
+    items: Vec<String>,
     /// `SELECT count(*), checksum FROM table INDEXED BY index`, per index.
     found: Vec<String>,
 }
 
 /// A count and an order-independent checksum.
-type Sum = (i64, Option<Vec<u8>>);
+pub type Sum = (i64, Option<Vec<u8>>);
+
+/// The sums of each index, read from the index alone, table by table.
+pub struct IndexSums(Vec<Vec<Sum>>);
 
 /// The checks of every index of every ordinary table of `schema`.
 fn checks(schema: &Schema) -> Result<Vec<TableCheck>> {
@@ -118,15 +123,15 @@ fn checks(schema: &Schema) -> Result<Vec<TableCheck>> {
             a.extend(s.keys.iter().cloned());
             a.join(", ")
         };
-        let mut select = Vec::new();
+        let mut items = Vec::new();
         let mut found = Vec::new();
         for s in &specs {
             let filter = s
                 .filter
                 .as_ref()
                 .map_or(String::new(), |w| format!(" FILTER (WHERE {w})"));
-            select.push(format!("count(*){filter}"));
-            select.push(format!("{FUNCTION}({}){filter}", args(s)));
+            items.push(format!("count(*){filter}"));
+            items.push(format!("{FUNCTION}({}){filter}", args(s)));
             let filter = s
                 .filter
                 .as_ref()
@@ -140,21 +145,47 @@ fn checks(schema: &Schema) -> Result<Vec<TableCheck>> {
         out.push(TableCheck {
             table: table.name.clone(),
             indexes: specs.into_iter().map(|s| s.name).collect(),
-            expected: format!("SELECT {} FROM main.{t} NOT INDEXED", select.join(", ")),
+            items,
             found,
         });
     }
     Ok(out)
 }
 
-/// The table's side: one scan for all its indexes.
-fn expected(conn: &Connection, c: &TableCheck) -> Result<Vec<Sum>> {
-    conn.query_row(&c.expected, [], |r| {
-        (0..c.indexes.len())
-            .map(|i| Ok((r.get(2 * i)?, r.get(2 * i + 1)?)))
-            .collect()
+/// The table's side: one scan for all its indexes, the values of its items.
+fn table_values(conn: &Connection, c: &TableCheck) -> Result<Vec<Value>> {
+    let sql = format!(
+        "SELECT {} FROM main.{} NOT INDEXED",
+        c.items.join(", "),
+        quote_ident(&c.table)
+    );
+    conn.query_row(&sql, [], |r| {
+        (0..c.items.len())
+            .map(|i| r.get(i))
+            .collect::<rusqlite::Result<Vec<Value>>>()
     })
     .with_context(|| format!("scanning table {}", c.table))
+}
+
+/// The expected sums of `c` from the values of its items.
+fn sums_of(c: &TableCheck, values: &[Value]) -> Result<Vec<Sum>> {
+    let odd = || {
+        anyhow!(
+            "the scan of table {} did not return its index sums",
+            c.table
+        )
+    };
+    if values.len() != c.items.len() {
+        return Err(odd());
+    }
+    values
+        .chunks_exact(2)
+        .map(|pair| match pair {
+            [Value::Integer(n), Value::Blob(b)] => Ok((*n, Some(b.clone()))),
+            [Value::Integer(n), Value::Null] => Ok((*n, None)),
+            _ => Err(odd()),
+        })
+        .collect()
 }
 
 /// The indexes' side: each index read alone, as a covering scan.
@@ -186,42 +217,91 @@ fn compare(c: &TableCheck, expected: &[Sum], found: &[Sum], problems: &mut Vec<S
     }
 }
 
+/// The verification of every index of every ordinary table of a schema,
+/// in two halves that may run on different threads: the tables' side,
+/// which a caller can fuse into its own scan of a table
+/// ([`Verification::table_items`]), and the indexes' side
+/// ([`Verification::scan_indexes`]).
+#[derive(Clone)]
+pub struct Verification(Vec<TableCheck>);
+
+impl Verification {
+    pub fn of(schema: &Schema) -> Result<Verification> {
+        Ok(Verification(checks(schema)?))
+    }
+
+    /// The aggregates a scan of `table` read NOT INDEXED adds to its
+    /// select list for the table's indexes (none when it has no index).
+    pub fn table_items(&self, table: &str) -> &[String] {
+        self.0
+            .iter()
+            .find(|c| c.table.eq_ignore_ascii_case(table))
+            .map_or(&[], |c| &c.items)
+    }
+
+    /// Reads every index alone.
+    pub fn scan_indexes(&self, conn: &Connection) -> Result<IndexSums> {
+        Ok(IndexSums(
+            self.0
+                .iter()
+                .map(|c| found(conn, c))
+                .collect::<Result<_>>()?,
+        ))
+    }
+
+    /// The problems found (none: every index matches its table).
+    /// `scanned` holds, by table, the values of [`Self::table_items`] that
+    /// a caller's scans read; any other table is scanned here, on `conn`.
+    pub fn problems(
+        &self,
+        conn: &Connection,
+        scanned: &[(String, Vec<Value>)],
+        found: &IndexSums,
+    ) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        for (c, found) in self.0.iter().zip(&found.0) {
+            let expected = match scanned
+                .iter()
+                .find(|(t, _)| t.eq_ignore_ascii_case(&c.table))
+            {
+                Some((_, values)) => sums_of(c, values)?,
+                None => sums_of(c, &table_values(conn, c)?)?,
+            };
+            compare(c, &expected, found, &mut problems);
+        }
+        Ok(problems)
+    }
+}
+
 /// Checks every index of every ordinary table of `main`. Returns the
 /// problems found (empty: every index matches its table).
 pub fn verify(conn: &Connection, schema: &Schema) -> Result<Vec<String>> {
-    let mut problems = Vec::new();
-    for c in checks(schema)? {
-        compare(&c, &expected(conn, &c)?, &found(conn, &c)?, &mut problems);
-    }
-    Ok(problems)
+    let v = Verification::of(schema)?;
+    v.problems(conn, &[], &v.scan_indexes(conn)?)
 }
 
 /// [`verify`] on two cores: the indexes are read by a second read-only
 /// connection to `path` (the file `conn` has open) on another thread while
 /// `conn` scans the tables.
 pub fn verify_beside(conn: &Connection, path: &Path, schema: &Schema) -> Result<Vec<String>> {
-    let checks = checks(schema)?;
-    let (path, theirs) = (path.to_path_buf(), checks.clone());
-    let indexes = std::thread::spawn(move || -> Result<Vec<Vec<Sum>>> {
+    let v = Verification::of(schema)?;
+    let (path, theirs) = (path.to_path_buf(), v.clone());
+    let indexes = std::thread::spawn(move || -> Result<IndexSums> {
         let conn = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         crate::pipeline::checksum::register(&conn)?;
-        theirs.iter().map(|c| found(&conn, c)).collect()
+        theirs.scan_indexes(&conn)
     });
-    let expected: Vec<Vec<Sum>> = checks
-        .iter()
-        .map(|c| expected(conn, c))
-        .collect::<Result<_>>()?;
+    let scanned: Vec<(String, Vec<Value>)> =
+        v.0.iter()
+            .map(|c| Ok((c.table.clone(), table_values(conn, c)?)))
+            .collect::<Result<_>>()?;
     let found = indexes
         .join()
-        .map_err(|_| anyhow::anyhow!("the index scan thread panicked"))??;
-    let mut problems = Vec::new();
-    for ((c, e), f) in checks.iter().zip(&expected).zip(&found) {
-        compare(c, e, f, &mut problems);
-    }
-    Ok(problems)
+        .map_err(|_| anyhow!("the index scan thread panicked"))??;
+    v.problems(conn, &scanned, &found)
 }
 
 #[cfg(test)]
@@ -258,6 +338,27 @@ mod tests {
         let problems = verify(&conn, &schema).unwrap();
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("index tl"), "{problems:?}");
+        // The same, with the table's side read by a caller's own scan of
+        // the table (validation's checksum scan).
+        let v = Verification::of(&schema).unwrap();
+        let fused = crate::pipeline::checksum::table_sums(
+            &conn,
+            "main.t NOT INDEXED",
+            &["rowid".to_string()],
+            &["c".to_string()],
+            v.table_items("t"),
+        )
+        .unwrap();
+        assert_eq!(fused.extra.len(), 6, "count and sum for each of 3 indexes");
+        let found = v.scan_indexes(&conn).unwrap();
+        let scanned = [("T".to_string(), fused.extra)];
+        assert_eq!(v.problems(&conn, &scanned, &found).unwrap(), problems);
+        let short = [("t".to_string(), scanned[0].1[..4].to_vec())];
+        let err = v.problems(&conn, &short, &found).unwrap_err();
+        assert!(
+            err.to_string().contains("did not return its index sums"),
+            "{err}"
+        );
         assert!(
             !crate::pipeline::check::health(&conn, false)
                 .unwrap()

@@ -6,9 +6,10 @@
 //! violations (rows of WITHOUT ROWID tables, which have no rowid, counted;
 //! a table whose keys and rows the checksums prove is left out, see
 //! [`crate::pipeline::fkproof`]);
-//! and the resulting schema equal to the source. The snapshot, the result
-//! and the result's structure are scanned on three threads, so the work
-//! spreads over the cores.
+//! and the resulting schema equal to the source. The snapshot's side runs
+//! during the copy; then the result's tables (each in one scan for its
+//! checksums and its indexes' expected entries) and its structure
+//! (`quick_check`, then each index read alone) are scanned on two threads.
 
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -16,12 +17,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
 use indicatif::{ProgressBar, ProgressFinish};
+use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use crate::diff;
 use crate::pipeline::check::{self, FkViolation};
-use crate::pipeline::checksum;
+use crate::pipeline::checksum::{self, TableSums};
 use crate::pipeline::fkproof;
 use crate::pipeline::indexcheck;
 use crate::pipeline::plan::{ColumnSource, Fill, Plan, TablePlan};
@@ -135,9 +137,6 @@ impl Report {
     }
 }
 
-/// A table's row count and column checksums.
-type TableSums = (i64, Vec<u64>);
-
 fn open_ro(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
@@ -197,14 +196,16 @@ fn jobs(plan: &Plan) -> Vec<TableJob<'_>> {
 pub fn spawn_snapshot_sums(plan: &Plan, snapshot: &Path) -> SnapshotSums {
     let work: Vec<ScanWork> = jobs(plan)
         .iter()
-        .map(|j| {
-            let from = j.tp.from.clone().unwrap_or_default();
-            let key = if j.tp.key.is_empty() {
+        .map(|j| ScanWork {
+            table: j.tp.from.clone().unwrap_or_default(),
+            key: if j.tp.key.is_empty() {
                 Vec::new()
             } else {
                 j.tp.source_key.clone()
-            };
-            (from, key, j.snap_vals.clone(), rows_of(j))
+            },
+            values: j.snap_vals.clone(),
+            rows: rows_of(j),
+            extra: Vec::new(),
         })
         .collect();
     let bar = crate::progress::enabled()
@@ -218,8 +219,16 @@ pub struct SnapshotSums(
     Option<ProgressBar>,
 );
 
-/// What a scan hashes of one table: its name, key, values and row count.
-type ScanWork = (String, Vec<String>, Vec<String>, u64);
+/// What a scan hashes of one table.
+struct ScanWork {
+    table: String,
+    key: Vec<String>,
+    values: Vec<String>,
+    rows: u64,
+    /// Index verification's aggregates over the same rows, read in the
+    /// same scan ([`indexcheck::Verification::table_items`]).
+    extra: Vec<String>,
+}
 
 fn rows_of(job: &TableJob<'_>) -> u64 {
     u64::try_from(job.tp.rows).unwrap_or(0)
@@ -233,16 +242,23 @@ fn scan(
     thread::spawn(move || -> Result<Vec<TableSums>> {
         let mut conn = open_ro(&path)?;
         work.into_iter()
-            .map(|(table, key, vals, rows)| {
-                let from = format!("main.{}", quote_ident(&table));
+            .map(|w| {
+                // Index verification reads the table itself, not an index.
+                let from = match w.extra.is_empty() {
+                    true => format!("main.{}", quote_ident(&w.table)),
+                    false => format!("main.{} NOT INDEXED", quote_ident(&w.table)),
+                };
+                let sums = |conn: &Connection| {
+                    checksum::table_sums(conn, &from, &w.key, &w.values, &w.extra)
+                };
                 let Some(bar) = &bar else {
-                    return checksum::table_sums(&conn, &from, &key, &vals);
+                    return sums(&conn);
                 };
                 // Every 1,000 steps of SQLite's virtual machine, the rows
                 // they stand for go on the bar: the hashing loop itself is
                 // not touched.
-                let sql = checksum::sums_sql(&from, &key, &vals);
-                let counter = StatementRows::new(bar, rows, ops_per_row(&conn, &sql)?);
+                let sql = checksum::sums_sql(&from, &w.key, &w.values, &w.extra);
+                let counter = StatementRows::new(bar, w.rows, ops_per_row(&conn, &sql)?);
                 let ticks = counter.clone();
                 conn.progress_handler(
                     1000,
@@ -251,7 +267,7 @@ fn scan(
                         false
                     }),
                 )?;
-                let sums = checksum::table_sums(&conn, &from, &key, &vals);
+                let sums = sums(&conn);
                 conn.progress_handler(1000, None::<fn() -> bool>)?;
                 counter.finish();
                 sums
@@ -291,29 +307,41 @@ pub fn validate(
         snapshot_sums.unwrap_or_else(|| spawn_snapshot_sums(plan, snapshot));
     let checked = jobs(plan);
     show_bar(&bar, &checked);
-    // The result and its structure (quick_check plus every index against its
-    // table) are scanned at the same time.
-    let new_thread = scan(migrated.to_path_buf(), result_work(&checked), bar.clone());
-    let structure_thread = spawn_structure_check(migrated.to_path_buf());
-
     let result_conn = open_ro(migrated)?;
     let result_schema = Schema::read(&result_conn, "main")?;
+    // On one thread, the result's tables, each in one scan for its
+    // checksums and its indexes' expected entries; on another, its
+    // structure: quick_check, then every index read alone.
+    let indexes = indexcheck::Verification::of(&result_schema)?;
+    let new_thread = scan(
+        migrated.to_path_buf(),
+        result_work(&checked, Some(&indexes)),
+        bar.clone(),
+    );
+    let structure_thread = spawn_structure_check(migrated.to_path_buf(), indexes.clone());
+
     let foreign_key_tables =
         fkproof::to_check(plan, &Schema::load(snapshot)?, &result_schema, transformed);
     let mut result_violations =
         check::foreign_key_violations_in(&result_conn, &foreign_key_tables)?;
     result_violations.sort();
-    drop(result_conn);
 
     let snap = join(snap_thread).context("scanning the snapshot")?;
     let new = join(new_thread).context("scanning the migrated database")?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let (integrity, indexes_checked) = structure_thread
+    let (mut integrity, found) = structure_thread
         .join()
         .map_err(|_| anyhow!("the integrity thread panicked"))?
         .context("checking integrity")?;
+    let scanned: Vec<(String, Vec<Value>)> = checked
+        .iter()
+        .zip(&new)
+        .map(|(j, sums)| (j.tp.table.clone(), sums.extra.clone()))
+        .collect();
+    integrity.extend(indexes.problems(&result_conn, &scanned, &found)?);
+    let indexes_checked = result_schema.indexes.len();
 
     let (tables, problems) = compare_tables(&checked, &snap, &new, transformed);
     let new_violations = new_violations(plan, snapshot, result_violations.clone())?;
@@ -344,37 +372,49 @@ pub fn compare_rows(
     let SnapshotSums(snap_thread, bar) = spawn_snapshot_sums(plan, snapshot);
     let checked = jobs(plan);
     show_bar(&bar, &checked);
-    let new = join(scan(migrated.to_path_buf(), result_work(&checked), bar))
-        .context("scanning the migrated database")?;
+    let new = join(scan(
+        migrated.to_path_buf(),
+        result_work(&checked, None),
+        bar,
+    ))
+    .context("scanning the migrated database")?;
     let snap = join(snap_thread).context("scanning the snapshot")?;
     Ok(compare_tables(&checked, &snap, &new, &[]))
 }
 
-/// What the result's scan hashes: per table, its key and its values.
-fn result_work(checked: &[TableJob<'_>]) -> Vec<ScanWork> {
+/// What the result's scan hashes: per table, its key and its values, and
+/// with them the aggregates of `indexes` for the table's indexes.
+fn result_work(
+    checked: &[TableJob<'_>],
+    indexes: Option<&indexcheck::Verification>,
+) -> Vec<ScanWork> {
     checked
         .iter()
-        .map(|j| {
-            let vals = j
+        .map(|j| ScanWork {
+            table: j.tp.table.clone(),
+            key: j.tp.key.clone(),
+            values: j
                 .names
                 .iter()
                 .chain(j.conv.iter().map(|(n, _)| n))
                 .map(|n| quote_ident(n))
-                .collect();
-            (j.tp.table.clone(), j.tp.key.clone(), vals, rows_of(j))
+                .collect(),
+            rows: rows_of(j),
+            extra: indexes.map_or(Vec::new(), |v| v.table_items(&j.tp.table).to_vec()),
         })
         .collect()
 }
 
-/// `quick_check` plus every index verified against its table, on another
-/// core: (problems, indexes checked).
-fn spawn_structure_check(path: PathBuf) -> thread::JoinHandle<Result<(Vec<String>, usize)>> {
+/// `quick_check`, then every index read alone, on another core:
+/// (problems, the indexes' sums).
+fn spawn_structure_check(
+    path: PathBuf,
+    indexes: indexcheck::Verification,
+) -> thread::JoinHandle<Result<(Vec<String>, indexcheck::IndexSums)>> {
     thread::spawn(move || {
         let conn = open_ro(&path)?;
-        let mut problems = check::integrity(&conn, true)?;
-        let schema = Schema::read(&conn, "main")?;
-        problems.extend(indexcheck::verify(&conn, &schema)?);
-        Ok((problems, schema.indexes.len()))
+        let problems = check::integrity(&conn, true)?;
+        Ok((problems, indexes.scan_indexes(&conn)?))
     })
 }
 
@@ -395,8 +435,8 @@ fn compare_tables(
     let mut tables = Vec::new();
     for (i, job) in checked.iter().enumerate() {
         let table = &job.tp.table;
-        let (snap_rows, snap_sums) = &snap[i];
-        let (new_rows, new_sums) = &new[i];
+        let (snap_rows, snap_sums) = (&snap[i].rows, &snap[i].sums);
+        let (new_rows, new_sums) = (&new[i].rows, &new[i].sums);
         // Copied columns against the snapshot's, converted ones against the
         // checksum the plan computed.
         let expected = job
