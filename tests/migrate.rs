@@ -193,6 +193,64 @@ fn convertible_type_change_converts_every_value() {
 }
 
 #[test]
+fn a_conversion_of_plain_and_other_values_is_measured_as_sqlite_stores_them() {
+    // Plain values (NULL, integers, decimal integers' text) are settled
+    // without SQLite; the others go through a column of the new type. The
+    // review's counts and the checksum validation compares with the result
+    // must come out as SQLite stores each value.
+    let (ws, prod) = setup(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v);
+         INSERT INTO t(v) VALUES ('120'), ('-7'), ('0'), (12), (NULL), ('007'), (' 5'), ('5 '),
+           ('1e3'), ('1.0'), ('1.5'), ('-0'), ('abc'), ('9007199254740993'),
+           ('1000000000000000000'), (x'01'), (2.5);",
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER);",
+    );
+    let out = run(&ws, &["--yes", "--allow-destructive", "--rebuild"]);
+    assert_code(&out, 0);
+    let review = stdout_of(&out);
+    assert!(
+        review.contains(
+            "~ v (none) -> INTEGER: 16 value(s), 6 converted, 6 changed, 2 kept as they are"
+        ),
+        "{review}"
+    );
+    assert!(
+        review.contains(
+            "t.v: 6 value(s) change meaning and 0 become NULL when converted to INTEGER \
+             (e.g. row 6: '007' -> 7 (lossy); row 7: ' 5' -> 5 (lossy); row 8: '5 ' -> 5 (lossy); \
+             row 9: '1e3' -> 1000 (lossy); row 10: '1.0' -> 1 (lossy))"
+        ),
+        "{review}"
+    );
+    assert_eq!(
+        column(
+            &prod,
+            "SELECT typeof(v) || ':' || quote(v) FROM t ORDER BY id"
+        ),
+        vec![
+            "integer:120",
+            "integer:-7",
+            "integer:0",
+            "integer:12",
+            "null:NULL",
+            "integer:7",
+            "integer:5",
+            "integer:5",
+            "integer:1000",
+            "integer:1",
+            "real:1.5",
+            "integer:0",
+            "text:'abc'",
+            "integer:9007199254740993",
+            "integer:1000000000000000000",
+            "blob:X'01'",
+            "real:2.5",
+        ]
+    );
+    assert_sound(&ws);
+}
+
+#[test]
 fn type_change_that_changes_meaning_needs_approval() {
     let (ws, prod) = setup(
         "CREATE TABLE t(id INTEGER PRIMARY KEY, code TEXT); INSERT INTO t VALUES (1, '007'), (2, '12');",

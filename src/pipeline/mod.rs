@@ -3,6 +3,7 @@
 //! with no Rhai in it. The CLI, recipes (through `crate::script`) and the
 //! REPL all drive the same [`session::Run`].
 
+pub mod affinity;
 pub mod alter;
 pub mod backup;
 pub mod check;

@@ -13,7 +13,7 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::types::{Value, ValueRef};
 use serde::Serialize;
 
-use crate::pipeline::checksum;
+use crate::pipeline::{affinity, checksum};
 use crate::schema::{Column, ColumnKind, Schema, Table};
 use crate::sqltext::{display_ident, quote_ident, quote_str};
 
@@ -822,9 +822,11 @@ pub fn render_value(v: &Value) -> String {
 }
 
 /// Measures conversions on the snapshot with SQLite's own affinity rules: a
-/// temporary table declared with the new column type receives the values,
-/// and a BEFORE INSERT trigger hands each converted value to a native
-/// function and then discards the row, so nothing is stored.
+/// plain value (NULL, an integer, a decimal integer's text) is settled as
+/// a column of the new type was seen to store it ([`affinity::Plain`]);
+/// any other goes to a temporary table declared with the new column type,
+/// whose BEFORE INSERT trigger hands the converted value to the same
+/// native function and then discards the row, so nothing is stored.
 fn analyze_conversions(
     tp: &mut TablePlan,
     target: &Table,
@@ -845,27 +847,30 @@ fn analyze_conversions(
         };
         let intended = matches!(cp.source, ColumnSource::Expr { .. });
         let stats = Arc::new(Mutex::new(Observed::new(col, target.strict, intended)));
-        let sink = Arc::clone(&stats);
         let nkey = tp.source_key.len();
-        snap.create_scalar_function(
-            "sqlmorph_observe",
-            -1,
-            FunctionFlags::SQLITE_UTF8,
-            move |ctx| {
+        // sqlmorph_observe(keys…, old, new) counts a converted value;
+        // sqlmorph_plain(keys…, old, value) counts it too when the value
+        // is plain and says whether it did.
+        let plain = affinity::Plain::probe(snap, &col.decl_type)?;
+        for (name, settle) in [("sqlmorph_observe", None), ("sqlmorph_plain", Some(plain))] {
+            let sink = Arc::clone(&stats);
+            snap.create_scalar_function(name, -1, FunctionFlags::SQLITE_UTF8, move |ctx| {
+                let given = ctx.get_raw(nkey + 1);
+                let Some(new) = settle.map_or(Some(given), |p| p.stored(given)) else {
+                    return Ok(false);
+                };
                 let key = checksum::key_hash((0..nkey).map(|k| ctx.get_raw(k)));
-                let old = ctx.get_raw(nkey);
-                let new = ctx.get_raw(nkey + 1);
                 if let Ok(mut s) = sink.lock() {
-                    s.observe(key, old, new, || {
+                    s.observe(key, ctx.get_raw(nkey), new, || {
                         (0..nkey)
                             .map(|k| render_value(&owned(ctx.get_raw(k))))
                             .collect::<Vec<_>>()
                             .join(",")
                     });
                 }
-                Ok(0)
-            },
-        )?;
+                Ok(true)
+            })?;
+        }
         let mut cols: Vec<String> = (0..nkey).map(|k| format!("k{k}")).collect();
         cols.push("old".into());
         let args: Vec<String> = cols
@@ -891,10 +896,11 @@ fn analyze_conversions(
         let mut selects = tp.source_key.clone();
         selects.push(old_expr);
         selects.push(sel);
+        let selects = selects.join(", ");
         let run = snap.execute(
             &format!(
-                "INSERT INTO temp.sqlmorph_conv SELECT {} FROM main.{}",
-                selects.join(", "),
+                "INSERT INTO temp.sqlmorph_conv SELECT {selects} FROM main.{} \
+                 WHERE NOT sqlmorph_plain({selects})",
                 quote_ident(&from)
             ),
             [],

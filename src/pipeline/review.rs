@@ -47,13 +47,15 @@ pub fn render_review(plan: &Plan, d: &SchemaDiff, style: Style) -> String {
                             from_type,
                             to_type,
                         } => parts.push(format!(
-                            "~ {}{} {from_type} -> {to_type}{}",
+                            "~ {}{} {} -> {}{}",
                             c.name,
                             if from.eq_ignore_ascii_case(&c.name) {
                                 String::new()
                             } else {
                                 format!(" (from {from})")
                             },
+                            type_text(from_type),
+                            type_text(to_type),
                             conv_text(c)
                         )),
                         ColumnSource::Copy { from } if !from.eq_ignore_ascii_case(&c.name) => {
@@ -107,6 +109,12 @@ pub fn render_review(plan: &Plan, d: &SchemaDiff, style: Style) -> String {
         }
     }
     out
+}
+
+/// A declared type as the review shows it (`(none)` for no type, as the
+/// schema changes say it).
+fn type_text(decl: &str) -> &str {
+    if decl.is_empty() { "(none)" } else { decl }
 }
 
 fn conv_text(c: &plan::ColumnPlan) -> String {
