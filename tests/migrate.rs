@@ -170,6 +170,33 @@ fn dropped_column_needs_allow_destructive() {
 }
 
 #[test]
+fn a_run_that_stops_right_after_the_backup_leaves_the_backup_complete() {
+    // The backup is synced, named and checked on another core while the run
+    // goes on; a recipe that stops the moment it has it still leaves it
+    // whole under its name, and no temporary file (64 MB: syncing it
+    // outlasts the rest of this run).
+    let (ws, prod) = setup(
+        "CREATE TABLE blobs(id INTEGER PRIMARY KEY, b BLOB);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 16000)
+         INSERT INTO blobs SELECT i, randomblob(4000) FROM n;",
+        "CREATE TABLE blobs(id INTEGER PRIMARY KEY, b BLOB, c TEXT);",
+    );
+    let before = sha256_file(&prod);
+    ws.file("stop.rhai", "backup();\nthrow \"stopped on purpose\";\n");
+    let out = run_migration(&ws, Some("stop.rhai"), &["--yes"]);
+    assert!(
+        stderr_of(&out).contains("stopped on purpose"),
+        "{}",
+        stderr_of(&out)
+    );
+    let b = backups(&ws);
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert!(b[0].to_string_lossy().ends_with(".sqlite3"), "{b:?}");
+    assert_eq!(sha256_file(&b[0]), before);
+    assert_eq!(sha256_file(&prod), before);
+}
+
+#[test]
 fn convertible_type_change_converts_every_value() {
     let (ws, prod) = setup(
         "CREATE TABLE t(id INTEGER PRIMARY KEY, tempo TEXT); INSERT INTO t VALUES (1, '120'), (2, NULL), (3, '96');",

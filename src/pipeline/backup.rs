@@ -11,9 +11,10 @@ use serde::Serialize;
 
 use crate::db;
 
-/// Checks a copy with `quick_check`.
+/// Checks a copy with `quick_check` (abandoned when a signal comes).
 pub fn quick_check(path: &Path) -> Result<()> {
-    let conn = db::open_readonly(path)?;
+    let mut conn = db::open_readonly(path)?;
+    crate::interrupt::watch(&mut conn)?;
     let msg: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
     if msg != "ok" {
         bail!("{} failed quick_check: {msg}", path.display());

@@ -35,6 +35,7 @@ use crate::pipeline::rehearsal;
 use crate::pipeline::validate::{self, Report};
 use crate::schema::Schema;
 use crate::style::Style;
+use crate::target::files::Unsynced;
 use crate::target::{Access, Production, Token};
 
 /// What a database handle may be used for. The role decides how
@@ -141,8 +142,8 @@ pub struct Run {
     validated: bool,
     /// The step running now and when it began.
     current_step: Option<(String, std::time::Instant)>,
-    /// The backup's `quick_check`, running on another core.
-    backup_check: Option<std::thread::JoinHandle<Result<()>>>,
+    /// The backup being synced, named and checked on another core.
+    backup_check: BackupCheck,
     /// The snapshot's checksums, computed on another core during the copy,
     /// with the plan they were computed for.
     snapshot_sums: Option<(Plan, validate::SnapshotSums)>,
@@ -227,6 +228,69 @@ fn create_run_dir(work_dir: &Path, stamp: &str) -> Result<PathBuf> {
 /// A timestamp for file names.
 pub fn stamp_now() -> String {
     chrono::Local::now().format("%Y%m%d_%H%M%S").to_string()
+}
+
+/// The run's snapshot, in the run directory.
+const SNAPSHOT: &str = "production.sqlite3";
+
+/// `dest` made the same file as `src` (a hard link, or a copy across
+/// file systems).
+fn link_or_copy(src: &Path, dest: &Path) -> Result<()> {
+    let _ = std::fs::remove_file(dest);
+    let linked = std::fs::hard_link(src, dest).or_else(|_| std::fs::copy(src, dest).map(|_| ()));
+    if let Err(e) = linked {
+        let _ = std::fs::remove_file(dest);
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            return Err(crate::error::no_space(dir, e));
+        }
+        return Err(
+            anyhow::Error::new(e).context(format!("copying the snapshot to {}", dest.display()))
+        );
+    }
+    Ok(())
+}
+
+/// Why a backup cannot be relied on.
+enum BackupFailed {
+    /// It could not be synced or named (or a signal stopped its check).
+    Unwritten(anyhow::Error),
+    /// It failed `quick_check`.
+    Damaged(anyhow::Error),
+}
+
+/// A backup being completed on another core: synced, renamed into place,
+/// then `quick_check`ed. Dropped (the run ends, however it ends), it waits
+/// for that, so a backup the log named is never left a temporary file.
+struct BackupCheck(Option<std::thread::JoinHandle<Result<(), BackupFailed>>>);
+
+impl BackupCheck {
+    fn spawn(copy: Unsynced) -> BackupCheck {
+        let dest = copy.dest().to_path_buf();
+        BackupCheck(Some(std::thread::spawn(move || {
+            copy.persist().map_err(BackupFailed::Unwritten)?;
+            // A signal abandons the check (the backup is complete by now).
+            let checked = backup::quick_check(&dest);
+            crate::interrupt::check().map_err(BackupFailed::Unwritten)?;
+            checked.map_err(BackupFailed::Damaged)
+        })))
+    }
+
+    /// Its outcome, once (`None` when there is none to wait for).
+    fn wait(&mut self) -> Option<Result<(), BackupFailed>> {
+        let done = self.0.take()?.join();
+        Some(done.unwrap_or_else(|_| {
+            Err(BackupFailed::Unwritten(anyhow::anyhow!(
+                "the backup thread panicked"
+            )))
+        }))
+    }
+}
+
+impl Drop for BackupCheck {
+    fn drop(&mut self) {
+        let _ = self.wait();
+    }
 }
 
 impl Run {
@@ -325,7 +389,7 @@ impl Run {
             backup: None,
             validated: false,
             current_step: None,
-            backup_check: None,
+            backup_check: BackupCheck(None),
             snapshot_sums: None,
             settings: None,
             fast: None,
@@ -578,8 +642,11 @@ impl Run {
     }
 
     /// Step 1: a timestamped backup of production (skipped in a dry run),
-    /// a consistent copy whose `quick_check` runs on another core and is
-    /// awaited before the copy and before any deploy.
+    /// a consistent copy. Production is let go once the copy is in the page
+    /// cache; the copy is then synced, renamed into place and
+    /// `quick_check`ed on another core, awaited before validation, before
+    /// any deploy and when the run ends. The run's snapshot (step 2) is
+    /// this copy, linked into the run directory before that.
     pub fn backup(&mut self) -> Result<Option<PathBuf>> {
         if self.opts.dry_run {
             self.log.line("  dry run: no backup written");
@@ -593,9 +660,9 @@ impl Run {
         crate::private::create_dir_all(&self.opts.backup_dir)
             .context("creating the backup directory")?;
         let dest = backup::backup_path(&name, &self.opts.backup_dir, &self.stamp);
-        let token = self.production.copy_to(&dest, &mut self.log)?;
-        let checked = dest.clone();
-        self.backup_check = Some(std::thread::spawn(move || backup::quick_check(&checked)));
+        let (token, copy) = self.production.copy_unsynced(&dest, &mut self.log)?;
+        link_or_copy(copy.path(), &self.dir.join(SNAPSHOT))?;
+        self.backup_check = BackupCheck::spawn(copy);
         self.log.line(&format!(
             "  backup: {} (quick_check running)",
             dest.display()
@@ -610,19 +677,23 @@ impl Run {
     /// other core while the copy or the rehearsal is made; the in-place
     /// proof relies on it, the snapshot being that file).
     fn backup_checked(&mut self) -> Result<()> {
-        if let Some(check) = self.backup_check.take() {
-            check
-                .join()
-                .map_err(|_| anyhow::anyhow!("the backup check panicked"))?
-                .with_context(|| {
-                    format!(
-                        "nothing was changed: the backup of production failed quick_check, so \
-                         production itself is most likely damaged (the backup is a copy of its \
-                         pages). Run `sqlmorph check {}` and repair it before migrating",
-                        self.opts.production.display()
-                    )
-                })?;
-            self.log.line("  backup quick_check ok");
+        match self.backup_check.wait() {
+            None => {}
+            Some(Ok(())) => self.log.line("  backup quick_check ok"),
+            Some(Err(BackupFailed::Unwritten(e))) if crate::interrupt::pending().is_some() => {
+                return Err(e);
+            }
+            Some(Err(BackupFailed::Unwritten(e))) => {
+                return Err(e.context("nothing was changed: the backup could not be written"));
+            }
+            Some(Err(BackupFailed::Damaged(e))) => {
+                return Err(e.context(format!(
+                    "nothing was changed: the backup of production failed quick_check, so \
+                     production itself is most likely damaged (the backup is a copy of its \
+                     pages). Run `sqlmorph check {}` and repair it before migrating",
+                    self.opts.production.display()
+                )));
+            }
         }
         Ok(())
     }
@@ -631,20 +702,14 @@ impl Run {
     /// After a backup it is that same copy, linked (no second read of
     /// production); every later step opens it read-only.
     pub fn snapshot(&mut self) -> Result<Db> {
-        let dest = self.dir.join("production.sqlite3");
-        let token = match &self.backup {
+        let dest = self.dir.join(SNAPSHOT);
+        let token = match self.backup.clone() {
+            // Linked by the backup.
+            Some((_, token)) if dest.exists() => token,
             Some((copy, token)) => {
-                let linked = std::fs::hard_link(copy, &dest)
-                    .or_else(|_| std::fs::copy(copy, &dest).map(|_| ()));
-                if let Err(e) = linked {
-                    let _ = std::fs::remove_file(&dest);
-                    if e.kind() == std::io::ErrorKind::StorageFull {
-                        return Err(crate::error::no_space(&self.dir, e));
-                    }
-                    return Err(anyhow::Error::new(e)
-                        .context(format!("copying the snapshot to {}", dest.display())));
-                }
-                token.clone()
+                self.backup_checked()?;
+                link_or_copy(&copy, &dest)?;
+                token
             }
             None => self.production.copy_to(&dest, &mut self.log)?,
         };

@@ -39,14 +39,24 @@ pub fn wal_path(path: &Path) -> PathBuf {
 /// Copies `src` (read-only) to `dest` with the online backup API. `dest` is
 /// created with mode 0600 before SQLite writes to it.
 pub fn copy_consistent(src: &Path, dest: &Path) -> Result<()> {
-    backup_api_copy(&db::open_readonly(src)?, src, dest)
+    copy_consistent_unsynced(src, dest)?.persist()
+}
+
+/// [`copy_consistent`], not yet synced nor renamed into place.
+pub fn copy_consistent_unsynced(src: &Path, dest: &Path) -> Result<Unsynced> {
+    backup_api_unsynced(&db::open_readonly(src)?, src, dest)
 }
 
 /// The online backup of `conn`'s main database (which is `src`) into `dest`
-/// (see [`write_durably`]).
+/// (through a temporary file, synced and renamed: see [`write_unsynced`]).
 /// With a progress bar (bytes: pages × page size) at a terminal.
 pub fn backup_api_copy(conn: &Connection, src: &Path, dest: &Path) -> Result<()> {
-    write_durably(src, dest, |tmp| {
+    backup_api_unsynced(conn, src, dest)?.persist()
+}
+
+/// [`backup_api_copy`], not yet synced nor renamed into place.
+pub fn backup_api_unsynced(conn: &Connection, src: &Path, dest: &Path) -> Result<Unsynced> {
+    write_unsynced(src, dest, |tmp| {
         let bar = crate::progress::bytes_bar(crate::progress::enabled(), &label(dest), 0);
         backup_into(conn, tmp, bar.as_ref(), &|| ())?;
         if let Some(bar) = bar {
@@ -86,11 +96,18 @@ fn label(dest: &Path) -> String {
 
 /// The first `len` bytes of `src` copied into `dest` by the kernel
 /// (`copy_file_range`, no page-by-page round trip through SQLite); see
-/// [`write_durably`]. Consistent only while nothing can write `src`: the
+/// [`write_unsynced`]. Consistent only while nothing can write `src`: the
 /// caller holds a read transaction on a rollback-journal database, whose
 /// SHARED lock keeps every writer out of the file.
 pub fn raw_copy(src: &Path, len: u64, dest: &Path) -> Result<()> {
-    write_durably(src, dest, |tmp| {
+    raw_copy_unsynced(src, len, dest)?.persist()
+}
+
+/// [`raw_copy`], not yet synced nor renamed into place: the caller can let
+/// go of its read transaction first (syncing a large file takes longer
+/// than copying it into the page cache).
+pub fn raw_copy_unsynced(src: &Path, len: u64, dest: &Path) -> Result<Unsynced> {
+    write_unsynced(src, dest, |tmp| {
         let (mut from, mut to) = (File::open(src)?, OpenOptions::new().write(true).open(tmp)?);
         let bar = crate::progress::bytes_bar(crate::progress::enabled(), &label(dest), len);
         let mut copied = 0;
@@ -115,16 +132,76 @@ pub fn raw_copy(src: &Path, len: u64, dest: &Path) -> Result<()> {
 /// between pieces).
 const RAW_CHUNK: u64 = 64 << 20;
 
-/// Writes a copy of `src` to `dest` with `write` (given the temporary
-/// path) through a temporary file beside `dest`
-/// (`.sqlmorph-<pid>-<random>.partial`, so that a later run can tell a
-/// killed run's leftover; created with `O_EXCL` and mode 0600), fsynced,
-/// then renamed over `dest`. A failed copy leaves nothing behind.
-fn write_durably(src: &Path, dest: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let dir = dest
-        .parent()
+/// A copy in its temporary file beside its destination, complete in the
+/// page cache but neither synced nor named yet ([`Unsynced::persist`]
+/// does both). Dropped unpersisted, the temporary file is removed.
+pub struct Unsynced {
+    tmp: tempfile::NamedTempFile,
+    src: PathBuf,
+    dest: PathBuf,
+}
+
+impl Unsynced {
+    /// The temporary file (the inode the destination will name).
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Where [`Unsynced::persist`] puts it.
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
+    /// Syncs the copy, renames it over its destination and syncs the
+    /// directory, so that the name survives a crash with the content.
+    pub fn persist(self) -> Result<()> {
+        let dir = parent_dir(&self.dest).to_path_buf();
+        if let Err(e) = self.tmp.as_file().sync_all() {
+            return Err(copy_failed(
+                anyhow::Error::new(e),
+                &dir,
+                &self.src,
+                &self.dest,
+            ));
+        }
+        let dest = self.dest;
+        self.tmp
+            .persist(&dest)
+            .with_context(|| format!("renaming the copy to {}", dest.display()))?;
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("syncing the directory {}", dir.display()))
+    }
+}
+
+fn parent_dir(dest: &Path) -> &Path {
+    dest.parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+        .unwrap_or(Path::new("."))
+}
+
+/// The error of a copy that failed: "no space left on the device of …"
+/// for a full disk.
+fn copy_failed(e: anyhow::Error, dir: &Path, src: &Path, dest: &Path) -> anyhow::Error {
+    if crate::error::is_disk_full(&e) {
+        crate::error::no_space(dir, e)
+    } else {
+        e.context(format!("copying {} to {}", src.display(), dest.display()))
+    }
+}
+
+/// Writes a copy of `src` for `dest` with `write` (given the temporary
+/// path) into a temporary file beside `dest`
+/// (`.sqlmorph-<pid>-<random>.partial`, so that a later run can tell a
+/// killed run's leftover; created with `O_EXCL` and mode 0600), to be
+/// synced and renamed over `dest` by [`Unsynced::persist`]. A failed copy
+/// leaves nothing behind.
+fn write_unsynced(
+    src: &Path,
+    dest: &Path,
+    write: impl FnOnce(&Path) -> Result<()>,
+) -> Result<Unsynced> {
+    let dir = parent_dir(dest);
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".sqlmorph-{}-", std::process::id()))
         .suffix(".partial")
@@ -138,17 +215,12 @@ fn write_durably(src: &Path, dest: &Path, write: impl FnOnce(&Path) -> Result<()
                     .context(format!("creating a temporary file in {}", dir.display()))
             }
         })?;
-    let copied = write(tmp.path()).and_then(|()| Ok(tmp.as_file().sync_all()?));
-    if let Err(e) = copied {
-        return Err(if crate::error::is_disk_full(&e) {
-            crate::error::no_space(dir, e)
-        } else {
-            e.context(format!("copying {} to {}", src.display(), dest.display()))
-        });
-    }
-    tmp.persist(dest)
-        .with_context(|| format!("renaming the copy to {}", dest.display()))?;
-    Ok(())
+    write(tmp.path()).map_err(|e| copy_failed(e, dir, src, dest))?;
+    Ok(Unsynced {
+        tmp,
+        src: src.to_path_buf(),
+        dest: dest.to_path_buf(),
+    })
 }
 
 /// `<db>-shm`.
@@ -197,6 +269,32 @@ mod tests {
             copy.read_exact_at(&mut b, at).unwrap();
             assert_eq!(b[0], i as u8 + 1, "byte at {at}");
         }
+    }
+
+    #[test]
+    fn an_unsynced_copy_is_named_only_when_persisted_and_gone_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dest) = (dir.path().join("src"), dir.path().join("dest"));
+        std::fs::write(&src, b"0123456789").unwrap();
+        let names = || -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let copy = raw_copy_unsynced(&src, 8, &dest).unwrap();
+        assert_eq!(std::fs::read(copy.path()).unwrap(), b"01234567");
+        assert!(!dest.exists());
+        let tmp = copy.path().to_path_buf();
+        copy.persist().unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"01234567");
+        assert!(!tmp.exists());
+        assert_eq!(names(), ["dest", "src"]);
+
+        drop(raw_copy_unsynced(&src, 4, &dir.path().join("other")).unwrap());
+        assert_eq!(names(), ["dest", "src"], "a dropped copy leaves nothing");
     }
 
     #[test]

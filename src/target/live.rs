@@ -44,6 +44,7 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
+use super::files::{self, Unsynced};
 use super::journal;
 use crate::error::{aborted, input};
 
@@ -221,15 +222,24 @@ impl LiveDb {
     /// `.partial` file, fsynced, renamed), and the compare-and-swap baseline
     /// read in the same transaction.
     pub fn copy_to(&self, dest: &Path) -> Result<Baseline> {
+        let (baseline, copy) = self.copy_unsynced(dest)?;
+        copy.persist()?;
+        Ok(baseline)
+    }
+
+    /// [`LiveDb::copy_to`] up to the sync: the read transaction ends as
+    /// soon as the copy is in the page cache, so the application's writers
+    /// wait for the copy but not for the disk. The caller persists it.
+    pub fn copy_unsynced(&self, dest: &Path) -> Result<(Baseline, Unsynced)> {
         self.conn.execute_batch("BEGIN")?;
         let copied = self
             .conn
             .query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
             .map_err(anyhow::Error::new)
             .and_then(|()| self.data_version())
-            .and_then(|version| self.copy_in_transaction(dest).map(|()| version));
+            .and_then(|version| self.copy_in_transaction(dest).map(|copy| (version, copy)));
         let _ = self.conn.execute_batch("COMMIT");
-        let version = copied.map_err(|e| {
+        let (version, copy) = copied.map_err(|e| {
             let busy = e
                 .chain()
                 .any(|c| c.downcast_ref::<rusqlite::Error>().is_some_and(is_busy));
@@ -239,10 +249,11 @@ impl LiveDb {
                 e
             }
         })?;
-        Ok(Baseline {
+        let baseline = Baseline {
             generation: self.generation,
             version,
-        })
+        };
+        Ok((baseline, copy))
     }
 
     /// The copy itself, inside the read transaction of [`LiveDb::copy_to`].
@@ -252,13 +263,13 @@ impl LiveDb {
     /// file's first `page_count` pages are the database: the kernel copies
     /// them at file-copy speed. In WAL mode the committed state is the file
     /// plus WAL frames, which SQLite's backup API assembles.
-    fn copy_in_transaction(&self, dest: &Path) -> Result<()> {
+    fn copy_in_transaction(&self, dest: &Path) -> Result<Unsynced> {
         if self.journal_mode()? == "wal" {
-            return crate::target::files::backup_api_copy(&self.conn, &self.path, dest);
+            return files::backup_api_unsynced(&self.conn, &self.path, dest);
         }
         let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
         let size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-        crate::target::files::raw_copy(&self.path, (pages * size) as u64, dest)
+        files::raw_copy_unsynced(&self.path, (pages * size) as u64, dest)
     }
 
     /// Fails (exit 3) when a write reached production since `baseline` or
@@ -833,6 +844,26 @@ mod tests {
         live.copy_to(&dir.path().join("copy.db")).unwrap();
         app.execute_batch("COMMIT").unwrap();
         assert_eq!(digest(&dir.path().join("copy.db")), before);
+        assert_ne!(digest(&prod), before);
+    }
+
+    #[test]
+    fn a_writer_waits_for_the_backup_copy_but_not_for_its_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let prod = big(dir.path(), 2000);
+        let before = digest(&prod);
+        let dest = dir.path().join("copy.db");
+        let live = LiveDb::open(&prod).unwrap();
+        let (_, copy) = live.copy_unsynced(&dest).unwrap();
+        // Production is let go before the copy is synced: a writer that
+        // does not wait at all commits.
+        let app = Connection::open(&prod).unwrap();
+        app.busy_timeout(Duration::ZERO).unwrap();
+        app.execute_batch("DELETE FROM t WHERE rowid <= 10")
+            .unwrap();
+        assert!(!dest.exists(), "named only once synced");
+        copy.persist().unwrap();
+        assert_eq!(digest(&dest), before);
         assert_ne!(digest(&prod), before);
     }
 

@@ -31,6 +31,7 @@ use crate::error::aborted;
 use crate::log::Log;
 use crate::schema::Schema;
 use crate::target::remote::{HostCopy, RemoteDb};
+use files::Unsynced;
 use live::{Baseline, LiveDb, Swappable};
 
 /// Whether a session may write production at all.
@@ -181,12 +182,21 @@ impl Production {
 
     /// A consistent copy of production at `dest` (0600), and its token.
     pub fn copy_to(&mut self, dest: &Path, log: &mut Log) -> Result<Token> {
+        let (token, copy) = self.copy_unsynced(dest, log)?;
+        copy.persist()?;
+        Ok(token)
+    }
+
+    /// [`Production::copy_to`] up to the sync: production is let go as soon
+    /// as the copy is in the page cache; the caller persists it.
+    pub fn copy_unsynced(&mut self, dest: &Path, log: &mut Log) -> Result<(Token, Unsynced)> {
         if self.is_remote() {
             let (fetched, copies) = self.fetched(log)?;
-            crate::target::files::copy_consistent(&fetched, dest)?;
-            return Ok(Token::Remote(copies));
+            let copy = crate::target::files::copy_consistent_unsynced(&fetched, dest)?;
+            return Ok((Token::Remote(copies), copy));
         }
-        Ok(Token::Local(self.local()?.live().copy_to(dest)?))
+        let (baseline, copy) = self.local()?.live().copy_unsynced(dest)?;
+        Ok((Token::Local(baseline), copy))
     }
 
     /// Runs `f` on a consistent read of production (a remote one: of its
