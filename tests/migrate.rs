@@ -398,6 +398,31 @@ deploy(ok);
 }
 
 #[test]
+fn a_snapshot_taken_again_after_a_backup_is_that_backup() {
+    // A snapshot and its compare-and-swap token go together: a recipe that
+    // snapshots, backs up, then snapshots again gets the backup's copy
+    // (the same file), not the first snapshot under the backup's token.
+    let (ws, prod) = setup(
+        USERS,
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC');",
+    );
+    ws.file(
+        "twice.rhai",
+        &recipe_with("", "").replace("backup();", "let first = snapshot();\nbackup();"),
+    );
+    let out = run_migration(&ws, Some("twice.rhai"), &["--yes"]);
+    assert_code(&out, 0);
+    use std::os::unix::fs::MetadataExt;
+    let inode = |p: &std::path::Path| std::fs::metadata(p).unwrap().ino();
+    let snapshot = run_dirs(&ws).last().unwrap().join("production.sqlite3");
+    assert_eq!(inode(&snapshot), inode(&backups(&ws)[0]));
+    assert_eq!(
+        column(&prod, "SELECT tz FROM users WHERE id = 1"),
+        vec!["UTC"]
+    );
+}
+
+#[test]
 fn a_write_after_the_snapshot_aborts_the_swap() {
     let (ws, prod) = setup(
         USERS,

@@ -144,6 +144,9 @@ pub struct Run {
     current_step: Option<(String, std::time::Instant)>,
     /// The backup being synced, named and checked on another core.
     backup_check: BackupCheck,
+    /// The backup linked the run's snapshot (its copy, before it had its
+    /// name).
+    snapshot_linked: bool,
     /// The snapshot's checksums, computed on another core during the copy,
     /// with the plan they were computed for.
     snapshot_sums: Option<(Plan, validate::SnapshotSums)>,
@@ -390,6 +393,7 @@ impl Run {
             validated: false,
             current_step: None,
             backup_check: BackupCheck(None),
+            snapshot_linked: false,
             snapshot_sums: None,
             settings: None,
             fast: None,
@@ -661,7 +665,12 @@ impl Run {
             .context("creating the backup directory")?;
         let dest = backup::backup_path(&name, &self.opts.backup_dir, &self.stamp);
         let (token, copy) = self.production.copy_unsynced(&dest, &mut self.log)?;
-        link_or_copy(copy.path(), &self.dir.join(SNAPSHOT))?;
+        // The snapshot to come, unless one was taken before (a snapshot
+        // and its token always go together).
+        self.snapshot_linked = self.snapshot.is_none();
+        if self.snapshot_linked {
+            link_or_copy(copy.path(), &self.dir.join(SNAPSHOT))?;
+        }
         self.backup_check = BackupCheck::spawn(copy);
         self.log.line(&format!(
             "  backup: {} (quick_check running)",
@@ -704,8 +713,7 @@ impl Run {
     pub fn snapshot(&mut self) -> Result<Db> {
         let dest = self.dir.join(SNAPSHOT);
         let token = match self.backup.clone() {
-            // Linked by the backup.
-            Some((_, token)) if dest.exists() => token,
+            Some((_, token)) if std::mem::take(&mut self.snapshot_linked) => token,
             Some((copy, token)) => {
                 self.backup_checked()?;
                 link_or_copy(&copy, &dest)?;
