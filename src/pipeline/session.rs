@@ -1030,6 +1030,15 @@ impl Run {
             &self.dir,
             progress,
         )?;
+        // A whole-file deploy's journal is written from here, while SQLite
+        // builds the indexes and the run validates (written during
+        // validation alone, it outlasted it: the swap waited for it; from
+        // the start of the copy, it slowed the copy of the rows: measured).
+        if !self.opts.dry_run {
+            if let Some((snapshot, _)) = &self.snapshot {
+                self.production.prepare_swap(snapshot);
+            }
+        }
         copy::finish_schema(&mut conn, source, settings, &stats, progress)?;
         copy::close_durably(conn, &out)?;
         let rows: i64 = stats.tables.iter().map(|(_, r, _)| r).sum();
@@ -1075,14 +1084,6 @@ impl Run {
                 rehearsal::validate(&snapshot.path, &migrated.path, source, plan, &fast.in_place)?;
             self.backup_checked()?;
             return self.record_report(report, migrated);
-        }
-        // A whole-file deploy's journal is written while this validates
-        // (the copy, beside it, would be slowed as much as validation gains:
-        // measured).
-        if !self.opts.dry_run {
-            if let Some((snapshot, _)) = &self.snapshot {
-                self.production.prepare_swap(snapshot);
-            }
         }
         // The snapshot's side was started with the copy when the plan is the
         // same; otherwise it is computed now.

@@ -38,7 +38,7 @@ pub const PRIMITIVES: &[Primitive] = &[
     p(
         "backup",
         "backup();",
-        "Timestamped backup of production (online backup API, mode 0600, quick_check); skipped in a dry run.",
+        "Timestamped backup of production (a consistent copy, mode 0600, synced and `quick_check`ed on the other core; the run's snapshot is linked from it); skipped in a dry run.",
     ),
     p(
         "snapshot",

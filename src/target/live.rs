@@ -518,9 +518,10 @@ impl Swappable {
     }
 
     /// Starts writing the swap's rollback journal from `snapshot` on
-    /// another thread, while the run validates: production's journal is
-    /// then a rename away when the swap takes the lock (which it holds for
-    /// the new pages only). For a rollback-journal production whose
+    /// another thread, while the run builds its indexes and validates:
+    /// production's journal is then a rename away when the swap takes the
+    /// lock (which it holds for the new pages only). For a rollback-journal
+    /// production whose
     /// snapshot is its byte copy; the swap uses it only if production is
     /// still that copy, and writes the journal itself otherwise.
     pub fn prepare_journal(&mut self, snapshot: &Path) -> Result<()> {
