@@ -282,9 +282,11 @@ fn sigkill_during_a_rollback_journal_swap_leaves_production_old_or_new() {
             .execute_batch("PRAGMA journal_mode = DELETE")
             .unwrap();
         ws.file("rebuild", "");
-        // During validation the swap's journal is being written ahead.
-        let (marker, delay) = match i % 3 {
-            0 => ("] 8/10", Duration::from_millis(i as u64 * 7 % 100)),
+        // From the index build on, through validation, the swap's journal
+        // is being written ahead.
+        let (marker, delay) = match i % 4 {
+            0 => ("] 7/10", Duration::from_millis(i as u64 * 7 % 100)),
+            1 => ("] 8/10", Duration::from_millis(i as u64 * 7 % 100)),
             _ => ("] 10/10", Duration::from_millis(i as u64 * 5 % 60)),
         };
         states.push(kill_in(ws, marker, delay));
