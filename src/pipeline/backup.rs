@@ -13,7 +13,12 @@ use crate::db;
 
 /// Checks a copy with `quick_check` (abandoned when a signal comes).
 pub fn quick_check(path: &Path) -> Result<()> {
-    let mut conn = db::open_readonly(path)?;
+    quick_check_open(db::open_readonly(path)?, path)
+}
+
+/// [`quick_check`] on a connection already open to `path` (which may be
+/// renamed meanwhile).
+pub fn quick_check_open(mut conn: rusqlite::Connection, path: &Path) -> Result<()> {
     crate::interrupt::watch(&mut conn)?;
     let msg: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
     if msg != "ok" {

@@ -262,31 +262,41 @@ enum BackupFailed {
     Damaged(anyhow::Error),
 }
 
-/// A backup being completed on another core: synced, renamed into place,
-/// then `quick_check`ed. Dropped (the run ends, however it ends), it waits
-/// for that, so a backup the log named is never left a temporary file.
-struct BackupCheck(Option<std::thread::JoinHandle<Result<(), BackupFailed>>>);
+/// A backup being completed beside the run: synced and renamed into place
+/// on one thread while another runs its `quick_check` (which reads the
+/// page cache, not the disk). Dropped (the run ends, however it ends), it
+/// waits for both, so a backup the log named is never left a temporary
+/// file.
+struct BackupCheck(Option<[std::thread::JoinHandle<Result<(), BackupFailed>>; 2]>);
 
 impl BackupCheck {
-    fn spawn(copy: Unsynced) -> BackupCheck {
+    fn spawn(copy: Unsynced) -> Result<BackupCheck> {
         let dest = copy.dest().to_path_buf();
-        BackupCheck(Some(std::thread::spawn(move || {
-            copy.persist().map_err(BackupFailed::Unwritten)?;
-            // A signal abandons the check (the backup is complete by now).
-            let checked = backup::quick_check(&dest);
+        // Opened before the rename, which the open file does not notice.
+        let conn = crate::db::open_readonly(copy.path())?;
+        let synced = std::thread::spawn(move || copy.persist().map_err(BackupFailed::Unwritten));
+        let checked = std::thread::spawn(move || {
+            let checked = backup::quick_check_open(conn, &dest);
+            // A signal abandons the check.
             crate::interrupt::check().map_err(BackupFailed::Unwritten)?;
             checked.map_err(BackupFailed::Damaged)
-        })))
+        });
+        Ok(BackupCheck(Some([synced, checked])))
     }
 
-    /// Its outcome, once (`None` when there is none to wait for).
+    /// Its outcome, once (`None` when there is none to wait for): the
+    /// sync's failure first.
     fn wait(&mut self) -> Option<Result<(), BackupFailed>> {
-        let done = self.0.take()?.join();
-        Some(done.unwrap_or_else(|_| {
-            Err(BackupFailed::Unwritten(anyhow::anyhow!(
-                "the backup thread panicked"
-            )))
-        }))
+        let [synced, checked] = self.0.take()?;
+        let join = |h: std::thread::JoinHandle<Result<(), BackupFailed>>| {
+            h.join().unwrap_or_else(|_| {
+                Err(BackupFailed::Unwritten(anyhow::anyhow!(
+                    "the backup thread panicked"
+                )))
+            })
+        };
+        let (synced, checked) = (join(synced), join(checked));
+        Some(synced.and(checked))
     }
 }
 
@@ -671,7 +681,7 @@ impl Run {
         if self.snapshot_linked {
             link_or_copy(copy.path(), &self.dir.join(SNAPSHOT))?;
         }
-        self.backup_check = BackupCheck::spawn(copy);
+        self.backup_check = BackupCheck::spawn(copy)?;
         self.log.line(&format!(
             "  backup: {} (quick_check running)",
             dest.display()
