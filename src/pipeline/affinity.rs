@@ -45,7 +45,7 @@ pub struct Plain {
 }
 
 /// The largest integer every value up to which a double holds exactly.
-const EXACT_IN_DOUBLE: i64 = 1 << 53;
+const EXACT_IN_DOUBLE: u64 = 1 << 53;
 
 impl Plain {
     /// Learns it from SQLite: the probes go into a temporary column of the
@@ -88,7 +88,7 @@ impl Plain {
     fn number<'a>(&self, stored: Stored, n: i64, v: ValueRef<'a>) -> Option<ValueRef<'a>> {
         match stored {
             Stored::Integer => Some(ValueRef::Integer(n)),
-            Stored::Real if n.abs() <= EXACT_IN_DOUBLE => Some(ValueRef::Real(n as f64)),
+            Stored::Real if n.unsigned_abs() <= EXACT_IN_DOUBLE => Some(ValueRef::Real(n as f64)),
             // A text stays as it is (TEXT or no affinity); an integer
             // would become its text, which SQLite writes.
             Stored::Text if matches!(v, ValueRef::Text(_)) => Some(v),
@@ -155,7 +155,7 @@ mod tests {
             Value::Integer(0),
             Value::Integer(-5),
             Value::Integer(120),
-            Value::Integer(EXACT_IN_DOUBLE + 1),
+            Value::Integer(EXACT_IN_DOUBLE as i64 + 1),
             Value::Integer(i64::MAX),
             Value::Integer(i64::MIN),
             Value::Real(1.5),
