@@ -500,8 +500,8 @@ fn a_full_disk_under_production_or_tmpdir_stops_with_no_space() {
     let Some(_tmp_mount) = small_disk(&tmp, 512) else {
         return;
     };
-    let out = Command::new(assert_cmd::cargo::cargo_bin("sqlmorph"))
-        .current_dir(ws.dir.path())
+    let out = ws
+        .cmd()
         .env("TMPDIR", &tmp)
         .args([
             "plan",
