@@ -16,6 +16,7 @@ use crate::error::aborted;
 use crate::pipeline::plan::{Fill, Plan, TablePlan, render_ref};
 use crate::schema::{Schema, Table};
 use crate::sqltext::{self, Token, display_ident, quote_ident};
+use crate::target::files::Syncing;
 
 /// The schema name the snapshot is attached under while copying (and in
 /// recipes' `sql`/`query` on the migrated database).
@@ -565,16 +566,17 @@ fn create_index(
     result
 }
 
-/// Closes the migrated database and makes it durable.
-pub fn close_durably(conn: Connection, path: &Path) -> Result<()> {
+/// Closes the migrated database and starts its sync to disk on another
+/// thread: validation reads it from the page cache meanwhile, and the swap
+/// waits for it (its writeback would compete with production's).
+pub fn close_syncing(conn: Connection, path: &Path) -> Result<Syncing> {
     conn.execute(
         &format!("DETACH DATABASE {}", quote_ident(SNAPSHOT_SCHEMA)),
         [],
     )
     .ok();
     conn.close().map_err(|(_, e)| e)?;
-    std::fs::File::open(path)?.sync_all()?;
-    Ok(())
+    Syncing::start(path)
 }
 
 /// Keys that appear more than once for a UNIQUE index's key expressions.

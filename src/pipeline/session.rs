@@ -35,7 +35,7 @@ use crate::pipeline::rehearsal;
 use crate::pipeline::validate::{self, Report};
 use crate::schema::Schema;
 use crate::style::Style;
-use crate::target::files::Unsynced;
+use crate::target::files::{Syncing, Unsynced};
 use crate::target::{Access, Production, Token};
 
 /// What a database handle may be used for. The role decides how
@@ -144,6 +144,9 @@ pub struct Run {
     current_step: Option<(String, std::time::Instant)>,
     /// The backup being synced, named and checked on another core.
     backup_check: BackupCheck,
+    /// The migrated file being synced on another core (awaited before the
+    /// swap).
+    migrated_sync: Syncing,
     /// The backup linked the run's snapshot (its copy, before it had its
     /// name).
     snapshot_linked: bool,
@@ -403,6 +406,7 @@ impl Run {
             validated: false,
             current_step: None,
             backup_check: BackupCheck(None),
+            migrated_sync: Syncing::default(),
             snapshot_linked: false,
             snapshot_sums: None,
             settings: None,
@@ -1050,7 +1054,7 @@ impl Run {
             }
         }
         copy::finish_schema(&mut conn, source, settings, &stats, progress)?;
-        copy::close_durably(conn, &out)?;
+        self.migrated_sync = copy::close_syncing(conn, &out)?;
         let rows: i64 = stats.tables.iter().map(|(_, r, _)| r).sum();
         self.log.line(&format!(
             "  copied {rows} row(s) in {} table(s) in {:.2}s",
@@ -1310,6 +1314,7 @@ impl Run {
         after: &str,
         backup: &Path,
     ) -> Result<String> {
+        self.migrated_sync.wait()?;
         deploy::record_history(
             validated.path(),
             &self.opts,

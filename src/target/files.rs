@@ -174,6 +174,43 @@ impl Unsynced {
     }
 }
 
+/// A file being synced on another thread, so that its writer can go on
+/// (and read it from the page cache) meanwhile. [`Syncing::wait`] says how
+/// the sync went; dropped, it waits.
+#[derive(Default)]
+pub struct Syncing(Option<(PathBuf, std::thread::JoinHandle<std::io::Result<()>>)>);
+
+impl Syncing {
+    /// Starts syncing `path` (the file opened now: a later rename or
+    /// removal does not matter).
+    pub fn start(path: &Path) -> Result<Syncing> {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let handle = std::thread::spawn(move || file.sync_all());
+        Ok(Syncing(Some((path.to_path_buf(), handle))))
+    }
+
+    /// Waits for the sync, once: its error names the file, or the device
+    /// that is full.
+    pub fn wait(&mut self) -> Result<()> {
+        let Some((path, handle)) = self.0.take() else {
+            return Ok(());
+        };
+        let synced = handle
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the sync thread panicked")));
+        synced.map_err(|e| match e.kind() {
+            std::io::ErrorKind::StorageFull => crate::error::no_space(parent_dir(&path), e),
+            _ => anyhow::Error::new(e).context(format!("syncing {} to disk", path.display())),
+        })
+    }
+}
+
+impl Drop for Syncing {
+    fn drop(&mut self) {
+        let _ = self.wait();
+    }
+}
+
 fn parent_dir(dest: &Path) -> &Path {
     dest.parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -247,6 +284,22 @@ pub fn copy_consistent_rw(src: &Path, dest: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::FileExt;
+
+    #[test]
+    fn a_sync_beside_the_run_is_waited_for_once_and_names_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.sqlite3");
+        let err = format!("{:#}", Syncing::start(&missing).err().unwrap());
+        assert!(err.contains("missing.sqlite3"), "{err}");
+        let file = dir.path().join("db.sqlite3");
+        std::fs::write(&file, vec![1u8; 1 << 20]).unwrap();
+        let mut syncing = Syncing::start(&file).unwrap();
+        // Removing the name does not matter: the file was opened.
+        std::fs::remove_file(&file).unwrap();
+        syncing.wait().unwrap();
+        assert!(syncing.0.is_none());
+        syncing.wait().unwrap();
+    }
 
     #[test]
     fn a_raw_copy_over_several_pieces_is_the_first_len_bytes_exactly() {
