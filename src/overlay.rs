@@ -89,6 +89,24 @@ unsafe impl Sync for Platform {}
 
 static PLATFORM: OnceLock<Platform> = OnceLock::new();
 
+/// The VFS that opened a file of a connection whose VFS is `vfs`, given the
+/// file's `methods`: `vfs` itself, except under the overlay VFS, which hands
+/// every file but an overlay to the platform VFS.
+pub fn opener(
+    vfs: *const ffi::sqlite3_vfs,
+    methods: *const ffi::sqlite3_io_methods,
+) -> *const ffi::sqlite3_vfs {
+    let Some(platform) = PLATFORM.get() else {
+        return vfs; // not registered: every file is its VFS's
+    };
+    // SAFETY: sqlite3_vfs_find is thread-safe and reads only the name.
+    let overlay = unsafe { ffi::sqlite3_vfs_find(VFS_NAME.as_ptr()) };
+    match std::ptr::eq(vfs, overlay) && !std::ptr::eq(methods, &METHODS) {
+        true => platform.0,
+        false => vfs,
+    }
+}
+
 /// Registers the overlay VFS as SQLite's default, once.
 fn register() -> Result<&'static Platform> {
     static DONE: OnceLock<std::result::Result<(), String>> = OnceLock::new();

@@ -11,8 +11,10 @@
 //! are C's I/O methods. Each block says what makes it sound.
 #![allow(unsafe_code)]
 
-use std::ffi::{c_int, c_void};
+use std::ffi::{CStr, c_int, c_void};
 use std::marker::PhantomData;
+use std::os::fd::BorrowedFd;
+use std::os::unix::fs::MetadataExt;
 use std::ptr::NonNull;
 
 use anyhow::{Result, bail};
@@ -28,7 +30,19 @@ const PIECE: usize = 1 << 16;
 pub struct DbFile<'c> {
     file: NonNull<ffi::sqlite3_file>,
     methods: &'c ffi::sqlite3_io_methods,
+    /// The unix VFS's descriptor of the file ([`DbFile::descriptor`]).
+    fd: Option<c_int>,
     _conn: PhantomData<&'c Connection>,
+}
+
+/// The first fields of the unix VFS's `unixFile` (SQLite's os_unix.c),
+/// whose `h` is the file's descriptor.
+#[repr(C)]
+struct UnixFileHead {
+    methods: *const ffi::sqlite3_io_methods,
+    vfs: *const ffi::sqlite3_vfs,
+    inode: *const c_void,
+    h: c_int,
 }
 
 impl<'c> DbFile<'c> {
@@ -58,8 +72,19 @@ impl<'c> DbFile<'c> {
         Ok(DbFile {
             file,
             methods,
+            fd: unix_descriptor(conn, file),
             _conn: PhantomData,
         })
+    }
+
+    /// The descriptor SQLite's unix VFS reads and writes the file with,
+    /// for hints such as [`super::files::start_writeback`]. Borrowed, never
+    /// to be closed (closing any descriptor of the file would drop the
+    /// locks SQLite holds on it). `None` under another VFS.
+    pub fn descriptor(&self) -> Option<BorrowedFd<'c>> {
+        // SAFETY: SQLite keeps the descriptor open as long as the file is
+        // (for `'c`, see `of`), and it was checked to be this file's.
+        self.fd.map(|fd| unsafe { BorrowedFd::borrow_raw(fd) })
     }
 
     /// SQLite's result code as an error (so that a full disk is known as
@@ -146,5 +171,116 @@ impl<'c> DbFile<'c> {
         let rc = unsafe { size(self.file.as_ptr(), &raw mut len) };
         self.check(rc, "sizing the database")?;
         Ok(u64::try_from(len)?)
+    }
+}
+
+/// The descriptor of `file` when one of SQLite's unix VFSes opened it (its
+/// files are `unixFile`s; under the overlay VFS, every file but an overlay
+/// is the platform VFS's) and the descriptor found there
+/// is the database's own file (same device and inode: a `unixFile` laid
+/// out otherwise than [`UnixFileHead`] yields `None`, not another file).
+fn unix_descriptor(conn: &Connection, file: NonNull<ffi::sqlite3_file>) -> Option<c_int> {
+    let mut vfs: *mut ffi::sqlite3_vfs = std::ptr::null_mut();
+    // SAFETY: as for SQLITE_FCNTL_FILE_POINTER in `DbFile::of`: one pointer
+    // written to the location given.
+    let rc = unsafe {
+        ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_VFS_POINTER,
+            (&raw mut vfs).cast::<c_void>(),
+        )
+    };
+    if rc != ffi::SQLITE_OK {
+        return None;
+    }
+    // SAFETY: `file` is open (see `DbFile::of`).
+    let methods = unsafe { file.as_ref().pMethods };
+    let vfs = crate::overlay::opener(vfs, methods);
+    // SAFETY: a registered VFS outlives its connections; its name is a
+    // NUL-terminated string.
+    let name = unsafe { vfs.as_ref() }
+        .filter(|v| !v.zName.is_null())
+        .map(|v| unsafe { CStr::from_ptr(v.zName) })?;
+    if !name.to_bytes().starts_with(b"unix") {
+        return None;
+    }
+    // SAFETY: a file a unix VFS opened is a `unixFile`, which begins with
+    // the fields of `UnixFileHead`.
+    let fd = unsafe { file.cast::<UnixFileHead>().as_ref().h };
+    let want = std::fs::metadata(conn.path()?).ok()?;
+    // SAFETY: `st` is a stat buffer that fstat only writes; a descriptor
+    // that is not open makes it fail.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &raw mut st) } != 0 {
+        return None;
+    }
+    // Their types differ between platforms.
+    #[allow(clippy::useless_conversion)]
+    let same = u64::from(st.st_dev) == want.dev() && u64::from(st.st_ino) == want.ino();
+    same.then_some(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::OpenFlags;
+    use std::fs::File;
+    use std::mem::ManuallyDrop;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::fs::FileExt;
+    use std::path::Path;
+
+    /// Reads the descriptor of `path`'s connection without closing it
+    /// (closing would drop SQLite's locks): it is that database, header
+    /// first, and SQLite goes on using it.
+    fn assert_descriptor_of(path: &Path) {
+        let conn = Connection::open(path).unwrap();
+        let file = DbFile::of(&conn).unwrap();
+        let fd = file.descriptor().expect("the unix VFS's descriptor");
+        // SAFETY: the descriptor is open; ManuallyDrop never closes it.
+        let borrowed = ManuallyDrop::new(unsafe { File::from_raw_fd(fd.as_raw_fd()) });
+        let mut head = [0u8; 16];
+        borrowed.read_exact_at(&mut head, 0).unwrap();
+        assert_eq!(&head, b"SQLite format 3\0");
+        let meta = std::fs::metadata(path).unwrap();
+        let seen = borrowed.metadata().unwrap();
+        assert_eq!((seen.dev(), seen.ino()), (meta.dev(), meta.ino()));
+        let x: i64 = conn.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(x, 42);
+    }
+
+    #[test]
+    fn the_descriptor_is_the_open_database_file_under_the_overlay_vfs_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (42);")
+            .unwrap();
+        assert_descriptor_of(&path);
+        // The overlay VFS becomes SQLite's default: a plain file is still
+        // the platform VFS's, an overlay is not a file of its own.
+        let over = dir.path().join("overlay.sqlite3");
+        crate::overlay::create(&path, &over).unwrap();
+        assert_descriptor_of(&path);
+        let conn = Connection::open(&over).unwrap();
+        let x: i64 = conn.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(x, 42);
+        assert!(DbFile::of(&conn).unwrap().descriptor().is_none());
+        crate::overlay::forget(&over);
+    }
+
+    #[test]
+    fn another_vfs_gives_no_descriptor() {
+        let conn = Connection::open_with_flags_and_vfs(
+            "/sqlmorph-dbfile-test",
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+            c"memdb",
+        )
+        .unwrap();
+        conn.execute_batch("CREATE TABLE t(x)").unwrap();
+        let file = DbFile::of(&conn).unwrap();
+        assert!(file.descriptor().is_none());
     }
 }

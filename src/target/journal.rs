@@ -33,6 +33,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -40,6 +41,7 @@ use anyhow::{Context, Result, bail};
 use rusqlite::Connection;
 
 use super::dbfile::DbFile;
+use super::files::start_writeback;
 
 /// The first bytes of a rollback journal's header.
 const MAGIC: [u8; 8] = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
@@ -391,6 +393,7 @@ impl Journal {
         let per_chunk = (CHUNK / page) as u64;
         let mut buf = vec![0u8; CHUNK];
         let mut records = 0u32;
+        let mut written = 0u64;
         let mut first = 1u64;
         while first <= shape.old_pages {
             let n = per_chunk.min(shape.old_pages - first + 1);
@@ -407,6 +410,10 @@ impl Journal {
                 records += 1;
             }
             first += n;
+            // The disk writes what is written while the next chunk is read.
+            out.flush()?;
+            start_writeback(self.file.as_fd(), written, 0);
+            written = HEADER as u64 + u64::from(records) * (page as u64 + 8);
         }
         out.flush()?;
         drop(out);
@@ -477,6 +484,10 @@ fn write_new(prod: &DbFile<'_>, new: &Path, shape: &Shape) -> Result<u32> {
                 let len = (to - from) as usize * page;
                 prod.write_at(&bytes[at..at + len], (from - 1) * page as u64)?;
             }
+        }
+        // The disk writes this chunk while the next one is copied.
+        if let Some(fd) = prod.descriptor() {
+            start_writeback(fd, (first - 1) * page as u64, n * page as u64);
         }
         first = end;
     }
