@@ -35,7 +35,7 @@ use crate::pipeline::rehearsal;
 use crate::pipeline::validate::{self, Report};
 use crate::schema::Schema;
 use crate::style::Style;
-use crate::target::files::{Removing, Syncing, Unsynced};
+use crate::target::files::{Syncing, Unsynced};
 use crate::target::{Access, Production, Token};
 
 /// What a database handle may be used for. The role decides how
@@ -147,9 +147,6 @@ pub struct Run {
     /// The migrated file being synced on another core (awaited before the
     /// swap).
     migrated_sync: Syncing,
-    /// The deployed migrated file being removed (awaited when the run
-    /// ends).
-    removing: Removing,
     /// The backup linked the run's snapshot (its copy, before it had its
     /// name).
     snapshot_linked: bool,
@@ -410,7 +407,6 @@ impl Run {
             current_step: None,
             backup_check: BackupCheck(None),
             migrated_sync: Syncing::default(),
-            removing: Removing::default(),
             snapshot_linked: false,
             snapshot_sums: None,
             settings: None,
@@ -1249,12 +1245,11 @@ impl Run {
         ));
         // Its content is production's now; the backup is the lasting copy.
         crate::overlay::forget(validated.path());
-        let files = ["", "-wal", "-shm"].map(|suffix| {
+        for suffix in ["", "-wal", "-shm"] {
             let mut p = validated.path().as_os_str().to_owned();
             p.push(suffix);
-            PathBuf::from(p)
-        });
-        self.removing = Removing::start(files.into());
+            let _ = std::fs::remove_file(p);
+        }
         self.migrated = None;
         self.summary.deployed = true;
         self.summary.outcome = "deployed".into();

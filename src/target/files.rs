@@ -211,31 +211,6 @@ impl Drop for Syncing {
     }
 }
 
-/// Files being removed on another thread: a large file's pages take a
-/// while to leave the page cache (a quarter of a second per GB). Dropped,
-/// it waits, so that no file outlives the run that removed it.
-#[derive(Default)]
-pub struct Removing(Option<std::thread::JoinHandle<()>>);
-
-impl Removing {
-    /// Starts removing `paths` (one missing is no error).
-    pub fn start(paths: Vec<PathBuf>) -> Removing {
-        Removing(Some(std::thread::spawn(move || {
-            for p in paths {
-                let _ = std::fs::remove_file(p);
-            }
-        })))
-    }
-}
-
-impl Drop for Removing {
-    fn drop(&mut self) {
-        if let Some(handle) = self.0.take() {
-            let _ = handle.join();
-        }
-    }
-}
-
 /// Starts writing the dirty pages of `fd`'s file in `[offset, offset +
 /// len)` to disk without waiting (Linux's
 /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`): a writer that calls it as it
@@ -333,24 +308,6 @@ pub fn copy_consistent_rw(src: &Path, dest: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::FileExt;
-
-    #[test]
-    fn files_removed_beside_the_run_are_gone_once_it_is_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let paths: Vec<PathBuf> = ["a", "a-wal", "a-shm"]
-            .iter()
-            .map(|n| dir.path().join(n))
-            .collect();
-        // Two of the three exist; a missing one is no error.
-        for p in &paths[..2] {
-            std::fs::write(p, vec![7u8; 1 << 20]).unwrap();
-        }
-        let removing = Removing::start(paths.clone());
-        drop(removing);
-        for p in &paths {
-            assert!(!p.exists(), "{} is left", p.display());
-        }
-    }
 
     #[test]
     fn a_sync_beside_the_run_is_waited_for_once_and_names_a_missing_file() {
