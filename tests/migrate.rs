@@ -678,6 +678,29 @@ fn validation_catches_an_index_that_does_not_match_its_table() {
 }
 
 #[test]
+fn validation_catches_an_index_of_plain_columns_that_does_not_match_its_table() {
+    // Such an index is checked against the column checksums validation
+    // computes anyway (no aggregate of its own in the table's scan).
+    let (ws, prod) = setup(
+        &format!("{USERS} CREATE INDEX users_age ON users(age);"),
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC'); CREATE INDEX users_age ON users(age);",
+    );
+    let before = sha256_file(&prod);
+    // The index's entries hold age; make its definition say name.
+    ws.file("tamper.rhai", &recipe_with("", r#"sql(migrated, "PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = 'CREATE INDEX users_age ON users(name)' WHERE name = 'users_age'; PRAGMA writable_schema = RESET;");"#));
+    let both = run_both_ways(&ws, Some("tamper.rhai"), &["--yes"]);
+    for out in both.outputs() {
+        assert_code(out, 3);
+        assert!(
+            stderr_of(out).contains("index users_age does not match the content of table users"),
+            "{}",
+            stderr_of(out)
+        );
+    }
+    assert_eq!(sha256_file(&prod), before);
+}
+
+#[test]
 fn a_view_that_does_not_work_on_the_new_schema_stops_the_run_both_ways() {
     // SQLite creates a view without resolving its columns: the run must
     // query it before production gets it, in place as in the rebuild.

@@ -13,12 +13,14 @@
 //! which enforces it.
 
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, anyhow};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::pipeline::checksum::FUNCTION;
+use crate::pipeline::checksum::{FUNCTION, TableSums};
 use crate::schema::Schema;
 use crate::sqltext::{self, Token, quote_ident};
 
@@ -29,6 +31,10 @@ struct IndexSpec {
     keys: Vec<String>,
     /// The partial index's condition.
     filter: Option<String>,
+    /// The table's columns the keys are, when every key is a plain column
+    /// and the index is not partial: its expected sum is then those
+    /// columns' sums ([`Fusion`]).
+    columns: Option<Vec<String>>,
 }
 
 /// The key expressions and WHERE of an index, from its CREATE text.
@@ -65,11 +71,35 @@ fn parse_index_sql(sql: &str) -> Option<(Vec<String>, Option<String>)> {
     Some((keys, filter))
 }
 
+/// The table's column that the index key `key` (as [`parse_index_sql`]
+/// renders it) is, if it is one: a single identifier naming a column.
+fn column_named(table: &crate::schema::Table, key: &str) -> Option<String> {
+    let tokens = sqltext::tokenize(key);
+    let [token] = tokens.as_slice() else {
+        return None;
+    };
+    let name = match &token.token {
+        Token::Word(w) | Token::Quoted(w) => w,
+        _ => return None,
+    };
+    table
+        .columns
+        .iter()
+        .find(|c| c.name.eq_ignore_ascii_case(name))
+        .map(|c| c.name.clone())
+}
+
 /// One table's checks: the aggregates a scan of the table computes for
 /// every index's expected entries, and each index's own scan.
 #[derive(Clone)]
 struct TableCheck {
     table: String,
+    /// The row identity the index sums are keyed by (`rowid`, or the
+    /// primary key of a WITHOUT ROWID table), and for a rowid table with
+    /// an INTEGER PRIMARY KEY, that column too (the same values).
+    identities: Vec<Vec<String>>,
+    /// Per index, [`IndexSpec::columns`].
+    columns: Vec<Option<Vec<String>>>,
     indexes: Vec<String>,
     /// `count(*) FILTER (…), checksum(…) FILTER (…)` per index, over the
     /// table read NOT INDEXED.
@@ -107,10 +137,15 @@ fn checks(schema: &Schema) -> Result<Vec<TableCheck>> {
                     None,
                 ),
             };
+            let columns = match filter {
+                None => keys.iter().map(|k| column_named(table, k)).collect(),
+                Some(_) => None,
+            };
             specs.push(IndexSpec {
                 name: index.name.clone(),
                 keys,
                 filter,
+                columns,
             });
         }
         if specs.is_empty() {
@@ -142,8 +177,15 @@ fn checks(schema: &Schema) -> Result<Vec<TableCheck>> {
                 quote_ident(&s.name)
             ));
         }
+        let alias = table
+            .rowid_alias
+            .then(|| table.primary_key.first().map(|c| quote_ident(c)));
         out.push(TableCheck {
             table: table.name.clone(),
+            identities: std::iter::once(ident)
+                .chain(alias.flatten().map(|a| vec![a]))
+                .collect(),
+            columns: specs.iter().map(|s| s.columns.clone()).collect(),
             indexes: specs.into_iter().map(|s| s.name).collect(),
             items,
             found,
@@ -190,14 +232,15 @@ fn sums_of(c: &TableCheck, values: &[Value]) -> Result<Vec<Sum>> {
 
 /// The indexes' side: each index read alone, as a covering scan.
 fn found(conn: &Connection, c: &TableCheck) -> Result<Vec<Sum>> {
-    c.found
-        .iter()
-        .zip(&c.indexes)
-        .map(|(sql, name)| {
-            conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
-                .with_context(|| format!("scanning index {name}"))
-        })
+    (0..c.indexes.len())
+        .map(|i| read_index(conn, c, i))
         .collect()
+}
+
+/// The `i`th index of `c` read alone.
+fn read_index(conn: &Connection, c: &TableCheck, i: usize) -> Result<Sum> {
+    conn.query_row(&c.found[i], [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .with_context(|| format!("scanning index {}", c.indexes[i]))
 }
 
 fn compare(c: &TableCheck, expected: &[Sum], found: &[Sum], problems: &mut Vec<String>) {
@@ -239,6 +282,51 @@ impl Verification {
             .map_or(&[], |c| &c.items)
     }
 
+    /// The [`Fusion`] of `table`'s indexes into a checksum scan keyed by
+    /// `key` that sums `columns` (their names, in the scan's order).
+    pub fn fusion(&self, table: &str, key: &[String], columns: &[String]) -> Fusion {
+        let Some(c) = self.0.iter().find(|c| c.table.eq_ignore_ascii_case(table)) else {
+            return Fusion {
+                reuse: Vec::new(),
+                items: Vec::new(),
+            };
+        };
+        let same_key = c.identities.iter().any(|ident| ident.as_slice() == key);
+        let position = |col: &String| columns.iter().position(|n| n.eq_ignore_ascii_case(col));
+        let reuse: Vec<Option<Vec<usize>>> = c
+            .columns
+            .iter()
+            .map(|cols| {
+                let cols = cols.as_ref().filter(|_| same_key)?;
+                cols.iter().map(position).collect()
+            })
+            .collect();
+        let items = reuse
+            .iter()
+            .zip(c.items.chunks_exact(2))
+            .filter(|(r, _)| r.is_none())
+            .flat_map(|(_, pair)| pair.iter().cloned())
+            .collect();
+        Fusion { reuse, items }
+    }
+
+    /// The indexes' side as a queue that several threads read from
+    /// ([`IndexQueue`]).
+    pub fn queue(&self) -> IndexQueue {
+        let jobs: Vec<(usize, usize)> = self
+            .0
+            .iter()
+            .enumerate()
+            .flat_map(|(t, c)| (0..c.indexes.len()).map(move |i| (t, i)))
+            .collect();
+        IndexQueue {
+            found: Mutex::new(jobs.iter().map(|_| None).collect()),
+            jobs,
+            next: AtomicUsize::new(0),
+            checks: self.clone(),
+        }
+    }
+
     /// Reads every index alone.
     pub fn scan_indexes(&self, conn: &Connection) -> Result<IndexSums> {
         Ok(IndexSums(
@@ -270,6 +358,99 @@ impl Verification {
             compare(c, &expected, found, &mut problems);
         }
         Ok(problems)
+    }
+}
+
+/// How a caller's checksum scan of one table
+/// ([`crate::pipeline::checksum::table_sums`])
+/// serves the table's side of its indexes: the aggregates to add to the
+/// scan, and how every index's expected count and sum follow from what
+/// the scan returns.
+///
+/// An index whose keys are plain columns the scan sums anyway, keyed by
+/// the same row identity, needs nothing more: its entries' sum is, column
+/// by column, the sum of (row identity, value) over the table's rows,
+/// which is what the scan computes for those columns. Only the other
+/// indexes (expressions, partial, columns the scan does not sum) add
+/// their own aggregates.
+pub struct Fusion {
+    /// Per index of the table: the positions, among the scan's summed
+    /// columns, of its key columns; `None` when it adds its own
+    /// aggregates.
+    reuse: Vec<Option<Vec<usize>>>,
+    /// The aggregates the scan adds (two per index not reused).
+    pub items: Vec<String>,
+}
+
+impl Fusion {
+    /// The values of [`Verification::table_items`], in their order, from
+    /// the scan's result.
+    pub fn expected(&self, scan: &TableSums) -> Vec<Value> {
+        let mut own = scan.extra.iter().cloned();
+        let mut out = Vec::with_capacity(2 * self.reuse.len());
+        for reuse in &self.reuse {
+            match reuse {
+                Some(positions) => {
+                    let sum: Vec<u8> = positions
+                        .iter()
+                        .filter_map(|&p| scan.sums.get(p))
+                        .flat_map(|s| s.to_le_bytes())
+                        .collect();
+                    out.push(Value::Integer(scan.rows));
+                    // An empty table sums to nothing, as an empty index does.
+                    out.push(match scan.rows {
+                        0 => Value::Null,
+                        _ => Value::Blob(sum),
+                    });
+                }
+                None => out.extend(own.by_ref().take(2)),
+            }
+        }
+        out
+    }
+}
+
+/// The indexes' side shared by threads: each thread that calls
+/// [`IndexQueue::drain`] reads the next index no one has taken, until none
+/// is left, so the reads go to whichever thread is free first.
+pub struct IndexQueue {
+    checks: Verification,
+    /// (table, index) positions in `checks`, in order.
+    jobs: Vec<(usize, usize)>,
+    next: AtomicUsize,
+    found: Mutex<Vec<Option<Result<Sum>>>>,
+}
+
+impl IndexQueue {
+    /// Reads indexes on `conn` (a connection to the verified file) until
+    /// every one is taken.
+    pub fn drain(&self, conn: &Connection) {
+        loop {
+            let n = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(&(t, i)) = self.jobs.get(n) else {
+                return;
+            };
+            let sum = read_index(conn, &self.checks.0[t], i);
+            if let Ok(mut found) = self.found.lock() {
+                found[n] = Some(sum);
+            }
+        }
+    }
+
+    /// Every index's sums once the threads that drained the queue are
+    /// done: the first failed read is the error.
+    pub fn sums(&self) -> Result<IndexSums> {
+        let found = std::mem::take(
+            &mut *self
+                .found
+                .lock()
+                .map_err(|_| anyhow!("an index scan thread panicked"))?,
+        );
+        let mut sums: Vec<Vec<Sum>> = self.checks.0.iter().map(|_| Vec::new()).collect();
+        for (&(t, _), sum) in self.jobs.iter().zip(found) {
+            sums[t].push(sum.context("an index was not read")??);
+        }
+        Ok(IndexSums(sums))
     }
 }
 
@@ -365,6 +546,101 @@ mod tests {
                 .integrity
                 .is_empty(),
             "integrity_check agrees"
+        );
+    }
+
+    /// Validation's way: one checksum scan of each table (its columns
+    /// summed, the fusion's aggregates added), the indexes read from a
+    /// queue by two connections.
+    fn validate_like(path: &Path, schema: &Schema, key: &str, columns: &[&str]) -> Vec<String> {
+        let open = || {
+            let conn = Connection::open(path).unwrap();
+            crate::pipeline::checksum::register(&conn).unwrap();
+            conn
+        };
+        let conn = open();
+        let v = Verification::of(schema).unwrap();
+        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        let fusion = v.fusion("t", &[key.to_string()], &columns);
+        let quoted: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+        let sums = crate::pipeline::checksum::table_sums(
+            &conn,
+            "main.t NOT INDEXED",
+            &[key.to_string()],
+            &quoted,
+            &fusion.items,
+        )
+        .unwrap();
+        let queue = v.queue();
+        std::thread::scope(|s| {
+            s.spawn(|| queue.drain(&open()));
+            queue.drain(&conn);
+        });
+        let found = queue.sums().unwrap();
+        assert_eq!(
+            found.0,
+            v.scan_indexes(&conn).unwrap().0,
+            "the queue reads what one connection reads"
+        );
+        let scanned = [("t".to_string(), fusion.expected(&sums))];
+        v.problems(&conn, &scanned, &found).unwrap()
+    }
+
+    #[test]
+    fn an_index_of_plain_columns_is_checked_against_the_tables_column_sums() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite3");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT, b INT, c TEXT);
+             CREATE INDEX tab ON t(a COLLATE NOCASE, b DESC);
+             CREATE INDEX tb ON t(b);
+             CREATE INDEX tc ON t(upper(c));
+             CREATE INDEX tp ON t(a) WHERE b > 1;
+             CREATE INDEX tempty ON t(c);
+             INSERT INTO t VALUES (1, 'x', 1, 'A'), (2, 'y', 5, 'B'), (3, 'z', 7, NULL), (4, NULL, NULL, 'D');",
+        )
+        .unwrap();
+        let schema = Schema::read(&conn, "main").unwrap();
+        let v = Verification::of(&schema).unwrap();
+        let cols = ["id", "a", "b", "c"].map(String::from);
+        // tab, tb and tempty need no aggregate of their own; tc (an
+        // expression) and tp (partial) do. Keyed by the rowid's alias too.
+        for key in ["rowid", "\"id\""] {
+            let fusion = v.fusion("t", &[key.to_string()], &cols);
+            assert_eq!(fusion.items.len(), 4, "{key}: {:?}", fusion.items);
+        }
+        // Another key, or a column the scan does not sum: no reuse.
+        assert_eq!(v.fusion("t", &["\"a\"".to_string()], &cols).items.len(), 10);
+        assert_eq!(
+            v.fusion("t", &["rowid".to_string()], &cols[..3])
+                .items
+                .len(),
+            6
+        );
+        assert_eq!(
+            validate_like(&path, &schema, "\"id\"", &["id", "a", "b", "c"]),
+            Vec::<String>::new()
+        );
+        // An empty table: its indexes are empty too.
+        conn.execute_batch("DELETE FROM t").unwrap();
+        assert_eq!(
+            validate_like(&path, &schema, "rowid", &["a", "b", "c"]),
+            Vec::<String>::new()
+        );
+        // tb's entries hold b; its definition now says a: the column sums
+        // of a are not its entries' sums.
+        conn.execute_batch(
+            "INSERT INTO t VALUES (1, 'x', 1, 'A'), (2, 'y', 5, 'B');
+             PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = 'CREATE INDEX tb ON t(a)' WHERE name = 'tb'; PRAGMA writable_schema = RESET;",
+        )
+        .unwrap();
+        drop(conn);
+        let schema = Schema::load(&path).unwrap();
+        let problems = validate_like(&path, &schema, "rowid", &["id", "a", "b", "c"]);
+        assert_eq!(
+            problems,
+            vec!["index tb does not match the content of table t".to_string()]
         );
     }
 

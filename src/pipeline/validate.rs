@@ -12,6 +12,7 @@
 //! (`quick_check`, then each index read alone) are scanned on two threads.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
@@ -206,11 +207,12 @@ pub fn spawn_snapshot_sums(plan: &Plan, snapshot: &Path) -> SnapshotSums {
             values: j.snap_vals.clone(),
             rows: rows_of(j),
             extra: Vec::new(),
+            not_indexed: false,
         })
         .collect();
     let bar = crate::progress::enabled()
         .then(|| ProgressBar::hidden().with_finish(ProgressFinish::AndClear));
-    SnapshotSums(scan(snapshot.to_path_buf(), work, bar.clone()), bar)
+    SnapshotSums(scan(snapshot.to_path_buf(), work, bar.clone(), None), bar)
 }
 
 /// Snapshot checksums being computed on another thread, and their bar.
@@ -226,27 +228,33 @@ struct ScanWork {
     values: Vec<String>,
     rows: u64,
     /// Index verification's aggregates over the same rows, read in the
-    /// same scan ([`indexcheck::Verification::table_items`]).
+    /// same scan ([`indexcheck::Fusion`]).
     extra: Vec<String>,
+    /// Read from the table itself, never from a covering index: its sums
+    /// are what the indexes are checked against.
+    not_indexed: bool,
 }
 
 fn rows_of(job: &TableJob<'_>) -> u64 {
     u64::try_from(job.tp.rows).unwrap_or(0)
 }
 
+/// Scans the tables of `work` on another thread, then reads indexes from
+/// `then` (the result's), if any, until none is left.
 fn scan(
     path: PathBuf,
     work: Vec<ScanWork>,
     bar: Option<ProgressBar>,
+    then: Option<Arc<indexcheck::IndexQueue>>,
 ) -> thread::JoinHandle<Result<Vec<TableSums>>> {
     thread::spawn(move || -> Result<Vec<TableSums>> {
         let mut conn = open_ro(&path)?;
-        work.into_iter()
+        let sums = work
+            .into_iter()
             .map(|w| {
-                // Index verification reads the table itself, not an index.
-                let from = match w.extra.is_empty() {
-                    true => format!("main.{}", quote_ident(&w.table)),
-                    false => format!("main.{} NOT INDEXED", quote_ident(&w.table)),
+                let from = match w.not_indexed {
+                    false => format!("main.{}", quote_ident(&w.table)),
+                    true => format!("main.{} NOT INDEXED", quote_ident(&w.table)),
                 };
                 let sums = |conn: &Connection| {
                     checksum::table_sums(conn, &from, &w.key, &w.values, &w.extra)
@@ -272,7 +280,11 @@ fn scan(
                 counter.finish();
                 sums
             })
-            .collect()
+            .collect();
+        if let Some(queue) = then {
+            queue.drain(&conn);
+        }
+        sums
     })
 }
 
@@ -313,12 +325,19 @@ pub fn validate(
     // checksums and its indexes' expected entries; on another, its
     // structure: quick_check, then every index read alone.
     let indexes = indexcheck::Verification::of(&result_schema)?;
+    let fusions: Vec<indexcheck::Fusion> = checked
+        .iter()
+        .map(|j| indexes.fusion(&j.tp.table, &j.tp.key, &summed(j)))
+        .collect();
+    // Both threads then read the indexes, each taking the next one left.
+    let queue = Arc::new(indexes.queue());
     let new_thread = scan(
         migrated.to_path_buf(),
-        result_work(&checked, Some(&indexes)),
+        result_work(&checked, Some(&fusions)),
         bar.clone(),
+        Some(queue.clone()),
     );
-    let structure_thread = spawn_structure_check(migrated.to_path_buf(), indexes.clone());
+    let structure_thread = spawn_structure_check(migrated.to_path_buf(), queue.clone());
 
     let foreign_key_tables =
         fkproof::to_check(plan, &Schema::load(snapshot)?, &result_schema, transformed);
@@ -331,14 +350,16 @@ pub fn validate(
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let (mut integrity, found) = structure_thread
+    let mut integrity = structure_thread
         .join()
         .map_err(|_| anyhow!("the integrity thread panicked"))?
         .context("checking integrity")?;
+    let found = queue.sums()?;
     let scanned: Vec<(String, Vec<Value>)> = checked
         .iter()
         .zip(&new)
-        .map(|(j, sums)| (j.tp.table.clone(), sums.extra.clone()))
+        .zip(&fusions)
+        .map(|((j, sums), fusion)| (j.tp.table.clone(), fusion.expected(sums)))
         .collect();
     integrity.extend(indexes.problems(&result_conn, &scanned, &found)?);
     let indexes_checked = result_schema.indexes.len();
@@ -376,45 +397,54 @@ pub fn compare_rows(
         migrated.to_path_buf(),
         result_work(&checked, None),
         bar,
+        None,
     ))
     .context("scanning the migrated database")?;
     let snap = join(snap_thread).context("scanning the snapshot")?;
     Ok(compare_tables(&checked, &snap, &new, &[]))
 }
 
+/// The columns the result's scan of a table sums, in order: the copied
+/// ones, then the converted ones.
+fn summed(j: &TableJob<'_>) -> Vec<String> {
+    j.names
+        .iter()
+        .chain(j.conv.iter().map(|(n, _)| n))
+        .cloned()
+        .collect()
+}
+
 /// What the result's scan hashes: per table, its key and its values, and
-/// with them the aggregates of `indexes` for the table's indexes.
-fn result_work(
-    checked: &[TableJob<'_>],
-    indexes: Option<&indexcheck::Verification>,
-) -> Vec<ScanWork> {
+/// with them the aggregates its indexes' `fusions` add (one per table of
+/// `checked`, when indexes are verified).
+fn result_work(checked: &[TableJob<'_>], fusions: Option<&[indexcheck::Fusion]>) -> Vec<ScanWork> {
     checked
         .iter()
-        .map(|j| ScanWork {
+        .enumerate()
+        .map(|(i, j)| ScanWork {
             table: j.tp.table.clone(),
             key: j.tp.key.clone(),
-            values: j
-                .names
-                .iter()
-                .chain(j.conv.iter().map(|(n, _)| n))
-                .map(|n| quote_ident(n))
-                .collect(),
+            values: summed(j).iter().map(|n| quote_ident(n)).collect(),
             rows: rows_of(j),
-            extra: indexes.map_or(Vec::new(), |v| v.table_items(&j.tp.table).to_vec()),
+            extra: fusions
+                .and_then(|f| f.get(i))
+                .map_or(Vec::new(), |f| f.items.clone()),
+            not_indexed: fusions.is_some(),
         })
         .collect()
 }
 
-/// `quick_check`, then every index read alone, on another core:
-/// (problems, the indexes' sums).
+/// `quick_check` on another core, then indexes from `queue` until none
+/// is left: the problems `quick_check` found.
 fn spawn_structure_check(
     path: PathBuf,
-    indexes: indexcheck::Verification,
-) -> thread::JoinHandle<Result<(Vec<String>, indexcheck::IndexSums)>> {
+    queue: Arc<indexcheck::IndexQueue>,
+) -> thread::JoinHandle<Result<Vec<String>>> {
     thread::spawn(move || {
         let conn = open_ro(&path)?;
         let problems = check::integrity(&conn, true)?;
-        Ok((problems, indexes.scan_indexes(&conn)?))
+        queue.drain(&conn);
+        Ok(problems)
     })
 }
 
