@@ -656,48 +656,44 @@ fn an_old_orphan_without_rowid_alone_is_not_a_new_violation() {
     );
 }
 
-#[test]
-fn validation_catches_an_index_that_does_not_match_its_table() {
+/// An index `name` on users, created as `index` (`ON users(…)`) on both
+/// sides; a recipe then rewrites its definition in the migrated file to
+/// `tampered`, so that its entries no longer match what it says: the run
+/// must stop at validation, both ways, with production untouched.
+fn assert_a_tampered_index_is_caught(name: &str, index: &str, tampered: &str) {
+    let create = format!("CREATE INDEX {name} ON users{index};");
     let (ws, prod) = setup(
-        &format!("{USERS} CREATE INDEX users_name ON users(lower(name));"),
-        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC'); CREATE INDEX users_name ON users(lower(name));",
+        &format!("{USERS} {create}"),
+        &format!(
+            "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC'); {create}"
+        ),
     );
     let before = sha256_file(&prod);
-    // The index's entries hold lower(name); make its definition say upper(name).
-    ws.file("tamper.rhai", &recipe_with("", r#"sql(migrated, "PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = 'CREATE INDEX users_name ON users(upper(name))' WHERE name = 'users_name'; PRAGMA writable_schema = RESET;");"#));
+    let tamper = format!(
+        r#"sql(migrated, "PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = 'CREATE INDEX {name} ON users{tampered}' WHERE name = '{name}'; PRAGMA writable_schema = RESET;");"#
+    );
+    ws.file("tamper.rhai", &recipe_with("", &tamper));
     let both = run_both_ways(&ws, Some("tamper.rhai"), &["--yes"]);
+    let expected = format!("index {name} does not match the content of table users");
     for out in both.outputs() {
         assert_code(out, 3);
-        assert!(
-            stderr_of(out).contains("index users_name does not match the content of table users"),
-            "{}",
-            stderr_of(out)
-        );
+        assert!(stderr_of(out).contains(&expected), "{}", stderr_of(out));
     }
     assert_eq!(sha256_file(&prod), before);
 }
 
 #[test]
+fn validation_catches_an_index_that_does_not_match_its_table() {
+    // Its entries hold lower(name); its definition then says upper(name).
+    assert_a_tampered_index_is_caught("users_name", "(lower(name))", "(upper(name))");
+}
+
+#[test]
 fn validation_catches_an_index_of_plain_columns_that_does_not_match_its_table() {
     // Such an index is checked against the column checksums validation
-    // computes anyway (no aggregate of its own in the table's scan).
-    let (ws, prod) = setup(
-        &format!("{USERS} CREATE INDEX users_age ON users(age);"),
-        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT DEFAULT 'UTC'); CREATE INDEX users_age ON users(age);",
-    );
-    let before = sha256_file(&prod);
-    // The index's entries hold age; make its definition say name.
-    ws.file("tamper.rhai", &recipe_with("", r#"sql(migrated, "PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = 'CREATE INDEX users_age ON users(name)' WHERE name = 'users_age'; PRAGMA writable_schema = RESET;");"#));
-    let both = run_both_ways(&ws, Some("tamper.rhai"), &["--yes"]);
-    for out in both.outputs() {
-        assert_code(out, 3);
-        assert!(
-            stderr_of(out).contains("index users_age does not match the content of table users"),
-            "{}",
-            stderr_of(out)
-        );
-    }
-    assert_eq!(sha256_file(&prod), before);
+    // computes anyway (no aggregate of its own in the table's scan). Its
+    // entries hold age; its definition then says name.
+    assert_a_tampered_index_is_caught("users_age", "(age)", "(name)");
 }
 
 #[test]

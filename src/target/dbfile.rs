@@ -48,17 +48,7 @@ struct UnixFileHead {
 impl<'c> DbFile<'c> {
     /// The connection's open main database file.
     pub fn of(conn: &'c Connection) -> Result<DbFile<'c>> {
-        let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
-        // SAFETY: the handle is valid while `conn` is borrowed; this file
-        // control writes one pointer to the location given.
-        let rc = unsafe {
-            ffi::sqlite3_file_control(
-                conn.handle(),
-                c"main".as_ptr(),
-                ffi::SQLITE_FCNTL_FILE_POINTER,
-                (&raw mut file).cast::<c_void>(),
-            )
-        };
+        let (file, rc) = pointer_of::<ffi::sqlite3_file>(conn, ffi::SQLITE_FCNTL_FILE_POINTER);
         let Some(file) = NonNull::new(file).filter(|_| rc == ffi::SQLITE_OK) else {
             bail!("SQLite did not give its file of the database ({rc})");
         };
@@ -174,23 +164,31 @@ impl<'c> DbFile<'c> {
     }
 }
 
+/// The pointer a file control `op` of the main database gives (one of
+/// those that write one pointer, such as `SQLITE_FCNTL_FILE_POINTER`), with
+/// SQLite's result code.
+fn pointer_of<T>(conn: &Connection, op: c_int) -> (*mut T, c_int) {
+    let mut out: *mut T = std::ptr::null_mut();
+    // SAFETY: the handle is valid while `conn` is borrowed; these file
+    // controls write one pointer to the location given.
+    let rc = unsafe {
+        ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            op,
+            (&raw mut out).cast::<c_void>(),
+        )
+    };
+    (out, rc)
+}
+
 /// The descriptor of `file` when one of SQLite's unix VFSes opened it (its
 /// files are `unixFile`s; under the overlay VFS, every file but an overlay
 /// is the platform VFS's) and the descriptor found there
 /// is the database's own file (same device and inode: a `unixFile` laid
 /// out otherwise than [`UnixFileHead`] yields `None`, not another file).
 fn unix_descriptor(conn: &Connection, file: NonNull<ffi::sqlite3_file>) -> Option<c_int> {
-    let mut vfs: *mut ffi::sqlite3_vfs = std::ptr::null_mut();
-    // SAFETY: as for SQLITE_FCNTL_FILE_POINTER in `DbFile::of`: one pointer
-    // written to the location given.
-    let rc = unsafe {
-        ffi::sqlite3_file_control(
-            conn.handle(),
-            c"main".as_ptr(),
-            ffi::SQLITE_FCNTL_VFS_POINTER,
-            (&raw mut vfs).cast::<c_void>(),
-        )
-    };
+    let (vfs, rc) = pointer_of::<ffi::sqlite3_vfs>(conn, ffi::SQLITE_FCNTL_VFS_POINTER);
     if rc != ffi::SQLITE_OK {
         return None;
     }
