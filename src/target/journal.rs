@@ -22,6 +22,10 @@
 //!    new length and synced;
 //! 4. the journal deleted and the directory synced: the commit.
 //!
+//! Both files are written in 4 MiB chunks, and the disk is asked to start
+//! on each chunk as soon as it is in ([`start_writeback`]), so that the
+//! syncs find little left to do.
+//!
 //! As SQLite does, the page holding the lock bytes (at 1 GiB) is neither
 //! journaled nor written: SQLite never stores data there, and a playback
 //! stops at a record for it.
