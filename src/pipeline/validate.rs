@@ -8,8 +8,9 @@
 //! [`crate::pipeline::fkproof`]);
 //! and the resulting schema equal to the source. The snapshot's side runs
 //! during the copy; then the result's tables (each in one scan for its
-//! checksums and its indexes' expected entries) and its structure
-//! (`quick_check`, then each index read alone) are scanned on two threads.
+//! checksums and its indexes' expected entries) and its `quick_check` run
+//! on two threads, which then read the indexes, each taking the next one
+//! left.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -322,8 +323,8 @@ pub fn validate(
     let result_conn = open_ro(migrated)?;
     let result_schema = Schema::read(&result_conn, "main")?;
     // On one thread, the result's tables, each in one scan for its
-    // checksums and its indexes' expected entries; on another, its
-    // structure: quick_check, then every index read alone.
+    // checksums and its indexes' expected entries (see Fusion); on
+    // another, quick_check.
     let indexes = indexcheck::Verification::of(&result_schema)?;
     let fusions: Vec<indexcheck::Fusion> = checked
         .iter()
