@@ -263,23 +263,14 @@ fn compare(c: &TableCheck, expected: &[Sum], found: &[Sum], problems: &mut Vec<S
 /// The verification of every index of every ordinary table of a schema,
 /// in two halves that may run on different threads: the tables' side,
 /// which a caller can fuse into its own scan of a table
-/// ([`Verification::table_items`]), and the indexes' side
-/// ([`Verification::scan_indexes`]).
+/// ([`Verification::fusion`]), and the indexes' side
+/// ([`Verification::scan_indexes`], [`Verification::queue`]).
 #[derive(Clone)]
 pub struct Verification(Vec<TableCheck>);
 
 impl Verification {
     pub fn of(schema: &Schema) -> Result<Verification> {
         Ok(Verification(checks(schema)?))
-    }
-
-    /// The aggregates a scan of `table` read NOT INDEXED adds to its
-    /// select list for the table's indexes (none when it has no index).
-    pub fn table_items(&self, table: &str) -> &[String] {
-        self.0
-            .iter()
-            .find(|c| c.table.eq_ignore_ascii_case(table))
-            .map_or(&[], |c| &c.items)
     }
 
     /// The [`Fusion`] of `table`'s indexes into a checksum scan keyed by
@@ -338,8 +329,9 @@ impl Verification {
     }
 
     /// The problems found (none: every index matches its table).
-    /// `scanned` holds, by table, the values of [`Self::table_items`] that
-    /// a caller's scans read; any other table is scanned here, on `conn`.
+    /// `scanned` holds, by table, the table's side that a caller's scans
+    /// read ([`Fusion::expected`]: a count and a sum per index); any other
+    /// table is scanned here, on `conn`.
     pub fn problems(
         &self,
         conn: &Connection,
@@ -383,8 +375,9 @@ pub struct Fusion {
 }
 
 impl Fusion {
-    /// The values of [`Verification::table_items`], in their order, from
-    /// the scan's result.
+    /// The table's side of every index of the table, in order (a count
+    /// and a sum each, as [`Verification::problems`] takes them), from the
+    /// scan's result.
     pub fn expected(&self, scan: &TableSums) -> Vec<Value> {
         let mut own = scan.extra.iter().cloned();
         let mut out = Vec::with_capacity(2 * self.reuse.len());
@@ -522,17 +515,19 @@ mod tests {
         // The same, with the table's side read by a caller's own scan of
         // the table (validation's checksum scan).
         let v = Verification::of(&schema).unwrap();
+        // No column summed: every index adds its own aggregates.
+        let fusion = v.fusion("t", &["rowid".to_string()], &[]);
         let fused = crate::pipeline::checksum::table_sums(
             &conn,
             "main.t NOT INDEXED",
             &["rowid".to_string()],
             &["c".to_string()],
-            v.table_items("t"),
+            &fusion.items,
         )
         .unwrap();
         assert_eq!(fused.extra.len(), 6, "count and sum for each of 3 indexes");
         let found = v.scan_indexes(&conn).unwrap();
-        let scanned = [("T".to_string(), fused.extra)];
+        let scanned = [("T".to_string(), fusion.expected(&fused))];
         assert_eq!(v.problems(&conn, &scanned, &found).unwrap(), problems);
         let short = [("t".to_string(), scanned[0].1[..4].to_vec())];
         let err = v.problems(&conn, &short, &found).unwrap_err();
