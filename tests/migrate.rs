@@ -697,6 +697,64 @@ fn validation_catches_an_index_of_plain_columns_that_does_not_match_its_table() 
 }
 
 #[test]
+fn a_rebuild_carries_unchanged_indexes_over_and_builds_the_others() {
+    // users.age changes type (a rebuild); the index on name is production's
+    // own, carried over; the one on age is built; the result is sound.
+    let (ws, prod) = setup(
+        &format!(
+            "{USERS} CREATE INDEX users_name ON users(name); CREATE INDEX users_age ON users(age);"
+        ),
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age TEXT);
+         CREATE INDEX users_name ON users(name); CREATE INDEX users_age ON users(age);",
+    );
+    let out = run(&ws, &["--yes"]);
+    assert_code(&out, 0);
+    let log = stdout_of(&out);
+    assert!(
+        log.contains(
+            "index(es) carried over from production unchanged (not rebuilt): users_name\n"
+        ),
+        "{log}"
+    );
+    assert_eq!(column(&prod, "PRAGMA integrity_check"), ["ok"]);
+    assert_eq!(
+        column(
+            &prod,
+            "SELECT name || ':' || typeof(age) FROM users INDEXED BY users_name ORDER BY name"
+        ),
+        ["ann:text", "bob:null", "cy:text"]
+    );
+}
+
+#[test]
+fn a_carried_index_that_disagrees_with_its_table_in_production_fails_validation() {
+    // Production's index users_age holds the names (its definition was
+    // rewritten; quick_check cannot see it). A rebuild carries it over:
+    // validation finds it, says where it came from, and nothing changes.
+    let (ws, prod) = setup(
+        &format!(
+            "{USERS} CREATE INDEX users_age ON users(name);
+             PRAGMA writable_schema = ON;
+             UPDATE sqlite_schema SET sql = 'CREATE INDEX users_age ON users(age)' WHERE name = 'users_age';
+             PRAGMA writable_schema = OFF;"
+        ),
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INT, tz TEXT NOT NULL DEFAULT 'UTC',
+             CHECK (age >= 0));
+         CREATE INDEX users_age ON users(age);",
+    );
+    assert_eq!(column(&prod, "PRAGMA quick_check"), ["ok"]);
+    let before = sha256_file(&prod);
+    let out = run(&ws, &["--yes"]);
+    assert_code(&out, 3);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("index users_age does not match the content of table users (the index was carried over unchanged from production's users_age: run `sqlmorph check` on production; `REINDEX users_age` there repairs it)"),
+        "{err}"
+    );
+    assert_eq!(sha256_file(&prod), before);
+}
+
+#[test]
 fn a_view_that_does_not_work_on_the_new_schema_stops_the_run_both_ways() {
     // SQLite creates a view without resolving its columns: the run must
     // query it before production gets it, in place as in the rebuild.

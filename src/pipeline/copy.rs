@@ -13,6 +13,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use crate::error::aborted;
+use crate::pipeline::carry::{self, Carry};
 use crate::pipeline::plan::{Fill, Plan, TablePlan, render_ref};
 use crate::schema::{Schema, Table};
 use crate::sqltext::{self, Token, display_ident, quote_ident};
@@ -470,17 +471,21 @@ pub fn check_views(conn: &Connection, source: &Schema) -> Result<()> {
 }
 
 /// Creates indexes, views and triggers (after the data), then sets the
-/// header values from the source. A UNIQUE index that the data violates is
-/// refused with the duplicate keys. With `progress`, each index build of a
-/// table `copied` put rows in shows a bar.
+/// header values from the source. An index in `carried` is carried over
+/// from the snapshot ([`crate::pipeline::carry`]); every other one is built
+/// by SQLite, and a UNIQUE index that the data violates is refused with the
+/// duplicate keys. With `progress`, each index of a table `copied` put rows
+/// in shows a bar.
 pub fn finish_schema(
     conn: &mut Connection,
     source: &Schema,
     settings: FileSettings,
     copied: &CopyStats,
+    carried: &[Carry],
     progress: bool,
 ) -> Result<()> {
     conn.execute_batch("BEGIN")?;
+    let mut staged = Vec::new();
     for i in source.indexes.iter().filter(|i| i.is_explicit()) {
         let Some(sql) = &i.raw_sql else { continue };
         let rows = copied
@@ -488,7 +493,20 @@ pub fn finish_schema(
             .iter()
             .find(|(t, _, _)| t.eq_ignore_ascii_case(&i.table))
             .map_or(0, |(_, rows, _)| *rows);
-        if let Err(e) = create_index(conn, &i.name, sql, rows, progress) {
+        if let Some(c) = carried.iter().find(|c| c.index == i.name) {
+            c.stage(conn, staged.len())
+                .and_then(|fill| Ok(run_with_bar(conn, &i.name, &fill, rows, progress)?))
+                .with_context(|| {
+                    format!(
+                        "carrying index {} over from the snapshot of production failed \
+                         (run `sqlmorph check` on production: its index may be damaged)",
+                        display_ident(&i.name)
+                    )
+                })?;
+            staged.push(c.clone());
+            continue;
+        }
+        if let Err(e) = run_with_bar(conn, &i.name, sql, rows, progress) {
             let _ = conn.execute_batch("ROLLBACK");
             let dups = duplicate_keys(conn, sql, &i.table).unwrap_or_default();
             return Err(aborted(format!(
@@ -514,10 +532,14 @@ pub fn finish_schema(
         "PRAGMA main.user_version = {}; PRAGMA main.application_id = {};",
         source.user_version, source.application_id
     ))?;
+    carry::install(conn, &staged)?;
     conn.execute_batch("COMMIT")?;
     // The data is in: the VACUUM below would reload the snapshot's schema
     // without the care `attach_snapshot` takes.
     conn.execute_batch(&format!("DETACH DATABASE {}", quote_ident(SNAPSHOT_SCHEMA)))?;
+    if !staged.is_empty() {
+        carry::reload(conn)?;
+    }
     check_views(conn, source)?;
     // The build leaves no free pages behind (a rebuilt index or a replaced
     // shadow table could); a fresh file should be as compact as a VACUUM.
@@ -533,11 +555,12 @@ pub fn finish_schema(
     Ok(())
 }
 
-/// One `CREATE INDEX` on a table of `rows` rows, with a bar whose progress
-/// is estimated from SQLite's progress handler: the steps of the program's
-/// loops (the table scan, then the sorted insert) per row. The bar stands
-/// still while SQLite sorts, between the two.
-fn create_index(
+/// One statement filling index `name` of a table of `rows` rows (its
+/// `CREATE INDEX`, or the carried index's `INSERT`), with a bar whose
+/// progress is estimated from SQLite's progress handler: the steps of the
+/// program's loops (the table scan, then the sorted insert) per row. The bar
+/// stands still while SQLite sorts, between the two.
+fn run_with_bar(
     conn: &mut Connection,
     name: &str,
     sql: &str,

@@ -38,7 +38,7 @@ struct IndexSpec {
 }
 
 /// The key expressions and WHERE of an index, from its CREATE text.
-fn parse_index_sql(sql: &str) -> Option<(Vec<String>, Option<String>)> {
+pub(crate) fn parse_index_sql(sql: &str) -> Option<(Vec<String>, Option<String>)> {
     let tokens = sqltext::tokenize(sql);
     let on = tokens.iter().position(|t| t.token.is_kw("ON"))?;
     let open = tokens[on..]

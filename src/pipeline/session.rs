@@ -25,6 +25,7 @@ use crate::diff::{self, SchemaDiff};
 use crate::error::{ExitKind, aborted, input};
 use crate::log::Log;
 use crate::pipeline::backup;
+use crate::pipeline::carry::{self, Carry};
 use crate::pipeline::copy::{self, FileSettings};
 use crate::pipeline::deploy;
 use crate::pipeline::fastpath;
@@ -34,6 +35,7 @@ use crate::pipeline::prompt::Prompter;
 use crate::pipeline::rehearsal;
 use crate::pipeline::validate::{self, Report};
 use crate::schema::Schema;
+use crate::sqltext::display_ident;
 use crate::style::Style;
 use crate::target::files::{Syncing, Unsynced};
 use crate::target::{Access, Production, Token};
@@ -134,6 +136,9 @@ pub struct Run {
     /// (table, column) values rewritten by `transform`: validation reports
     /// them instead of comparing them with the snapshot.
     pub(super) transformed: Vec<(String, String)>,
+    /// Indexes of the migrated file carried over from the snapshot's
+    /// ([`carry`]), named in validation's findings.
+    carried: Vec<String>,
     /// Production, reached only through the target seam.
     production: Production,
     /// This run's backup and production's state when it was taken.
@@ -402,6 +407,7 @@ impl Run {
             run_approved: false,
             read_only,
             transformed: Vec::new(),
+            carried: Vec::new(),
             backup: None,
             validated: false,
             current_step: None,
@@ -1053,7 +1059,18 @@ impl Run {
                 self.production.prepare_swap(snapshot);
             }
         }
-        copy::finish_schema(&mut conn, source, settings, &stats, progress)?;
+        let carried: Vec<Carry> = source
+            .indexes
+            .iter()
+            .filter_map(|i| carry::plan_carry(i, plan, &prod, source))
+            .collect();
+        // Carried indexes are read from the snapshot's: the backup's
+        // quick_check (long done, beside the copy of the rows) must have
+        // found their pages sound, or the run stops on it here.
+        if !carried.is_empty() {
+            self.backup_checked()?;
+        }
+        copy::finish_schema(&mut conn, source, settings, &stats, &carried, progress)?;
         self.migrated_sync = copy::close_syncing(conn, &out)?;
         let rows: i64 = stats.tables.iter().map(|(_, r, _)| r).sum();
         self.log.line(&format!(
@@ -1061,6 +1078,14 @@ impl Run {
             stats.tables.len(),
             stats.seconds
         ));
+        self.carried = carried.iter().map(|c| c.index.clone()).collect();
+        if !carried.is_empty() {
+            let names: Vec<String> = carried.iter().map(|c| display_ident(&c.index)).collect();
+            self.log.line(&format!(
+                "  index(es) carried over from production unchanged (not rebuilt): {}",
+                names.join(", ")
+            ));
+        }
         for sql in &stats.sql {
             self.log.detail(&format!("    sql: {sql}"));
         }
@@ -1106,7 +1131,7 @@ impl Run {
             .take()
             .filter(|(p, _)| p == plan)
             .map(|(_, s)| s);
-        let report = validate::validate(
+        let mut report = validate::validate(
             plan,
             source,
             &snapshot.path,
@@ -1114,6 +1139,8 @@ impl Run {
             &self.transformed,
             early,
         )?;
+        carry::explain(&mut report.integrity, &self.carried);
+        carry::explain(&mut report.problems, &self.carried);
         self.backup_checked()?;
         self.record_report(report, migrated)
     }
