@@ -37,6 +37,9 @@ use crate::pipeline::plan::{ColumnSource, Fill, Plan, TablePlan};
 use crate::schema::{ColumnKind, Index, Schema, Table};
 use crate::sqltext::{self, Token, display_ident, quote_ident};
 
+/// The prefix of the staging tables' names (and their imposters').
+const STAGING: &str = "sqlmorph_carry_";
+
 /// An index to carry over.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Carry {
@@ -51,6 +54,15 @@ pub struct Carry {
 /// How `index` of `source` can be carried over from `prod`'s index of the
 /// same name, or `None` when SQLite must build it.
 pub fn plan_carry(index: &Index, plan: &Plan, prod: &Schema, source: &Schema) -> Option<Carry> {
+    // The staging tables' names must be free on both sides.
+    let taken = |s: &Schema| {
+        s.tables
+            .iter()
+            .any(|t| t.name.to_ascii_lowercase().starts_with(STAGING))
+    };
+    if taken(prod) || taken(source) {
+        return None;
+    }
     let old = prod.index(&index.name)?;
     let same_index = index.is_explicit()
         && old.is_explicit()
@@ -173,7 +185,7 @@ fn named_columns(expr: &str, table: &Table) -> Vec<String> {
 impl Carry {
     /// The staging table's name for the `n`th carried index.
     fn staging(n: usize) -> String {
-        format!("sqlmorph_carry_{n}")
+        format!("{STAGING}{n}")
     }
 
     /// The key columns and the rowid, declared for the staging and imposter
@@ -444,6 +456,12 @@ mod tests {
             ),
         );
         assert!(!redefined.contains(&"t_a".to_string()));
+        // A table named like the staging tables: nothing is carried.
+        let clash = carried(
+            &format!("{prod} {same}"),
+            &format!("{source} {same} CREATE TABLE sqlmorph_carry_0(x);"),
+        );
+        assert!(clash.is_empty(), "{clash:?}");
         // An index new in the source is built.
         let fresh = carried(prod, &format!("{source} {same}"));
         assert!(fresh.is_empty(), "{fresh:?}");

@@ -494,15 +494,17 @@ pub fn finish_schema(
             .find(|(t, _, _)| t.eq_ignore_ascii_case(&i.table))
             .map_or(0, |(_, rows, _)| *rows);
         if let Some(c) = carried.iter().find(|c| c.index == i.name) {
-            c.stage(conn, staged.len())
-                .and_then(|fill| Ok(run_with_bar(conn, &i.name, &fill, rows, progress)?))
-                .with_context(|| {
-                    format!(
-                        "carrying index {} over from the snapshot of production failed \
-                         (run `sqlmorph check` on production: its index may be damaged)",
-                        display_ident(&i.name)
-                    )
-                })?;
+            let filled = c
+                .stage(conn, staged.len())
+                .and_then(|fill| Ok(run_with_bar(conn, &i.name, &fill, rows, progress)?));
+            if let Err(e) = filled {
+                crate::interrupt::check()?;
+                return Err(e.context(format!(
+                    "carrying index {} over from the snapshot of production failed \
+                     (run `sqlmorph check` on production: its index may be damaged)",
+                    display_ident(&i.name)
+                )));
+            }
             staged.push(c.clone());
             continue;
         }

@@ -275,7 +275,26 @@ enum BackupFailed {
 /// page cache, not the disk). Dropped (the run ends, however it ends), it
 /// waits for both, so a backup the log named is never left a temporary
 /// file.
-struct BackupCheck(Option<[std::thread::JoinHandle<Result<(), BackupFailed>>; 2]>);
+struct BackupCheck(Option<[Part; 2]>);
+
+/// The sync or the check: running, or its outcome.
+enum Part {
+    Running(std::thread::JoinHandle<Result<(), BackupFailed>>),
+    Done(Result<(), BackupFailed>),
+}
+
+impl Part {
+    fn finish(self) -> Result<(), BackupFailed> {
+        match self {
+            Part::Running(h) => h.join().unwrap_or_else(|_| {
+                Err(BackupFailed::Unwritten(anyhow::anyhow!(
+                    "the backup thread panicked"
+                )))
+            }),
+            Part::Done(outcome) => outcome,
+        }
+    }
+}
 
 impl BackupCheck {
     fn spawn(copy: Unsynced) -> Result<BackupCheck> {
@@ -289,21 +308,29 @@ impl BackupCheck {
             crate::interrupt::check().map_err(BackupFailed::Unwritten)?;
             checked.map_err(BackupFailed::Damaged)
         });
-        Ok(BackupCheck(Some([synced, checked])))
+        Ok(BackupCheck(Some([
+            Part::Running(synced),
+            Part::Running(checked),
+        ])))
+    }
+
+    /// True when the `quick_check` passed (or there is none): waits for
+    /// it, not for the sync. When false, [`Self::wait`] tells why.
+    fn check_passed(&mut self) -> bool {
+        let Some([synced, checked]) = self.0.take() else {
+            return true;
+        };
+        let checked = checked.finish();
+        let passed = checked.is_ok();
+        self.0 = Some([synced, Part::Done(checked)]);
+        passed
     }
 
     /// Its outcome, once (`None` when there is none to wait for): the
     /// sync's failure first.
     fn wait(&mut self) -> Option<Result<(), BackupFailed>> {
         let [synced, checked] = self.0.take()?;
-        let join = |h: std::thread::JoinHandle<Result<(), BackupFailed>>| {
-            h.join().unwrap_or_else(|_| {
-                Err(BackupFailed::Unwritten(anyhow::anyhow!(
-                    "the backup thread panicked"
-                )))
-            })
-        };
-        let (synced, checked) = (join(synced), join(checked));
+        let (synced, checked) = (synced.finish(), checked.finish());
         Some(synced.and(checked))
     }
 }
@@ -1066,8 +1093,9 @@ impl Run {
             .collect();
         // Carried indexes are read from the snapshot's: the backup's
         // quick_check (long done, beside the copy of the rows) must have
-        // found their pages sound, or the run stops on it here.
-        if !carried.is_empty() {
+        // found their pages sound, or the run stops on it here. Its sync
+        // may go on.
+        if !carried.is_empty() && !self.backup_check.check_passed() {
             self.backup_checked()?;
         }
         copy::finish_schema(&mut conn, source, settings, &stats, &carried, progress)?;
