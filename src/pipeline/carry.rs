@@ -24,7 +24,8 @@
 //! entry against its table ([`crate::pipeline::indexcheck`]) and compares
 //! the schema with the source, so an index carried wrongly stops the run
 //! with production unchanged. UNIQUE indexes are always built by SQLite,
-//! which enforces their uniqueness.
+//! which enforces their uniqueness. The one `unsafe` block here is the
+//! test control's call (`imposter_table`).
 
 use std::ffi::c_int;
 

@@ -7,7 +7,7 @@
 //! holds on it. Through the connection's own `sqlite3_file` (from
 //! `SQLITE_FCNTL_FILE_POINTER`) nothing is opened or closed.
 //!
-//! The second module with `unsafe` code (after [`crate::overlay`]): these
+//! A module with `unsafe` code (like [`crate::overlay`]): these
 //! are C's I/O methods. Each block says what makes it sound.
 #![allow(unsafe_code)]
 
