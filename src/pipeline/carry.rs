@@ -36,7 +36,7 @@ use crate::pipeline::copy::SNAPSHOT_SCHEMA;
 use crate::pipeline::indexcheck::parse_index_sql;
 use crate::pipeline::plan::{ColumnSource, Fill, Plan, TablePlan};
 use crate::schema::{ColumnKind, Index, Schema, Table};
-use crate::sqltext::{self, Token, display_ident, quote_ident};
+use crate::sqltext::{self, display_ident, quote_ident};
 
 /// The prefix of the staging tables' names (and their imposters').
 const STAGING: &str = "sqlmorph_carry_";
@@ -149,13 +149,7 @@ fn copied_as_is(name: &str, tp: &TablePlan, new_table: &Table, old_table: &Table
         c.name.eq_ignore_ascii_case(name)
             && matches!(&c.source, ColumnSource::Copy { from } if from.eq_ignore_ascii_case(name))
     });
-    let column = |t: &Table| {
-        t.columns
-            .iter()
-            .find(|c| c.name.eq_ignore_ascii_case(name))
-            .cloned()
-    };
-    match (column(new_table), column(old_table)) {
+    match (new_table.column_named(name), old_table.column_named(name)) {
         (Some(new), Some(old)) => {
             copied
                 && new.kind == ColumnKind::Normal
@@ -167,19 +161,14 @@ fn copied_as_is(name: &str, tp: &TablePlan, new_table: &Table, old_table: &Table
     }
 }
 
-/// The table's columns that an expression names (any identifier that is a
-/// column's name counts).
+/// The table's columns that an expression names (any token that can name a
+/// column and is a column's name counts, a string literal too: erring on
+/// the side of more columns to check).
 fn named_columns(expr: &str, table: &Table) -> Vec<String> {
     sqltext::tokenize(expr)
         .iter()
-        .filter_map(|t| match &t.token {
-            Token::Word(w) | Token::Quoted(w) => table
-                .columns
-                .iter()
-                .find(|c| c.name.eq_ignore_ascii_case(w))
-                .map(|c| c.name.clone()),
-            _ => None,
-        })
+        .filter_map(|t| table.column_named(t.token.ident()?))
+        .map(|c| c.name.clone())
         .collect()
 }
 

@@ -82,11 +82,7 @@ fn column_named(table: &crate::schema::Table, key: &str) -> Option<String> {
         Token::Word(w) | Token::Quoted(w) => w,
         _ => return None,
     };
-    table
-        .columns
-        .iter()
-        .find(|c| c.name.eq_ignore_ascii_case(name))
-        .map(|c| c.name.clone())
+    table.column_named(name).map(|c| c.name.clone())
 }
 
 /// One table's checks: the aggregates a scan of the table computes for
