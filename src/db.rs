@@ -97,7 +97,9 @@ pub fn open_rw(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-fn probe(conn: &Connection, path: &Path) -> Result<()> {
+/// Makes SQLite read the schema of `path`, which `conn` has open, so that
+/// a corrupt file fails here with a message naming it.
+pub fn probe(conn: &Connection, path: &Path) -> Result<()> {
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
         r.get::<_, i64>(0)
     })

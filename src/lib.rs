@@ -3,7 +3,7 @@
 //! The folders are the layers, each using only those listed before it:
 //! settings and output (`config`, `log`, `private`, `style`, `term`, `progress`,
 //! `error`, `interrupt`); the
-//! schema model (`db`, `overlay`, `sqltext`, `schema`, `diff`); the production target
+//! schema model (`db`, `inflight`, `overlay`, `sqltext`, `schema`, `diff`); the production target
 //! (`target`: a local file or hosts over SSH, one seam); the migration
 //! pipeline (`pipeline`: session, plan, review, copy, validate, transform,
 //! deploy — free of Rhai, used by the CLI, recipes and the REPL alike); the
@@ -24,6 +24,7 @@ pub mod term;
 
 pub mod db;
 pub mod diff;
+pub mod inflight;
 pub mod overlay;
 pub mod renames;
 pub mod schema;

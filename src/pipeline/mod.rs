@@ -6,6 +6,7 @@
 pub mod affinity;
 pub mod alter;
 pub mod backup;
+pub mod backupcheck;
 pub mod carry;
 pub mod check;
 pub mod checksum;

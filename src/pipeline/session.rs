@@ -25,6 +25,7 @@ use crate::diff::{self, SchemaDiff};
 use crate::error::{ExitKind, aborted, input};
 use crate::log::Log;
 use crate::pipeline::backup;
+use crate::pipeline::backupcheck::{BackupCheck, BackupFailed, Checking};
 use crate::pipeline::carry::{self, Carry};
 use crate::pipeline::copy::{self, FileSettings};
 use crate::pipeline::deploy;
@@ -37,7 +38,7 @@ use crate::pipeline::validate::{self, Report};
 use crate::schema::Schema;
 use crate::sqltext::display_ident;
 use crate::style::Style;
-use crate::target::files::{Syncing, Unsynced};
+use crate::target::files::Syncing;
 use crate::target::{Access, Production, Token};
 
 /// What a database handle may be used for. The role decides how
@@ -262,85 +263,6 @@ fn link_or_copy(src: &Path, dest: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Why a backup cannot be relied on.
-enum BackupFailed {
-    /// It could not be synced or named (or a signal stopped its check).
-    Unwritten(anyhow::Error),
-    /// It failed `quick_check`.
-    Damaged(anyhow::Error),
-}
-
-/// A backup being completed beside the run: synced and renamed into place
-/// on one thread while another runs its `quick_check` (which reads the
-/// page cache, not the disk). Dropped (the run ends, however it ends), it
-/// waits for both, so a backup the log named is never left a temporary
-/// file.
-struct BackupCheck(Option<[Part; 2]>);
-
-/// The sync or the check: running, or its outcome.
-enum Part {
-    Running(std::thread::JoinHandle<Result<(), BackupFailed>>),
-    Done(Result<(), BackupFailed>),
-}
-
-impl Part {
-    fn finish(self) -> Result<(), BackupFailed> {
-        match self {
-            Part::Running(h) => h.join().unwrap_or_else(|_| {
-                Err(BackupFailed::Unwritten(anyhow::anyhow!(
-                    "the backup thread panicked"
-                )))
-            }),
-            Part::Done(outcome) => outcome,
-        }
-    }
-}
-
-impl BackupCheck {
-    fn spawn(copy: Unsynced) -> Result<BackupCheck> {
-        let dest = copy.dest().to_path_buf();
-        // Opened before the rename, which the open file does not notice.
-        let conn = crate::db::open_readonly(copy.path())?;
-        let synced = std::thread::spawn(move || copy.persist().map_err(BackupFailed::Unwritten));
-        let checked = std::thread::spawn(move || {
-            let checked = backup::quick_check_open(conn, &dest);
-            // A signal abandons the check.
-            crate::interrupt::check().map_err(BackupFailed::Unwritten)?;
-            checked.map_err(BackupFailed::Damaged)
-        });
-        Ok(BackupCheck(Some([
-            Part::Running(synced),
-            Part::Running(checked),
-        ])))
-    }
-
-    /// True when the `quick_check` passed (or there is none): waits for
-    /// it, not for the sync. When false, [`Self::wait`] tells why.
-    fn check_passed(&mut self) -> bool {
-        let Some([synced, checked]) = self.0.take() else {
-            return true;
-        };
-        let checked = checked.finish();
-        let passed = checked.is_ok();
-        self.0 = Some([synced, Part::Done(checked)]);
-        passed
-    }
-
-    /// Its outcome, once (`None` when there is none to wait for): the
-    /// sync's failure first.
-    fn wait(&mut self) -> Option<Result<(), BackupFailed>> {
-        let [synced, checked] = self.0.take()?;
-        let (synced, checked) = (synced.finish(), checked.finish());
-        Some(synced.and(checked))
-    }
-}
-
-impl Drop for BackupCheck {
-    fn drop(&mut self) {
-        let _ = self.wait();
-    }
-}
-
 impl Run {
     /// Creates the run directory and its log.
     pub fn start(opts: Options, prompter: Prompter) -> Result<Run> {
@@ -438,7 +360,7 @@ impl Run {
             backup: None,
             validated: false,
             current_step: None,
-            backup_check: BackupCheck(None),
+            backup_check: BackupCheck::none(),
             migrated_sync: Syncing::default(),
             snapshot_linked: false,
             snapshot_sums: None,
@@ -693,11 +615,13 @@ impl Run {
     }
 
     /// Step 1: a timestamped backup of production (skipped in a dry run),
-    /// a consistent copy. Production is let go once the copy is in the page
-    /// cache; the copy is then synced, renamed into place and
-    /// `quick_check`ed on another core, awaited before validation, before
-    /// any deploy and when the run ends. The run's snapshot (step 2) is
-    /// this copy, linked into the run directory before that.
+    /// a consistent copy. Its `quick_check` starts on another core while
+    /// the copy is written (see [`crate::inflight`]); production is let go
+    /// once the copy is in the page cache; the copy is then synced and
+    /// renamed into place on a third thread. Both are awaited before
+    /// validation, before any deploy and when the run ends. The run's
+    /// snapshot (step 2) is this copy, linked into the run directory before
+    /// that.
     pub fn backup(&mut self) -> Result<Option<PathBuf>> {
         if self.opts.dry_run {
             self.log.line("  dry run: no backup written");
@@ -711,14 +635,20 @@ impl Run {
         crate::private::create_dir_all(&self.opts.backup_dir)
             .context("creating the backup directory")?;
         let dest = backup::backup_path(&name, &self.opts.backup_dir, &self.stamp);
-        let (token, copy) = self.production.copy_unsynced(&dest, &mut self.log)?;
+        let mut checking = None;
+        let (token, copy) = self
+            .production
+            .copy_unsynced(&dest, &mut self.log, &mut |copy| {
+                checking = Some(Checking::start(copy, &dest));
+            })?;
+        let checking = checking.unwrap_or_else(|| Checking::start(copy.path(), &dest));
         // The snapshot to come, unless one was taken before (a snapshot
         // and its token always go together).
         self.snapshot_linked = self.snapshot.is_none();
         if self.snapshot_linked {
             link_or_copy(copy.path(), &self.dir.join(SNAPSHOT))?;
         }
-        self.backup_check = BackupCheck::spawn(copy)?;
+        self.backup_check = BackupCheck::spawn(copy, checking)?;
         self.log.line(&format!(
             "  backup: {} (quick_check running)",
             dest.display()

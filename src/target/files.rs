@@ -4,7 +4,7 @@
 //! hashes of a database's files.
 
 use std::fs::{File, OpenOptions};
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -39,29 +39,47 @@ pub fn wal_path(path: &Path) -> PathBuf {
 /// Copies `src` (read-only) to `dest` with the online backup API. `dest` is
 /// created with mode 0600 before SQLite writes to it.
 pub fn copy_consistent(src: &Path, dest: &Path) -> Result<()> {
-    copy_consistent_unsynced(src, dest)?.persist()
+    copy_consistent_unsynced(src, dest, &mut |_| {})?.persist()
 }
 
 /// [`copy_consistent`], not yet synced nor renamed into place.
-pub fn copy_consistent_unsynced(src: &Path, dest: &Path) -> Result<Unsynced> {
-    backup_api_unsynced(&db::open_readonly(src)?, src, dest)
+pub fn copy_consistent_unsynced(
+    src: &Path,
+    dest: &Path,
+    while_copying: WhileCopying,
+) -> Result<Unsynced> {
+    backup_api_unsynced(&db::open_readonly(src)?, src, dest, while_copying)
 }
+
+/// Called once with a copy's temporary file as soon as that can be opened
+/// with [`crate::inflight::open_readonly`]: before its first byte for a
+/// raw copy (its readers wait for the pieces they read), once it is
+/// complete otherwise.
+pub type WhileCopying<'a> = &'a mut dyn FnMut(&Path);
 
 /// The online backup of `conn`'s main database (which is `src`) into `dest`
 /// (through a temporary file, synced and renamed: see [`write_unsynced`]).
 /// With a progress bar (bytes: pages × page size) at a terminal.
 pub fn backup_api_copy(conn: &Connection, src: &Path, dest: &Path) -> Result<()> {
-    backup_api_unsynced(conn, src, dest)?.persist()
+    backup_api_unsynced(conn, src, dest, &mut |_| {})?.persist()
 }
 
-/// [`backup_api_copy`], not yet synced nor renamed into place.
-pub fn backup_api_unsynced(conn: &Connection, src: &Path, dest: &Path) -> Result<Unsynced> {
+/// [`backup_api_copy`], not yet synced nor renamed into place. SQLite
+/// writes the copy through its own pager, not front to back, so it is
+/// handed to `while_copying` once complete.
+pub fn backup_api_unsynced(
+    conn: &Connection,
+    src: &Path,
+    dest: &Path,
+    while_copying: WhileCopying,
+) -> Result<Unsynced> {
     write_unsynced(src, dest, |tmp| {
         let bar = crate::progress::bytes_bar(crate::progress::enabled(), &label(dest), 0);
         backup_into(conn, tmp, bar.as_ref(), &|| ())?;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
+        while_copying(tmp);
         Ok(())
     })
 }
@@ -100,25 +118,36 @@ fn label(dest: &Path) -> String {
 /// caller holds a read transaction on a rollback-journal database, whose
 /// SHARED lock keeps every writer out of the file.
 pub fn raw_copy(src: &Path, len: u64, dest: &Path) -> Result<()> {
-    raw_copy_unsynced(src, len, dest)?.persist()
+    raw_copy_unsynced(src, len, dest, &mut |_| {})?.persist()
 }
 
 /// [`raw_copy`], not yet synced nor renamed into place: the caller can let
 /// go of its read transaction first (syncing a large file takes longer
-/// than copying it into the page cache).
-pub fn raw_copy_unsynced(src: &Path, len: u64, dest: &Path) -> Result<Unsynced> {
+/// than copying it into the page cache). The copy is handed to
+/// `while_copying` before its first byte and written in pieces, in the
+/// order its readers need them ([`crate::inflight::Feed`]).
+pub fn raw_copy_unsynced(
+    src: &Path,
+    len: u64,
+    dest: &Path,
+    while_copying: WhileCopying,
+) -> Result<Unsynced> {
     write_unsynced(src, dest, |tmp| {
         let (mut from, mut to) = (File::open(src)?, OpenOptions::new().write(true).open(tmp)?);
+        let mut feed = crate::inflight::Feed::start(tmp, len, RAW_CHUNK)?;
+        while_copying(tmp);
         let bar = crate::progress::bytes_bar(crate::progress::enabled(), &label(dest), len);
-        let mut copied = 0;
-        while copied < len {
-            let n = std::io::copy(&mut (&mut from).take(RAW_CHUNK.min(len - copied)), &mut to)?;
-            if n == 0 {
-                anyhow::bail!("{} ended after {copied} of {len} bytes", src.display());
+        while let Some((at, want)) = feed.next_piece() {
+            from.seek(SeekFrom::Start(at))?;
+            to.seek(SeekFrom::Start(at))?;
+            let n = std::io::copy(&mut (&mut from).take(want), &mut to)?;
+            if n < want {
+                let size = from.metadata()?.len();
+                anyhow::bail!("{} ended after {size} of {len} bytes", src.display());
             }
-            copied += n;
+            feed.written(at);
             if let Some(bar) = &bar {
-                bar.set_position(copied);
+                bar.inc(want);
             }
         }
         if let Some(bar) = bar {
@@ -128,9 +157,9 @@ pub fn raw_copy_unsynced(src: &Path, len: u64, dest: &Path) -> Result<Unsynced> 
     })
 }
 
-/// What [`raw_copy`] hands the kernel at a time (its progress bar moves
-/// between pieces).
-const RAW_CHUNK: u64 = 64 << 20;
+/// What [`raw_copy`] hands the kernel at a time (its progress bar, and
+/// the readers of the copy in progress, move on between pieces).
+const RAW_CHUNK: u64 = 4 << 20;
 
 /// A copy in its temporary file beside its destination, complete in the
 /// page cache but neither synced nor named yet ([`Unsynced::persist`]
@@ -361,7 +390,7 @@ mod tests {
             v.sort();
             v
         };
-        let copy = raw_copy_unsynced(&src, 8, &dest).unwrap();
+        let copy = raw_copy_unsynced(&src, 8, &dest, &mut |_| {}).unwrap();
         assert_eq!(std::fs::read(copy.path()).unwrap(), b"01234567");
         assert!(!dest.exists());
         let tmp = copy.path().to_path_buf();
@@ -370,7 +399,7 @@ mod tests {
         assert!(!tmp.exists());
         assert_eq!(names(), ["dest", "src"]);
 
-        drop(raw_copy_unsynced(&src, 4, &dir.path().join("other")).unwrap());
+        drop(raw_copy_unsynced(&src, 4, &dir.path().join("other"), &mut |_| {}).unwrap());
         assert_eq!(names(), ["dest", "src"], "a dropped copy leaves nothing");
     }
 

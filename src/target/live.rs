@@ -222,7 +222,7 @@ impl LiveDb {
     /// `.partial` file, fsynced, renamed), and the compare-and-swap baseline
     /// read in the same transaction.
     pub fn copy_to(&self, dest: &Path) -> Result<Baseline> {
-        let (baseline, copy) = self.copy_unsynced(dest)?;
+        let (baseline, copy) = self.copy_unsynced(dest, &mut |_| {})?;
         copy.persist()?;
         Ok(baseline)
     }
@@ -230,14 +230,22 @@ impl LiveDb {
     /// [`LiveDb::copy_to`] up to the sync: the read transaction ends as
     /// soon as the copy is in the page cache, so the application's writers
     /// wait for the copy but not for the disk. The caller persists it.
-    pub fn copy_unsynced(&self, dest: &Path) -> Result<(Baseline, Unsynced)> {
+    /// `while_copying`: see [`files::WhileCopying`].
+    pub fn copy_unsynced(
+        &self,
+        dest: &Path,
+        while_copying: files::WhileCopying,
+    ) -> Result<(Baseline, Unsynced)> {
         self.conn.execute_batch("BEGIN")?;
         let copied = self
             .conn
             .query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
             .map_err(anyhow::Error::new)
             .and_then(|()| self.data_version())
-            .and_then(|version| self.copy_in_transaction(dest).map(|copy| (version, copy)));
+            .and_then(|version| {
+                self.copy_in_transaction(dest, while_copying)
+                    .map(|copy| (version, copy))
+            });
         let _ = self.conn.execute_batch("COMMIT");
         let (version, copy) = copied.map_err(|e| {
             let busy = e
@@ -263,13 +271,17 @@ impl LiveDb {
     /// file's first `page_count` pages are the database: the kernel copies
     /// them at file-copy speed. In WAL mode the committed state is the file
     /// plus WAL frames, which SQLite's backup API assembles.
-    fn copy_in_transaction(&self, dest: &Path) -> Result<Unsynced> {
+    fn copy_in_transaction(
+        &self,
+        dest: &Path,
+        while_copying: files::WhileCopying,
+    ) -> Result<Unsynced> {
         if self.journal_mode()? == "wal" {
-            return files::backup_api_unsynced(&self.conn, &self.path, dest);
+            return files::backup_api_unsynced(&self.conn, &self.path, dest, while_copying);
         }
         let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
         let size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-        files::raw_copy_unsynced(&self.path, (pages * size) as u64, dest)
+        files::raw_copy_unsynced(&self.path, (pages * size) as u64, dest, while_copying)
     }
 
     /// Fails (exit 3) when a write reached production since `baseline` or
@@ -855,7 +867,7 @@ mod tests {
         let before = digest(&prod);
         let dest = dir.path().join("copy.db");
         let live = LiveDb::open(&prod).unwrap();
-        let (_, copy) = live.copy_unsynced(&dest).unwrap();
+        let (_, copy) = live.copy_unsynced(&dest, &mut |_| {}).unwrap();
         // Production is let go before the copy is synced: a writer that
         // does not wait at all commits.
         let app = Connection::open(&prod).unwrap();

@@ -182,20 +182,26 @@ impl Production {
 
     /// A consistent copy of production at `dest` (0600), and its token.
     pub fn copy_to(&mut self, dest: &Path, log: &mut Log) -> Result<Token> {
-        let (token, copy) = self.copy_unsynced(dest, log)?;
+        let (token, copy) = self.copy_unsynced(dest, log, &mut |_| {})?;
         copy.persist()?;
         Ok(token)
     }
 
     /// [`Production::copy_to`] up to the sync: production is let go as soon
-    /// as the copy is in the page cache; the caller persists it.
-    pub fn copy_unsynced(&mut self, dest: &Path, log: &mut Log) -> Result<(Token, Unsynced)> {
+    /// as the copy is in the page cache; the caller persists it. The copy
+    /// can be read while it is written: see [`files::WhileCopying`].
+    pub fn copy_unsynced(
+        &mut self,
+        dest: &Path,
+        log: &mut Log,
+        while_copying: files::WhileCopying,
+    ) -> Result<(Token, Unsynced)> {
         if self.is_remote() {
             let (fetched, copies) = self.fetched(log)?;
-            let copy = crate::target::files::copy_consistent_unsynced(&fetched, dest)?;
+            let copy = files::copy_consistent_unsynced(&fetched, dest, while_copying)?;
             return Ok((Token::Remote(copies), copy));
         }
-        let (baseline, copy) = self.local()?.live().copy_unsynced(dest)?;
+        let (baseline, copy) = self.local()?.live().copy_unsynced(dest, while_copying)?;
         Ok((Token::Local(baseline), copy))
     }
 
