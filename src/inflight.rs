@@ -12,8 +12,8 @@
 //! read this way: the raw copy of a rollback-journal database under its
 //! read lock ([`crate::target`]'s `files`).
 //!
-//! One of the few places with `unsafe` code (as [`crate::overlay`]): a VFS
-//! is C's interface. Each block says what makes it sound.
+//! One of the few places with `unsafe` code (listed in [`crate::overlay`]):
+//! a VFS is C's interface. Each block says what makes it sound.
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;

@@ -23,9 +23,10 @@
 //! file is not a database: its unwritten pages are zeros, which SQLite
 //! reports as corrupt rather than reading as data.
 //!
-//! One of the few places with `unsafe` code (the others: [`crate::target`]'s
-//! `dbfile`, one `sync_file_range` call in its `files`, and the imposter
-//! test control in [`crate::pipeline::carry`]): a VFS is C's interface.
+//! One of the few places with `unsafe` code (the others: the VFS of
+//! [`crate::inflight`], [`crate::target`]'s `dbfile`, one `sync_file_range`
+//! call in its `files`, and the imposter test control in
+//! [`crate::pipeline::carry`]): a VFS is C's interface.
 //! Each block says what makes it sound.
 #![allow(unsafe_code)]
 
