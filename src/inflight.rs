@@ -20,7 +20,6 @@ use std::collections::HashMap;
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::fs::File;
 use std::mem::ManuallyDrop;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -28,6 +27,8 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags, ffi};
+
+use crate::vfs::{self, Platform};
 
 /// The VFS's name.
 const VFS_NAME: &CStr = c"sqlmorph-inflight";
@@ -194,41 +195,17 @@ pub fn open_readonly(path: &Path) -> Result<Connection> {
 
 // ------------------------------------------------------------------ the VFS
 
-/// The platform's VFS, which this one hands every other file to.
-struct Platform(*mut ffi::sqlite3_vfs);
-// SAFETY: a VFS object is immutable once registered and SQLite calls it
-// from any thread.
-unsafe impl Send for Platform {}
-unsafe impl Sync for Platform {}
-
 static PLATFORM: OnceLock<Platform> = OnceLock::new();
 
-/// Registers the VFS (not as the default), once.
+/// Registers the VFS (not as the default), once: a copy of SQLite's
+/// "unix" VFS, whatever the default is by then.
 fn register() -> Result<()> {
     static DONE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     DONE.get_or_init(|| {
-        // SAFETY: sqlite3_vfs_find and sqlite3_vfs_register are thread-safe;
-        // the new VFS is a copy of the platform's ("unix", whatever the
-        // default is by then), leaked (VFSes live for the process), with
-        // only its name, file size and xOpen changed.
-        unsafe {
-            let platform = ffi::sqlite3_vfs_find(c"unix".as_ptr());
-            if platform.is_null() {
-                return Err("SQLite has no unix VFS".into());
-            }
-            let _ = PLATFORM.set(Platform(platform));
-            let mut vfs = std::ptr::read(platform);
-            vfs.zName = VFS_NAME.as_ptr();
-            vfs.pNext = std::ptr::null_mut();
-            vfs.szOsFile = vfs
-                .szOsFile
-                .max(std::mem::size_of::<InflightFile>() as c_int);
-            vfs.xOpen = Some(x_open);
-            match ffi::sqlite3_vfs_register(Box::into_raw(Box::new(vfs)), 0) {
-                ffi::SQLITE_OK => Ok(()),
-                rc => Err(format!("registering the in-flight VFS failed ({rc})")),
-            }
-        }
+        let platform = vfs::platform(Some(c"unix"))?;
+        let platform = PLATFORM.get_or_init(|| platform);
+        let size = std::mem::size_of::<InflightFile>();
+        vfs::register(platform, VFS_NAME, size, x_open, false)
     })
     .clone()
     .map_err(anyhow::Error::msg)
@@ -253,9 +230,9 @@ static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xLock: Some(x_lock),
     xUnlock: Some(x_lock),
     xCheckReservedLock: Some(x_check_reserved_lock),
-    xFileControl: Some(x_file_control),
-    xSectorSize: Some(x_sector_size),
-    xDeviceCharacteristics: Some(x_device_characteristics),
+    xFileControl: Some(vfs::x_file_control),
+    xSectorSize: Some(vfs::x_sector_size),
+    xDeviceCharacteristics: Some(vfs::x_device_characteristics),
     xShmMap: None,
     xShmLock: None,
     xShmBarrier: None,
@@ -277,41 +254,33 @@ unsafe extern "C" fn x_open(
         return ffi::SQLITE_CANTOPEN;
     };
     let main_readonly = ffi::SQLITE_OPEN_MAIN_DB | ffi::SQLITE_OPEN_READONLY;
-    if !name.is_null() && flags & main_readonly == main_readonly {
-        // SAFETY: SQLite passes a NUL-terminated path.
-        let path = Path::new(std::ffi::OsStr::from_bytes(
-            unsafe { CStr::from_ptr(name) }.to_bytes(),
-        ));
-        let copy = identity(path).ok().and_then(|key| {
-            let copies = registry().lock().unwrap_or_else(PoisonError::into_inner);
-            copies.get(&key).cloned()
-        });
-        if let Some(copy) = copy {
-            let Ok(opened) = File::open(path) else {
-                return ffi::SQLITE_CANTOPEN;
-            };
-            // SAFETY: SQLite allocated szOsFile bytes, at least an
-            // InflightFile, and passes a place for the flags.
-            unsafe {
-                file.cast::<InflightFile>().write(InflightFile {
-                    base: ffi::sqlite3_file { pMethods: &METHODS },
-                    copy: Arc::into_raw(copy),
-                    file: ManuallyDrop::new(opened),
-                });
-                if !out_flags.is_null() {
-                    *out_flags = flags;
-                }
+    // SAFETY: these are xOpen's arguments from SQLite.
+    let path = unsafe { vfs::path_to_open(name, flags, main_readonly) };
+    let copy = path.and_then(|path| {
+        let key = identity(path).ok()?;
+        let copies = registry().lock().unwrap_or_else(PoisonError::into_inner);
+        copies.get(&key).cloned().map(|copy| (path, copy))
+    });
+    if let Some((path, copy)) = copy {
+        let Ok(opened) = File::open(path) else {
+            return ffi::SQLITE_CANTOPEN;
+        };
+        // SAFETY: SQLite allocated szOsFile bytes, at least an
+        // InflightFile, and passes a place for the flags.
+        unsafe {
+            file.cast::<InflightFile>().write(InflightFile {
+                base: ffi::sqlite3_file { pMethods: &METHODS },
+                copy: Arc::into_raw(copy),
+                file: ManuallyDrop::new(opened),
+            });
+            if !out_flags.is_null() {
+                *out_flags = flags;
             }
-            return ffi::SQLITE_OK;
         }
+        return ffi::SQLITE_OK;
     }
-    // SAFETY: the platform's xOpen, with the platform's VFS, as SQLite would.
-    unsafe {
-        match (*platform.0).xOpen {
-            Some(open) => open(platform.0, name, file, flags, out_flags),
-            None => ffi::SQLITE_CANTOPEN,
-        }
-    }
+    // SAFETY: as above.
+    unsafe { vfs::platform_open(platform, name, file, flags, out_flags) }
 }
 
 /// The open file behind `file` (opened by [`x_open`] with [`METHODS`]).
@@ -408,22 +377,6 @@ unsafe extern "C" fn x_check_reserved_lock(
     // SAFETY: SQLite passes a place for the answer.
     unsafe { *out = 0 };
     ffi::SQLITE_OK
-}
-
-unsafe extern "C" fn x_file_control(
-    _file: *mut ffi::sqlite3_file,
-    _op: c_int,
-    _arg: *mut c_void,
-) -> c_int {
-    ffi::SQLITE_NOTFOUND
-}
-
-unsafe extern "C" fn x_sector_size(_file: *mut ffi::sqlite3_file) -> c_int {
-    4096
-}
-
-unsafe extern "C" fn x_device_characteristics(_file: *mut ffi::sqlite3_file) -> c_int {
-    0
 }
 
 #[cfg(test)]

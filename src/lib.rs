@@ -3,7 +3,7 @@
 //! The folders are the layers, each using only those listed before it:
 //! settings and output (`config`, `log`, `private`, `style`, `term`, `progress`,
 //! `error`, `interrupt`); the
-//! schema model (`db`, `inflight`, `overlay`, `sqltext`, `schema`, `diff`); the production target
+//! schema model (`db`, `vfs`, `inflight`, `overlay`, `sqltext`, `schema`, `diff`); the production target
 //! (`target`: a local file or hosts over SSH, one seam); the migration
 //! pipeline (`pipeline`: session, plan, review, copy, validate, transform,
 //! deploy — free of Rhai, used by the CLI, recipes and the REPL alike); the
@@ -30,6 +30,7 @@ pub mod renames;
 pub mod schema;
 pub mod sqlscript;
 pub mod sqltext;
+pub mod vfs;
 
 pub mod target;
 

@@ -24,9 +24,10 @@
 //! reports as corrupt rather than reading as data.
 //!
 //! One of the few places with `unsafe` code (the others: the VFS of
-//! [`crate::inflight`], [`crate::target`]'s `dbfile`, one `sync_file_range`
-//! call in its `files`, and the imposter test control in
-//! [`crate::pipeline::carry`]): a VFS is C's interface.
+//! [`crate::inflight`], what the two share in [`crate::vfs`],
+//! [`crate::target`]'s `dbfile`, one `sync_file_range` call in its
+//! `files`, and the imposter test control in [`crate::pipeline::carry`]):
+//! a VFS is C's interface.
 //! Each block says what makes it sound.
 #![allow(unsafe_code)]
 
@@ -42,6 +43,8 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use anyhow::{Context, Result, bail};
 use rusqlite::ffi;
+
+use crate::vfs::{self, Platform};
 
 /// The VFS's name (also usable in a `vfs=` URI parameter).
 const VFS_NAME: &CStr = c"sqlmorph-overlay";
@@ -82,13 +85,6 @@ fn registry() -> &'static Mutex<HashMap<CString, Arc<Overlay>>> {
     REGISTRY.get_or_init(Default::default)
 }
 
-/// The platform's VFS, which this one hands everything else to.
-struct Platform(*mut ffi::sqlite3_vfs);
-// SAFETY: a VFS object is immutable once registered and SQLite calls it
-// from any thread.
-unsafe impl Send for Platform {}
-unsafe impl Sync for Platform {}
-
 static PLATFORM: OnceLock<Platform> = OnceLock::new();
 
 /// The VFS that opened a file of a connection whose VFS is `vfs`, given the
@@ -113,28 +109,10 @@ pub fn opener(
 fn register() -> Result<&'static Platform> {
     static DONE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     DONE.get_or_init(|| {
-        // SAFETY: sqlite3_vfs_find and sqlite3_vfs_register are thread-safe;
-        // the new VFS is a copy of the platform's, leaked (VFSes live for
-        // the process), with only its name, file size and xOpen changed.
-        unsafe {
-            let platform = ffi::sqlite3_vfs_find(std::ptr::null());
-            if platform.is_null() {
-                return Err("SQLite has no default VFS".into());
-            }
-            let _ = PLATFORM.set(Platform(platform));
-            let mut vfs = std::ptr::read(platform);
-            vfs.zName = VFS_NAME.as_ptr();
-            vfs.pNext = std::ptr::null_mut();
-            vfs.szOsFile = vfs
-                .szOsFile
-                .max(std::mem::size_of::<OverlayFile>() as c_int);
-            vfs.xOpen = Some(x_open);
-            let vfs = Box::into_raw(Box::new(vfs));
-            match ffi::sqlite3_vfs_register(vfs, 1) {
-                ffi::SQLITE_OK => Ok(()),
-                rc => Err(format!("registering the overlay VFS failed ({rc})")),
-            }
-        }
+        let platform = vfs::platform(None)?;
+        let platform = PLATFORM.get_or_init(|| platform);
+        let size = std::mem::size_of::<OverlayFile>();
+        vfs::register(platform, VFS_NAME, size, x_open, true)
     })
     .clone()
     .map_err(anyhow::Error::msg)?;
@@ -503,9 +481,9 @@ static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xLock: Some(x_lock),
     xUnlock: Some(x_unlock),
     xCheckReservedLock: Some(x_check_reserved_lock),
-    xFileControl: Some(x_file_control),
-    xSectorSize: Some(x_sector_size),
-    xDeviceCharacteristics: Some(x_device_characteristics),
+    xFileControl: Some(vfs::x_file_control),
+    xSectorSize: Some(vfs::x_sector_size),
+    xDeviceCharacteristics: Some(vfs::x_device_characteristics),
     xShmMap: None,
     xShmLock: None,
     xShmBarrier: None,
@@ -526,35 +504,25 @@ unsafe extern "C" fn x_open(
     let Some(platform) = PLATFORM.get() else {
         return ffi::SQLITE_CANTOPEN;
     };
-    if !name.is_null() && flags & ffi::SQLITE_OPEN_MAIN_DB != 0 {
-        // SAFETY: SQLite passes a NUL-terminated path (URI parameters
-        // follow the first NUL and are not read).
-        let path = Path::new(std::ffi::OsStr::from_bytes(
-            unsafe { CStr::from_ptr(name) }.to_bytes(),
-        ));
-        if let Some(overlay) = lookup(path) {
-            let f = file.cast::<OverlayFile>();
-            // SAFETY: SQLite allocated szOsFile bytes, at least an OverlayFile.
-            unsafe {
-                f.write(OverlayFile {
-                    base: ffi::sqlite3_file { pMethods: &METHODS },
-                    overlay: Arc::into_raw(overlay),
-                    lock: ffi::SQLITE_LOCK_NONE,
-                });
-                if !out_flags.is_null() {
-                    *out_flags = flags;
-                }
+    // SAFETY: these are xOpen's arguments from SQLite.
+    let path = unsafe { vfs::path_to_open(name, flags, ffi::SQLITE_OPEN_MAIN_DB) };
+    if let Some(overlay) = path.and_then(lookup) {
+        let f = file.cast::<OverlayFile>();
+        // SAFETY: SQLite allocated szOsFile bytes, at least an OverlayFile.
+        unsafe {
+            f.write(OverlayFile {
+                base: ffi::sqlite3_file { pMethods: &METHODS },
+                overlay: Arc::into_raw(overlay),
+                lock: ffi::SQLITE_LOCK_NONE,
+            });
+            if !out_flags.is_null() {
+                *out_flags = flags;
             }
-            return ffi::SQLITE_OK;
         }
+        return ffi::SQLITE_OK;
     }
-    // SAFETY: the platform's xOpen, with the platform's VFS, as SQLite would.
-    unsafe {
-        match (*platform.0).xOpen {
-            Some(open) => open(platform.0, name, file, flags, out_flags),
-            None => ffi::SQLITE_CANTOPEN,
-        }
-    }
+    // SAFETY: as above.
+    unsafe { vfs::platform_open(platform, name, file, flags, out_flags) }
 }
 
 /// The overlay behind a file SQLite opened with [`x_open`].
@@ -712,22 +680,6 @@ unsafe extern "C" fn x_check_reserved_lock(file: *mut ffi::sqlite3_file, out: *m
     // SAFETY: SQLite passes a place for the answer.
     unsafe { *out = c_int::from(held.unwrap_or(true)) };
     ffi::SQLITE_OK
-}
-
-unsafe extern "C" fn x_file_control(
-    _file: *mut ffi::sqlite3_file,
-    _op: c_int,
-    _arg: *mut c_void,
-) -> c_int {
-    ffi::SQLITE_NOTFOUND
-}
-
-unsafe extern "C" fn x_sector_size(_file: *mut ffi::sqlite3_file) -> c_int {
-    4096
-}
-
-unsafe extern "C" fn x_device_characteristics(_file: *mut ffi::sqlite3_file) -> c_int {
-    0
 }
 
 /// Removes `path`'s store and forgets it (the run's scratch clean-up).
