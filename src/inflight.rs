@@ -4,9 +4,9 @@
 //! The copier registers the file it writes ([`Feed::start`]), asks which
 //! piece to write next ([`Feed::next_piece`]: the one a reader waits for, if
 //! any) and says when it is written ([`Feed::written`]). A connection
-//! opened with
-//! [`open_readonly`] reads that file through a VFS whose reads wait until
-//! the bytes they ask for are there, and fail when the copy is abandoned;
+//! opened with [`open_readonly`] reads that file through a VFS whose reads
+//! wait until the bytes they ask for are there, and fail when the copy is
+//! abandoned;
 //! the file's size is its final size from the start. Any other file opens
 //! as usual. Only a copy whose bytes never change once written can be
 //! read this way: the raw copy of a rollback-journal database under its
@@ -319,7 +319,8 @@ unsafe extern "C" fn x_read(
         )
     };
     let (copy, at) = (unsafe { &*f.copy }, at as u64);
-    if !copy.wait_for(at) {
+    let last = at + buf.len().saturating_sub(1) as u64;
+    if !(copy.wait_for(at) && copy.wait_for(last)) {
         return ffi::SQLITE_IOERR_READ;
     }
     let mut done = 0;
