@@ -378,6 +378,52 @@ mod tests {
     }
 
     #[test]
+    fn a_raw_copy_is_handed_over_before_its_first_byte_and_read_whole_while_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dest) = (dir.path().join("src.db"), dir.path().join("dest.db"));
+        let conn = Connection::open(&src).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60000)
+             INSERT INTO t SELECT i, printf('%080d', i) FROM n;
+             CREATE INDEX t_v ON t(v);",
+        )
+        .unwrap();
+        let size: i64 = conn
+            .query_row(
+                "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let size = size as u64;
+        assert!(size > 2 * RAW_CHUNK, "several pieces: {size} bytes");
+        let read = |path: &Path| -> rusqlite::Result<(String, i64)> {
+            let c = crate::inflight::open_readonly(path).unwrap();
+            let ok = c.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+            Ok((
+                ok,
+                c.query_row("SELECT sum(length(v) + id) FROM t", [], |r| r.get(0))?,
+            ))
+        };
+        let expected = read(&src).unwrap();
+        let mut handed = None;
+        let copy = raw_copy_unsynced(&src, size, &dest, &mut |tmp| {
+            let written = std::fs::metadata(tmp).unwrap().len();
+            let tmp = tmp.to_path_buf();
+            handed = Some((written, std::thread::spawn(move || read(&tmp))));
+        })
+        .unwrap();
+        let (written, reader) = handed.expect("the copy was never handed over");
+        assert_eq!(written, 0, "handed over after its first bytes");
+        assert_eq!(reader.join().unwrap().unwrap(), expected);
+        assert_eq!(
+            std::fs::read(copy.path()).unwrap(),
+            std::fs::read(&src).unwrap()
+        );
+    }
+
+    #[test]
     fn an_unsynced_copy_is_named_only_when_persisted_and_gone_when_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let (src, dest) = (dir.path().join("src"), dir.path().join("dest"));
